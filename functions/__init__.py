@@ -1,0 +1,1 @@
+"""The stateless HTTP functions: `api` (the public API) and `sweeper` (Cloud Scheduler)."""

@@ -1,0 +1,231 @@
+"""The public API's handlers (/v1/...): parse, call a wagate service, render."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import flask
+import segno
+from pydantic import BaseModel, Field
+
+from functions import auth
+from functions.app import gateway
+from functions.web import Call, Router
+from wagate import __version__
+from wagate.contracts import (
+    CreateSessionRequest,
+    MessagePage,
+    MessageView,
+    RetryDeadRequest,
+    RetryDeadResult,
+    SendMessageRequest,
+    SessionView,
+    TenantLimits,
+)
+from wagate.errors import DependencyUnavailable, ValidationFailed, WagateError
+from wagate.services.outbox import request_fingerprint
+
+router = Router()
+
+
+class CreateTenantRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=128)
+    webhook_url: str | None = Field(None, pattern=r"^https?://", max_length=2048)
+    limits: TenantLimits | None = None
+
+
+class TenantCreated(BaseModel):
+    id: str
+    name: str
+    api_key: str = Field(description="Shown once: store it now")
+    key_id: str
+
+
+class KeyIssued(BaseModel):
+    api_key: str
+    key_id: str
+
+
+class SessionList(BaseModel):
+    items: list[SessionView]
+    next_cursor: str | None = None
+
+
+# ------------------------------------------------------------------ health
+
+
+@router.route("/v1/health", methods=["GET"])
+def health(call: Call) -> Any:
+    g = gateway()
+    checks: dict[str, str] = {}
+    for name, ping in (("firestore", g.store.ping), ("tasks", g.queue.ping)):
+        try:
+            ping()
+            checks[name] = "ok"
+        except WagateError as e:
+            checks[name] = f"error: {e.message}"
+    status = "ok" if all(v == "ok" for v in checks.values()) else "degraded"
+    return {"status": status, "version": __version__, "checks": checks}, (
+        200 if status == "ok" else 503
+    )
+
+
+# ------------------------------------------------------------------ admin
+
+
+@router.route("/v1/admin/tenants", methods=["POST"])
+def create_tenant(call: Call) -> Any:
+    g = gateway()
+    auth.admin(call, g.settings)
+    body = call.json_body(CreateTenantRequest)
+    tenant = g.tenants.create(body.name, webhook_url=body.webhook_url, limits=body.limits)
+    key = g.tenants.issue_key(tenant.id)
+    return TenantCreated(id=tenant.id, name=tenant.name, api_key=key.key, key_id=key.key_id), 201
+
+
+@router.route("/v1/admin/tenants/<tenant_id>/keys", methods=["POST"])
+def issue_key(call: Call) -> Any:
+    g = gateway()
+    auth.admin(call, g.settings)
+    key = g.tenants.issue_key(call.args["tenant_id"])
+    return KeyIssued(api_key=key.key, key_id=key.key_id), 201
+
+
+@router.route("/v1/admin/tenants/<tenant_id>/keys/<key_id>", methods=["DELETE"])
+def revoke_key(call: Call) -> Any:
+    g = gateway()
+    auth.admin(call, g.settings)
+    g.tenants.revoke_key(call.args["tenant_id"], call.args["key_id"])
+    return flask.Response(status=204)
+
+
+# ------------------------------------------------------------------ sessions
+
+
+@router.route("/v1/sessions", methods=["POST"])
+def create_session(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    body = (
+        call.json_body(CreateSessionRequest) if call.request.get_data() else CreateSessionRequest()
+    )
+    return SessionView.of(g.sessions.create(tenant, body)), 201
+
+
+@router.route("/v1/sessions", methods=["GET"])
+def list_sessions(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    docs, cursor = g.sessions.list_for_tenant(
+        tenant, limit=call.query_int("limit", 50, 1, 500), cursor=call.request.args.get("cursor")
+    )
+    return SessionList(items=[SessionView.of(d) for d in docs], next_cursor=cursor)
+
+
+@router.route("/v1/sessions/<session_id>", methods=["GET"])
+def get_session(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    return SessionView.of(g.sessions.get(tenant, call.args["session_id"]))
+
+
+@router.route("/v1/sessions/<session_id>", methods=["DELETE"])
+def delete_session(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    g.sessions.delete(tenant, call.args["session_id"])
+    return flask.Response(status=202)
+
+
+@router.route("/v1/sessions/<session_id>:recover", methods=["POST"])
+def recover_session(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    return SessionView.of(g.sessions.recover(tenant, call.args["session_id"])), 202
+
+
+@router.route("/v1/sessions/<session_id>/qr", methods=["GET"])
+def session_qr(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    fmt = call.request.args.get("format", "png")
+    if fmt not in ("png", "svg", "text", "json"):
+        raise ValidationFailed("format must be png, svg, text or json", field="format")
+    qr = g.sessions.qr(tenant, call.args["session_id"])
+    if fmt == "json":
+        return {"code": qr.code, "expires_at": qr.expires_at}
+    code = segno.make(qr.code, error="l")
+    headers = {"Cache-Control": "no-store"}
+    if fmt == "text":
+        out = io.StringIO()
+        code.terminal(out=out, compact=True, border=2)
+        return flask.Response(out.getvalue(), mimetype="text/plain", headers=headers)
+    buffer = io.BytesIO()
+    code.save(buffer, kind=fmt, scale=6, border=2)
+    mimetype = "image/png" if fmt == "png" else "image/svg+xml"
+    return flask.Response(buffer.getvalue(), mimetype=mimetype, headers=headers)
+
+
+# ------------------------------------------------------------------ messages
+
+
+@router.route("/v1/sessions/<session_id>/messages", methods=["POST"])
+def send_message(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    raw = call.raw_body(limit=1024 * 1024)
+    body = call.json_body(SendMessageRequest)
+    key = call.request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key"
+        )
+    accepted = g.outbox.accept(
+        tenant,
+        call.args["session_id"],
+        body,
+        idempotency_key=key,
+        fingerprint=request_fingerprint(raw),
+    )
+    return MessageView.of(accepted.message), 202
+
+
+@router.route("/v1/sessions/<session_id>/messages", methods=["GET"])
+def list_messages(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    direction = call.request.args.get("direction", "out")
+    if direction not in ("out", "in"):
+        raise ValidationFailed("direction must be out or in", field="direction")
+    limit = call.query_int("limit", 50, 1, 500)
+    cursor = call.request.args.get("cursor")
+    if direction == "out":
+        docs, nxt = g.outbox.list_for_session(
+            tenant.id, call.args["session_id"], limit=limit, cursor=cursor
+        )
+        return MessagePage(items=[MessageView.of(d) for d in docs], next_cursor=nxt)
+    raise DependencyUnavailable("inbound listing is not available yet")
+
+
+@router.route("/v1/messages/<message_id>", methods=["GET"])
+def get_message(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    return MessageView.of(g.outbox.get(tenant.id, call.args["message_id"]))
+
+
+@router.route("/v1/messages:retry-dead", methods=["POST"])
+def retry_dead(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    body = call.json_body(RetryDeadRequest)
+    retried = g.outbox.retry_dead(
+        tenant.id,
+        session_id=body.session_id,
+        since=body.since,
+        until=body.until,
+        reason=body.reason,
+        limit=body.limit,
+    )
+    return RetryDeadResult(retried=retried)

@@ -1,0 +1,79 @@
+"""Composition root of the functions: builds the adapters and services once per instance."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from wagate import logs
+from wagate.adapters import firestore as fs
+from wagate.adapters import storage as gcs
+from wagate.adapters import tasks
+from wagate.clock import SystemClock
+from wagate.config import Settings
+from wagate.services.directory import SessionDirectory
+from wagate.services.outbox import Outbox, Routing
+from wagate.services.sessions import Sessions
+from wagate.services.tenants import Tenants
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    store: fs.FirestoreStore
+    queue: tasks.CloudTasksQueue
+    media: gcs.GcsBlobStore
+    tenants: Tenants
+    directory: SessionDirectory
+    outbox: Outbox
+    sessions: Sessions
+    clock: SystemClock
+
+
+def task_auth(settings: Settings) -> tasks.TaskAuth:
+    if settings.env == "cloud":
+        if not settings.tasks_service_account:
+            raise RuntimeError("WAGATE_TASKS_SERVICE_ACCOUNT is required when WAGATE_ENV=cloud")
+        return tasks.OidcAuth(settings.tasks_service_account)
+    if settings.internal_secret is None:
+        raise RuntimeError("WAGATE_INTERNAL_SECRET is required when WAGATE_ENV=local")
+    return tasks.SharedSecretAuth(settings.internal_secret.get_secret_value())
+
+
+def build(settings: Settings) -> Gateway:
+    logs.configure(settings.log_format, settings.log_level)
+    clock = SystemClock()
+    store = fs.FirestoreStore(fs.make_client(settings.project_id))
+    queue = tasks.CloudTasksQueue(
+        tasks.make_client(settings.tasks_endpoint),
+        settings.project_id,
+        settings.region,
+        task_auth(settings),
+    )
+    media = gcs.GcsBlobStore(gcs.make_client(settings.project_id), settings.media_bucket)
+    routing = Routing(settings.queue_prefix, settings.runner_url)
+    directory = SessionDirectory(store)
+    return Gateway(
+        settings=settings,
+        store=store,
+        queue=queue,
+        media=media,
+        tenants=Tenants(store, clock),
+        directory=directory,
+        outbox=Outbox(store, queue, clock, routing, directory),
+        sessions=Sessions(store, queue, clock, routing, directory, settings.shard_count),
+        clock=clock,
+    )
+
+
+_lock = threading.Lock()
+_gateway: Gateway | None = None
+
+
+def gateway() -> Gateway:
+    """The instance's Gateway, built on first use (Cloud Functions reuse warm instances)."""
+    global _gateway
+    with _lock:
+        if _gateway is None:
+            _gateway = build(Settings())
+        return _gateway

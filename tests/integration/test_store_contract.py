@@ -1,0 +1,205 @@
+"""The Store/Repository/Leases contract, run against the in-memory adapter and the real
+Firestore emulator: both must behave the same."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from wagate.adapters.firestore import FirestoreStore, make_client
+from wagate.adapters.memory import FixedClock, MemoryStore
+from wagate.contracts import MessageDoc, SessionDoc, ShardLease, TextContent
+from wagate.domain.messages import MessageStatus
+from wagate.errors import AlreadyExists, FencedOut, LeaseHeld, NotFound
+from wagate.ports import Fence, Store, Where
+from wagate.services.leases import Leases
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["memory", "firestore"])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+    else:
+        request.getfixturevalue("firestore_env")
+        yield FirestoreStore(make_client(f"c-{uuid.uuid4().hex[:10]}"))
+
+
+def session(doc_id: str, shard: int = 0, **kw: object) -> SessionDoc:
+    return SessionDoc(id=doc_id, tenant_id="t1", shard=shard, **kw)  # type: ignore[arg-type]
+
+
+def message(doc_id: str, status: MessageStatus = MessageStatus.ACCEPTED) -> MessageDoc:
+    return MessageDoc(
+        id=doc_id,
+        tenant_id="t1",
+        session_id="s1",
+        shard=0,
+        to="+15550001",
+        content=TextContent(body="hello"),
+        wa_id="3EB0" + doc_id,
+        status=status,
+    )
+
+
+def test_documents_round_trip_with_their_types(store: Store) -> None:
+    repo = store.collection("messages", MessageDoc)
+    original = message("m1")
+    repo.create(original)
+    loaded = repo.get("m1")
+    assert loaded is not None
+    assert loaded.content == TextContent(body="hello")
+    assert loaded.status is MessageStatus.ACCEPTED
+    assert loaded.created_at == original.created_at
+    assert repo.get("missing") is None
+
+
+def test_create_refuses_an_existing_id(store: Store) -> None:
+    repo = store.collection("sessions", SessionDoc)
+    repo.create(session("s1"))
+    with pytest.raises(AlreadyExists):
+        repo.create(session("s1"))
+
+
+def test_update_is_a_transaction_that_loses_no_increment(store: Store) -> None:
+    repo = store.collection("sessions", SessionDoc)
+    repo.create(session("s1"))
+
+    def bump(doc: SessionDoc) -> SessionDoc:
+        return doc.model_copy(update={"reconnect_attempts": doc.reconnect_attempts + 1})
+
+    threads = [
+        threading.Thread(target=lambda: [repo.update("s1", bump) for _ in range(3)])
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    loaded = repo.get("s1")
+    assert loaded is not None and loaded.reconnect_attempts == 6
+
+
+def test_update_of_a_missing_document_is_not_found(store: Store) -> None:
+    with pytest.raises(NotFound):
+        store.collection("sessions", SessionDoc).update("nope", lambda d: d)
+
+
+def test_an_aborting_update_writes_nothing(store: Store) -> None:
+    repo = store.collection("sessions", SessionDoc)
+    repo.create(session("s1"))
+
+    def refuse(doc: SessionDoc) -> SessionDoc:
+        raise AlreadyExists("no")
+
+    with pytest.raises(AlreadyExists):
+        repo.update("s1", refuse)
+    assert repo.get("s1") == session("s1").model_copy(
+        update={"created_at": repo.get("s1").created_at, "updated_at": repo.get("s1").updated_at}  # type: ignore[union-attr]
+    )
+
+
+def test_query_filters_orders_and_pages_by_cursor(store: Store) -> None:
+    repo = store.collection("messages", MessageDoc)
+    repo.put_many([message(f"m{i}") for i in range(5)] + [message("x", MessageStatus.DEAD)])
+    accepted = repo.query([Where("status", "==", "accepted")], order_by="id")
+    assert [m.id for m in accepted] == ["m0", "m1", "m2", "m3", "m4"]
+    page1 = repo.query([Where("status", "==", "accepted")], order_by="id", limit=2)
+    page2 = repo.query(
+        [Where("status", "==", "accepted")], order_by="id", limit=2, start_after=page1[-1].id
+    )
+    assert [m.id for m in page1 + page2] == ["m0", "m1", "m2", "m3"]
+    assert [m.id for m in repo.query([Where("status", "in", ["dead"])])] == ["x"]
+    newest = repo.query(order_by="created_at", descending=True, limit=1)
+    assert [m.id for m in newest] == ["x"]
+
+
+def test_get_many_keeps_order_and_skips_missing(store: Store) -> None:
+    repo = store.collection("sessions", SessionDoc)
+    repo.put_many([session("a"), session("b"), session("c")])
+    assert [s.id for s in repo.get_many(["c", "zz", "a"])] == ["c", "a"]
+
+
+def test_subcollections_are_separate(store: Store) -> None:
+    a = store.subcollection("sessions", "s1", "inbound", SessionDoc)
+    b = store.subcollection("sessions", "s2", "inbound", SessionDoc)
+    a.put(session("x"))
+    assert b.get("x") is None and a.get("x") is not None
+
+
+def test_delete_removes(store: Store) -> None:
+    repo = store.collection("sessions", SessionDoc)
+    repo.put(session("s1"))
+    repo.delete("s1")
+    repo.delete("s1")  # idempotent
+    assert repo.get("s1") is None
+
+
+# ------------------------------------------------------------------ leases and fences
+
+
+def test_lease_takeover_after_expiry_raises_the_fencing_token(store: Store) -> None:
+    clock = FixedClock()
+    leases = Leases(store.collection("shards", ShardLease), clock)
+    first = leases.acquire(0, "runner-a", ttl=15)
+    assert first.token == 1 and first.holder == "runner-a"
+    with pytest.raises(LeaseHeld) as held:
+        leases.acquire(0, "runner-b", ttl=15)
+    assert held.value.retry_after is not None and 0 < held.value.retry_after <= 15
+    clock.advance(5)
+    renewed = leases.renew(0, "runner-a", first.token, ttl=15)
+    assert renewed.token == first.token
+    clock.advance(16)
+    second = leases.acquire(0, "runner-b", ttl=15)
+    assert second.token == first.token + 1 and second.holder == "runner-b"
+    with pytest.raises(FencedOut):
+        leases.renew(0, "runner-a", first.token, ttl=15)
+
+
+def test_a_write_with_a_stale_fencing_token_is_refused(store: Store) -> None:
+    clock = FixedClock()
+    leases = Leases(store.collection("shards", ShardLease), clock)
+    sessions = store.collection("sessions", SessionDoc)
+    sessions.put(session("s1"))
+    old = leases.acquire(0, "runner-a", ttl=15)
+    sessions.update("s1", lambda d: d.model_copy(update={"jid": "a"}), fence=Fence(0, old.token))
+    clock.advance(20)
+    new = leases.acquire(0, "runner-b", ttl=15)
+    with pytest.raises(FencedOut):
+        sessions.update(
+            "s1", lambda d: d.model_copy(update={"jid": "stale"}), fence=Fence(0, old.token)
+        )
+    sessions.update("s1", lambda d: d.model_copy(update={"jid": "b"}), fence=Fence(0, new.token))
+    loaded = sessions.get("s1")
+    assert loaded is not None and loaded.jid == "b"
+
+
+def test_release_frees_the_lease_for_the_next_holder_at_once(store: Store) -> None:
+    clock = FixedClock()
+    leases = Leases(store.collection("shards", ShardLease), clock)
+    lease = leases.acquire(3, "runner-a", ttl=15)
+    leases.release(3, "runner-a", lease.token)
+    nxt = leases.acquire(3, "runner-b", ttl=15)
+    assert nxt.token == lease.token + 1
+    leases.release(3, "runner-a", lease.token)  # a stale release changes nothing
+    current = leases.current(3)
+    assert current is not None and current.holder == "runner-b"
+
+
+def test_create_together_is_all_or_nothing(store: Store) -> None:
+    store.create_together([("sessions", session("a")), ("messages", message("m1"))])
+    with pytest.raises(AlreadyExists):
+        store.create_together([("messages", message("m2")), ("sessions", session("a"))])
+    assert store.collection("messages", MessageDoc).get("m2") is None
+    assert store.collection("messages", MessageDoc).get("m1") is not None
+
+
+def test_count_is_an_aggregation(store: Store) -> None:
+    repo = store.collection("sessions", SessionDoc)
+    repo.put_many([session("a", shard=0), session("b", shard=1), session("c", shard=1)])
+    assert repo.count([Where("shard", "==", 1)]) == 2
+    assert repo.count() == 3

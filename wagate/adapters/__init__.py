@@ -1,0 +1,1 @@
+"""Adapters: one vendor each, translating vendor exceptions into wagate errors."""

@@ -1,0 +1,237 @@
+"""Firestore (native mode) behind ports.Store: typed documents, transactional read-modify-write
+with optional shard fencing, batched writes, cursor queries.
+
+Vendor exceptions become wagate errors here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from enum import Enum
+from typing import Any, Generic, TypeVar
+
+from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+from pydantic import BaseModel
+
+from wagate.contracts import Document
+from wagate.errors import (
+    AlreadyExists,
+    Conflict,
+    DependencyUnavailable,
+    FencedOut,
+    Internal,
+    NotFound,
+    WagateError,
+)
+from wagate.ports import Fence, Where
+
+D = TypeVar("D", bound=Document)
+
+CALL_TIMEOUT_S = 10.0
+BATCH_LIMIT = 500
+# A short, bounded retry for transient faults; a long outage surfaces as DependencyUnavailable.
+_RETRY = Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=CALL_TIMEOUT_S)
+
+
+def make_client(project_id: str) -> firestore.Client:
+    """A client for the emulator (FIRESTORE_EMULATOR_HOST) or the real service."""
+    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        return firestore.Client(project=project_id, credentials=AnonymousCredentials())
+    return firestore.Client(project=project_id)
+
+
+def encode(value: Any) -> Any:
+    """pydantic (python mode) → Firestore values: enums by value, URLs etc. as strings."""
+    if isinstance(value, BaseModel):
+        return encode(value.model_dump(mode="python"))
+    if isinstance(value, dict):
+        return {str(k): encode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [encode(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if value is None or isinstance(value, str | int | float | bool | bytes | datetime):
+        return value
+    return str(value)
+
+
+def to_fields(doc: Document) -> dict[str, Any]:
+    fields: dict[str, Any] = encode(doc.model_dump(mode="python", exclude={"id"}))
+    return fields
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Vendor exceptions → wagate errors."""
+    try:
+        yield
+    except WagateError:
+        raise
+    except gexc.AlreadyExists as e:
+        raise AlreadyExists(f"{what} already exists") from e
+    except gexc.NotFound as e:
+        raise NotFound(f"{what} not found") from e
+    except (gexc.Aborted, gexc.Conflict) as e:
+        raise Conflict(f"{what}: concurrent modification, retry") from e
+    except (
+        gexc.ServiceUnavailable,
+        gexc.DeadlineExceeded,
+        gexc.RetryError,
+        gexc.InternalServerError,
+        gexc.TooManyRequests,
+    ) as e:
+        raise DependencyUnavailable(f"Firestore unavailable during {what}", retry_after=5) from e
+    except (gexc.FailedPrecondition, gexc.InvalidArgument) as e:
+        # Our query or data is wrong (e.g. a missing index): a bug, not an outage.
+        raise Internal(f"Firestore refused {what}: {e.message}") from e
+    except gexc.GoogleAPICallError as e:
+        raise DependencyUnavailable(f"Firestore error during {what}: {e.message}") from e
+
+
+class FirestoreRepository(Generic[D]):
+    def __init__(
+        self, client: firestore.Client, collection: firestore.CollectionReference, model: type[D]
+    ) -> None:
+        self._client = client
+        self._coll = collection
+        self._model = model
+        self._path = collection.id
+
+    def _decode(self, snap: Any) -> D:
+        data = snap.to_dict() or {}
+        data["id"] = snap.id
+        return self._model.model_validate(data)
+
+    def get(self, doc_id: str) -> D | None:
+        with translated(f"{self._path}/{doc_id}"):
+            snap = self._coll.document(doc_id).get(retry=_RETRY, timeout=CALL_TIMEOUT_S)
+        return self._decode(snap) if snap.exists else None
+
+    def get_many(self, doc_ids: Sequence[str]) -> list[D]:
+        if not doc_ids:
+            return []
+        refs = [self._coll.document(i) for i in doc_ids]
+        with translated(f"{self._path} (batch get)"):
+            snaps = list(self._client.get_all(refs, retry=_RETRY, timeout=CALL_TIMEOUT_S))
+        by_id = {s.id: self._decode(s) for s in snaps if s.exists}
+        return [by_id[i] for i in doc_ids if i in by_id]
+
+    def create(self, doc: D) -> None:
+        with translated(f"{self._path}/{doc.id}"):
+            self._coll.document(doc.id).create(to_fields(doc), timeout=CALL_TIMEOUT_S)
+
+    def put(self, doc: D) -> None:
+        with translated(f"{self._path}/{doc.id}"):
+            self._coll.document(doc.id).set(to_fields(doc), retry=_RETRY, timeout=CALL_TIMEOUT_S)
+
+    def put_many(self, docs: Sequence[D]) -> None:
+        for start in range(0, len(docs), BATCH_LIMIT):
+            batch = self._client.batch()
+            for doc in docs[start : start + BATCH_LIMIT]:
+                batch.set(self._coll.document(doc.id), to_fields(doc))
+            with translated(f"{self._path} (batch write)"):
+                batch.commit(retry=_RETRY, timeout=CALL_TIMEOUT_S)
+
+    def upsert(self, doc_id: str, fn: Callable[[D | None], D], *, fence: Fence | None = None) -> D:
+        ref = self._coll.document(doc_id)
+        shard_ref = self._client.collection("shards").document(str(fence.shard)) if fence else None
+        result: list[D] = []
+
+        @firestore.transactional  # type: ignore[untyped-decorator]
+        def run(transaction: firestore.Transaction) -> None:
+            if shard_ref is not None and fence is not None:
+                lease = shard_ref.get(transaction=transaction)
+                token = (lease.to_dict() or {}).get("token") if lease.exists else None
+                if token != fence.token:
+                    raise FencedOut(
+                        f"shard {fence.shard}: fencing token {fence.token} is stale (now {token})"
+                    )
+            snap = ref.get(transaction=transaction)
+            current = self._decode(snap) if snap.exists else None
+            new = fn(current).model_copy(update={"id": doc_id})
+            transaction.set(ref, to_fields(new))
+            result[:] = [new]
+
+        with translated(f"{self._path}/{doc_id} (transaction)"):
+            run(self._client.transaction(max_attempts=10))
+        return result[0]
+
+    def update(self, doc_id: str, fn: Callable[[D], D], *, fence: Fence | None = None) -> D:
+        def strict(current: D | None) -> D:
+            if current is None:
+                raise NotFound(f"{self._path}/{doc_id} does not exist")
+            return fn(current)
+
+        return self.upsert(doc_id, strict, fence=fence)
+
+    def delete(self, doc_id: str) -> None:
+        with translated(f"{self._path}/{doc_id}"):
+            self._coll.document(doc_id).delete(retry=_RETRY, timeout=CALL_TIMEOUT_S)
+
+    def count(self, where: Sequence[Where] = ()) -> int:
+        q: Any = self._coll
+        for w in where:
+            q = q.where(filter=FieldFilter(w.field, w.op, encode(w.value)))
+        with translated(f"{self._path} (count)"):
+            result = q.count().get(timeout=CALL_TIMEOUT_S)
+        return int(result[0][0].value)
+
+    def query(
+        self,
+        where: Sequence[Where] = (),
+        *,
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+        start_after: str | None = None,
+    ) -> list[D]:
+        q: Any = self._coll
+        for w in where:
+            q = q.where(filter=FieldFilter(w.field, w.op, encode(w.value)))
+        if order_by:
+            direction = firestore.Query.DESCENDING if descending else firestore.Query.ASCENDING
+            # "id" is the document key, not a stored field.
+            q = q.order_by("__name__" if order_by == "id" else order_by, direction=direction)
+        with translated(f"{self._path} (query)"):
+            if start_after is not None:
+                cursor = self._coll.document(start_after).get(timeout=CALL_TIMEOUT_S)
+                if not cursor.exists:
+                    return []
+                q = q.start_after(cursor)
+            if limit is not None:
+                q = q.limit(limit)
+            return [self._decode(s) for s in q.stream(retry=_RETRY, timeout=CALL_TIMEOUT_S)]
+
+
+class FirestoreStore:
+    """ports.Store on Firestore."""
+
+    def __init__(self, client: firestore.Client) -> None:
+        self.client = client
+
+    def collection(self, name: str, model: type[D]) -> FirestoreRepository[D]:
+        return FirestoreRepository(self.client, self.client.collection(name), model)
+
+    def subcollection(
+        self, parent: str, parent_id: str, name: str, model: type[D]
+    ) -> FirestoreRepository[D]:
+        coll = self.client.collection(parent).document(parent_id).collection(name)
+        return FirestoreRepository(self.client, coll, model)
+
+    def create_together(self, docs: Sequence[tuple[str, Document]]) -> None:
+        batch = self.client.batch()
+        for name, doc in docs:
+            batch.create(self.client.collection(name).document(doc.id), to_fields(doc))
+        with translated(", ".join(f"{n}/{d.id}" for n, d in docs)):
+            batch.commit(timeout=CALL_TIMEOUT_S)
+
+    def ping(self) -> None:
+        with translated("ping"):
+            self.client.collection("_wagate").document("ping").get(timeout=3.0)

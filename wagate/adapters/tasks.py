@@ -1,0 +1,117 @@
+"""Cloud Tasks behind ports.TaskQueue: named HTTP tasks (a reused name is TaskAlreadyExists),
+schedule times, dispatch deadlines, and the authentication of the target: an OIDC token signed
+as a service account in the cloud, a shared-secret header locally.
+
+Locally the official client talks REST to wagate's Cloud Tasks emulator (WAGATE_TASKS_ENDPOINT).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from google.api_core import exceptions as gexc
+from google.api_core.client_options import ClientOptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import tasks_v2
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from wagate.errors import DependencyUnavailable, NotFound, TaskAlreadyExists, WagateError
+from wagate.ports import TaskSpec
+
+INTERNAL_TOKEN_HEADER = "X-Wagate-Internal-Token"  # noqa: S105 (a header name)
+CALL_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class OidcAuth:
+    """Cloud: Cloud Tasks mints an OIDC token for this service account on every dispatch."""
+
+    service_account_email: str
+    audience: str | None = None
+
+
+@dataclass(frozen=True)
+class SharedSecretAuth:
+    """Local: a header carrying the internal shared secret."""
+
+    secret: str
+
+
+TaskAuth = OidcAuth | SharedSecretAuth
+
+
+def make_client(endpoint: str | None) -> tasks_v2.CloudTasksClient:
+    if endpoint:
+        return tasks_v2.CloudTasksClient(
+            transport="rest",
+            credentials=AnonymousCredentials(),
+            client_options=ClientOptions(api_endpoint=endpoint),
+        )
+    return tasks_v2.CloudTasksClient()
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    try:
+        yield
+    except WagateError:
+        raise
+    except gexc.AlreadyExists as e:
+        raise TaskAlreadyExists(f"{what} already exists") from e
+    except gexc.NotFound as e:
+        raise NotFound(f"{what} not found") from e
+    except gexc.GoogleAPICallError as e:
+        raise DependencyUnavailable(f"Cloud Tasks error during {what}: {e.message}") from e
+    except (gexc.RetryError, ConnectionError, OSError) as e:
+        raise DependencyUnavailable(f"Cloud Tasks unreachable during {what}") from e
+
+
+class CloudTasksQueue:
+    """ports.TaskQueue on Cloud Tasks (or wagate's emulator)."""
+
+    def __init__(
+        self, client: tasks_v2.CloudTasksClient, project: str, location: str, auth: TaskAuth
+    ) -> None:
+        self._client = client
+        self._project = project
+        self._location = location
+        self._auth = auth
+
+    def queue_path(self, queue: str) -> str:
+        return str(self._client.queue_path(self._project, self._location, queue))
+
+    def enqueue(self, task: TaskSpec) -> str:
+        parent = self.queue_path(task.queue)
+        headers = {"Content-Type": "application/json", **task.headers}
+        http_request = tasks_v2.HttpRequest(
+            url=task.url, http_method=tasks_v2.HttpMethod.POST, headers=headers, body=task.body
+        )
+        if isinstance(self._auth, OidcAuth):
+            http_request.oidc_token = tasks_v2.OidcToken(
+                service_account_email=self._auth.service_account_email,
+                audience=self._auth.audience or task.url,
+            )
+        else:
+            http_request.headers[INTERNAL_TOKEN_HEADER] = self._auth.secret
+        proto = tasks_v2.Task(name=f"{parent}/tasks/{task.name}", http_request=http_request)
+        if task.schedule_time is not None:
+            ts = timestamp_pb2.Timestamp()
+            ts.FromDatetime(task.schedule_time)
+            proto.schedule_time = ts
+        if task.dispatch_deadline_s is not None:
+            proto.dispatch_deadline = duration_pb2.Duration(
+                seconds=int(timedelta(seconds=task.dispatch_deadline_s).total_seconds())
+            )
+        with translated(f"task {task.name}"):
+            created = self._client.create_task(parent=parent, task=proto, timeout=CALL_TIMEOUT_S)
+        return str(created.name)
+
+    def ping(self) -> None:
+        with translated("queues"):
+            self._client.list_queues(
+                parent=f"projects/{self._project}/locations/{self._location}",
+                timeout=5.0,
+            )

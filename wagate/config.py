@@ -1,0 +1,82 @@
+"""All of wagate's settings: one pydantic-settings model, environment prefix WAGATE_.
+
+The Google client libraries read their own emulator variables (FIRESTORE_EMULATOR_HOST,
+STORAGE_EMULATOR_HOST); wagate's Cloud Tasks emulator is reached through WAGATE_TASKS_ENDPOINT.
+Secrets (admin key, backup keys, internal secret) come from the environment, which Cloud Run
+and Cloud Functions fill from Secret Manager.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WAGATE_", extra="ignore")
+
+    # --- where we run
+    project_id: str = Field("wagate-local", description="Google Cloud project id")
+    region: str = Field("us-central1", description="Region of the queues and services")
+    env: Literal["local", "cloud"] = Field("local", description="local = emulators + shared secret")
+    log_format: Literal["json", "console"] = Field("json", description="Log renderer")
+    log_level: str = Field("INFO", description="Minimum log level")
+
+    # --- Cloud Tasks
+    tasks_endpoint: str | None = Field(
+        None, description="http://host:port of the Cloud Tasks emulator (unset in the cloud)"
+    )
+    shard_count: int = Field(1, ge=1, le=1000, description="Number of runner shards")
+    queue_prefix: str = Field(
+        "wagate", description="Queues are <prefix>-shard-<n>, <prefix>-webhooks"
+    )
+    runner_urls: str = Field(
+        "http://127.0.0.1:8090",
+        description="Comma-separated base URLs of the runners, one per shard, in shard order",
+    )
+    tasks_service_account: str | None = Field(
+        None, description="Service account email Cloud Tasks signs OIDC tokens as (cloud)"
+    )
+    internal_secret: SecretStr | None = Field(
+        None, description="Shared secret for internal endpoints when env=local"
+    )
+
+    # --- Cloud Storage
+    backup_bucket: str = Field("wagate-backups", description="Bucket of encrypted session backups")
+    media_bucket: str = Field("wagate-media", description="Bucket of uploaded media")
+
+    # --- runner
+    shard_id: int = Field(0, ge=0, description="The shard this runner serves")
+    instance_id: str | None = Field(None, description="Lease holder id; defaults to host+pid")
+    lease_ttl_s: float = Field(15.0, gt=1, description="Shard lease time to live")
+    lease_renew_s: float = Field(5.0, gt=0.1, description="Shard lease renewal period")
+    engine: Literal["simulator", "whatsmeow"] = Field("simulator", description="WhatsApp engine")
+    simulator_url: str = Field("http://127.0.0.1:8070", description="Simulator base URL")
+    persistence: Literal["cloud", "hybrid", "local"] = Field(
+        "hybrid", description="Where session auth state is kept"
+    )
+    state_dir: str = Field(".stack/runner-state", description="Local disk for hybrid/local mode")
+    backup_keys: SecretStr | None = Field(
+        None, description="Key ring 'kid:base64key,kid2:base64key'; the first encrypts"
+    )
+    backup_debounce_s: float = Field(2.0, ge=0, description="Delay before an on-change backup")
+    backup_period_s: float = Field(300.0, gt=0, description="Periodic backup interval")
+    send_ack_timeout_s: float = Field(20.0, gt=0, description="Wait for WhatsApp's server ack")
+    max_send_attempts: int = Field(10, ge=1, description="Attempts before a message is dead")
+
+    # --- api
+    admin_key: SecretStr | None = Field(None, description="Admin API key (tenants, keys)")
+    api_url: str = Field("http://127.0.0.1:8080", description="Public base URL of the api")
+    sweeper_url: str = Field("http://127.0.0.1:8081", description="Base URL of the sweeper")
+
+    def runner_url(self, shard: int) -> str:
+        urls = [u.strip().rstrip("/") for u in self.runner_urls.split(",") if u.strip()]
+        if shard >= len(urls):
+            raise ValueError(f"WAGATE_RUNNER_URLS has {len(urls)} URLs; shard {shard} has none")
+        return urls[shard]
+
+
+def load_settings() -> Settings:
+    return Settings()

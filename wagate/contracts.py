@@ -1,0 +1,370 @@
+"""Pydantic models of everything that crosses a boundary: Firestore documents, API bodies,
+task payloads and webhook events. Adapters store these; functions and the runner speak them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from wagate.domain.messages import MessageStatus
+from wagate.domain.sessions import DesiredState, SessionState
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Document(BaseModel):
+    """A stored document: `id` is its key in its collection."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+    id: str
+
+
+# ---------------------------------------------------------------- tenants
+
+
+class TenantLimits(BaseModel):
+    sends_per_minute: int = Field(60, ge=1, le=100_000)
+    session_creates_per_minute: int = Field(10, ge=1, le=10_000)
+    qr_fetches_per_5_minutes: int = Field(5, ge=1, le=10_000)
+    pacing_per_second: float = Field(1.0, gt=0, le=100)
+    pacing_burst: int = Field(5, ge=1, le=1_000)
+
+
+class ApiKeyRecord(BaseModel):
+    key_id: str
+    prefix: str
+    hash: str
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class TenantDoc(Document):
+    name: str
+    api_keys: list[ApiKeyRecord] = Field(default_factory=list)
+    webhook_url: str | None = None
+    webhook_secret_ref: str | None = None
+    limits: TenantLimits = Field(default_factory=TenantLimits)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# ---------------------------------------------------------------- sessions
+
+
+class BackupInfo(BaseModel):
+    generation: int
+    key_id: str
+    sha256: str
+    at: datetime
+
+
+class SessionDoc(Document):
+    tenant_id: str
+    name: str | None = None
+    shard: int
+    desired: DesiredState = DesiredState.RUNNING
+    state: SessionState = SessionState.CREATED
+    qr: str | None = None
+    qr_expires_at: datetime | None = None
+    pairing_code: str | None = None
+    pairing_phone: str | None = None
+    jid: str | None = None
+    reconnect_attempts: int = 0
+    last_reason: int | None = None
+    last_backup: BackupInfo | None = None
+    counters: dict[str, int] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ShardLease(Document):
+    """shards/{id}: who may hold this shard's sockets, and the fencing token of that grant."""
+
+    holder: str | None = None
+    token: int = 0
+    expires_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+
+
+# ---------------------------------------------------------------- message content
+
+MAX_MEDIA_BYTES = 16 * 1024 * 1024
+
+
+class _Content(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reply_to: str | None = Field(None, description="wagate or WhatsApp id of the quoted message")
+
+
+class TextContent(_Content):
+    type: Literal["text"] = "text"
+    body: str = Field(min_length=1, max_length=65_536)
+
+
+class MediaContent(_Content):
+    type: Literal["image", "document", "audio", "video"]
+    url: HttpUrl | None = None
+    media_id: str | None = Field(None, description="id returned by the media upload endpoint")
+    caption: str | None = Field(None, max_length=1024)
+    filename: str | None = Field(None, max_length=255)
+    mime_type: str | None = Field(None, max_length=127)
+
+
+class LocationContent(_Content):
+    type: Literal["location"] = "location"
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    name: str | None = Field(None, max_length=255)
+    address: str | None = Field(None, max_length=1024)
+
+
+class ContactContent(_Content):
+    type: Literal["contact"] = "contact"
+    name: str = Field(min_length=1, max_length=255)
+    phone: str = Field(pattern=r"^\+?[0-9]{6,16}$")
+
+
+class ReactionContent(_Content):
+    type: Literal["reaction"] = "reaction"
+    message_id: str = Field(min_length=1, max_length=128)
+    emoji: str = Field(max_length=16, description="empty string removes the reaction")
+
+
+MessageContent = Annotated[
+    TextContent | MediaContent | LocationContent | ContactContent | ReactionContent,
+    Field(discriminator="type"),
+]
+
+
+class MessageError(BaseModel):
+    at: datetime
+    code: str
+    message: str
+    attempt: int
+
+
+class MessageDoc(Document):
+    tenant_id: str
+    session_id: str
+    shard: int
+    to: str
+    content: MessageContent
+    priority: Literal["high", "normal", "bulk"] = "normal"
+    send_at: datetime | None = None
+    idempotency_key: str | None = None
+    status: MessageStatus = MessageStatus.ACCEPTED
+    attempts: int = 0
+    task_generation: int = 0
+    wa_id: str
+    errors: list[MessageError] = Field(default_factory=list)
+    status_times: dict[str, datetime] = Field(default_factory=dict)
+    dead_reason: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class InboundDoc(Document):
+    """sessions/{id}/inbound/{wa_id}: a received message or reaction (deduplicated by id)."""
+
+    session_id: str
+    tenant_id: str
+    chat: str
+    sender: str
+    kind: str
+    content: dict[str, Any]
+    ts: datetime
+    from_history: bool = False
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+# ---------------------------------------------------------------- operations
+
+
+class AlertDoc(Document):
+    """health_alerts/{kind:subject}: one open-or-resolved alert per (kind, subject)."""
+
+    kind: str
+    severity: Literal["info", "warning", "critical"] = "warning"
+    subject: str
+    message: str = ""
+    first_seen: datetime = Field(default_factory=utcnow)
+    last_seen: datetime = Field(default_factory=utcnow)
+    count: int = 1
+    resolved_at: datetime | None = None
+    last_notified_at: datetime | None = None
+
+
+class RecoveryAction(Document):
+    session_id: str | None = None
+    shard: int | None = None
+    action: str
+    reason: str
+    outcome: str
+    at: datetime = Field(default_factory=utcnow)
+
+
+class IdempotencyDoc(Document):
+    tenant_id: str
+    message_id: str
+    request_sha256: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+# ---------------------------------------------------------------- task payloads
+
+
+class SendTask(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message_id: str
+    session_id: str
+
+
+class ControlTask(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    session_id: str
+    action: Literal["start", "stop", "logout", "recover"]
+
+
+class ApiKeyIndex(Document):
+    """api_keys/{key_id}: finds the tenant of a presented key without scanning tenants."""
+
+    tenant_id: str
+    hash: str
+    revoked_at: datetime | None = None
+
+
+# ---------------------------------------------------------------- API bodies
+
+RECIPIENT_PATTERN = r"^(\+?[1-9][0-9]{6,15}|[0-9]{6,20}(-[0-9]{6,12})?@(s\.whatsapp\.net|g\.us))$"
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SendMessageRequest(ApiModel):
+    """POST /v1/sessions/{session}/messages"""
+
+    to: str = Field(
+        pattern=RECIPIENT_PATTERN,
+        description="E.164 number (+15551234567) or a WhatsApp JID (…@s.whatsapp.net, …@g.us)",
+        examples=["+15551234567"],
+    )
+    content: MessageContent
+    priority: Literal["high", "normal", "bulk"] = "normal"
+    send_at: datetime | None = Field(
+        None, description="Send no earlier than this time (ISO 8601 with a timezone)"
+    )
+
+
+class MessageView(ApiModel):
+    id: str
+    session_id: str
+    to: str
+    status: MessageStatus
+    wa_id: str
+    priority: Literal["high", "normal", "bulk"]
+    send_at: datetime | None = None
+    attempts: int
+    content: MessageContent
+    status_times: dict[str, datetime]
+    errors: list[MessageError]
+    dead_reason: str | None = None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, doc: MessageDoc) -> MessageView:
+        return cls(
+            id=doc.id,
+            session_id=doc.session_id,
+            to=doc.to,
+            status=doc.status,
+            wa_id=doc.wa_id,
+            priority=doc.priority,
+            send_at=doc.send_at,
+            attempts=doc.attempts,
+            content=doc.content,
+            status_times=doc.status_times,
+            errors=doc.errors,
+            dead_reason=doc.dead_reason,
+            created_at=doc.created_at,
+        )
+
+
+class CreateSessionRequest(ApiModel):
+    name: str | None = Field(None, max_length=128, description="Your label for this account")
+    pairing_phone: str | None = Field(
+        None,
+        pattern=r"^\+?[1-9][0-9]{6,15}$",
+        description="Phone number for pairing-code login instead of a QR",
+    )
+
+
+class SessionView(ApiModel):
+    id: str
+    name: str | None = None
+    state: SessionState
+    desired: DesiredState
+    shard: int
+    jid: str | None = None
+    has_qr: bool
+    pairing_code: str | None = None
+    reconnect_attempts: int
+    last_reason: int | None = None
+    last_backup_at: datetime | None = None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, doc: SessionDoc) -> SessionView:
+        return cls(
+            id=doc.id,
+            name=doc.name,
+            state=doc.state,
+            desired=doc.desired,
+            shard=doc.shard,
+            jid=doc.jid,
+            has_qr=doc.qr is not None,
+            pairing_code=doc.pairing_code,
+            reconnect_attempts=doc.reconnect_attempts,
+            last_reason=doc.last_reason,
+            last_backup_at=doc.last_backup.at if doc.last_backup else None,
+            created_at=doc.created_at,
+        )
+
+
+class Page(ApiModel):
+    next_cursor: str | None = None
+
+
+class MessagePage(Page):
+    items: list[MessageView]
+
+
+class InboundView(ApiModel):
+    id: str
+    chat: str
+    sender: str
+    kind: str
+    content: dict[str, Any]
+    ts: datetime
+    from_history: bool
+
+
+class InboundPage(Page):
+    items: list[InboundView]
+
+
+class RetryDeadRequest(ApiModel):
+    session_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    reason: str | None = Field(None, description="Only dead letters whose reason contains this")
+    limit: int = Field(500, ge=1, le=5000)
+
+
+class RetryDeadResult(ApiModel):
+    retried: list[str]

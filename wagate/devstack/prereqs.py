@@ -1,0 +1,68 @@
+"""Checks the tools the local stack needs and says, in one message, how to get what's missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def firestore_emulator_dir(gcloud: str) -> Path | None:
+    """The emulator lives in <sdk root>/platform/cloud-firestore-emulator."""
+    sdk_root = Path(os.path.realpath(gcloud)).parent.parent
+    candidates = [sdk_root / "platform" / "cloud-firestore-emulator"]
+    if not candidates[0].exists():
+        info = subprocess.run(
+            [gcloud, "info", "--format=value(installation.sdk_root)"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if info.stdout.strip():
+            candidates.append(Path(info.stdout.strip()) / "platform" / "cloud-firestore-emulator")
+    for candidate in candidates:
+        if (candidate / "cloud-firestore-emulator.jar").exists():
+            return candidate
+    return None
+
+
+def missing() -> list[str]:
+    problems: list[str] = []
+    if shutil.which("java") is None:
+        problems.append(
+            "Java 11+ is required by the Firestore emulator: "
+            "`sudo apt-get install -y default-jre-headless` (or any JDK 17)."
+        )
+    gcloud = shutil.which("gcloud")
+    if gcloud is None:
+        problems.append(
+            "The Google Cloud CLI is required for the Firestore emulator: install it "
+            "(https://cloud.google.com/sdk/docs/install), then "
+            "`gcloud components install cloud-firestore-emulator` "
+            "(Debian/Ubuntu packages: google-cloud-cli google-cloud-cli-firestore-emulator)."
+        )
+    else:
+        if firestore_emulator_dir(gcloud) is None:
+            problems.append(
+                "The Firestore emulator component is missing: "
+                "`gcloud components install cloud-firestore-emulator` or "
+                "`sudo apt-get install google-cloud-cli-firestore-emulator`."
+            )
+    return problems
+
+
+def main() -> int:
+    problems = missing()
+    if problems:
+        print("wagate: the local stack cannot start:", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

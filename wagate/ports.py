@@ -1,0 +1,221 @@
+"""The interfaces the programs depend on; adapters implement them, one vendor each.
+
+Storage ports are synchronous: the api/sweeper functions are synchronous WSGI code, and the
+runner calls them from a bounded thread pool (`runner.io`), which costs microseconds next to
+a store round trip of milliseconds. The engine port is asynchronous: it is a socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+
+from wagate.contracts import Document, ShardLease
+from wagate.domain.events import EngineEvent, MessageAck
+
+D = TypeVar("D", bound=Document)
+
+Op = Literal["==", "!=", "<", "<=", ">", ">=", "in"]
+
+
+@dataclass(frozen=True)
+class Where:
+    field: str
+    op: Op
+    value: Any
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A write is valid only while `shards/{shard}` still carries this fencing token."""
+
+    shard: int
+    token: int
+
+
+@runtime_checkable
+class Repository(Protocol[D]):
+    """One collection of typed documents."""
+
+    def get(self, doc_id: str) -> D | None: ...
+
+    def get_many(self, doc_ids: Sequence[str]) -> list[D]: ...
+
+    def create(self, doc: D) -> None:
+        """Raises AlreadyExists if the id is taken."""
+
+    def put(self, doc: D) -> None: ...
+
+    def put_many(self, docs: Sequence[D]) -> None:
+        """Batched upsert (no read), for bulk writes."""
+
+    def update(self, doc_id: str, fn: Callable[[D], D], *, fence: Fence | None = None) -> D:
+        """Read-modify-write in one transaction. `fn` may run more than once (retries), must
+        be pure, and may raise a WagateError to abort. NotFound if the document is missing;
+        FencedOut if `fence` no longer holds."""
+
+    def upsert(self, doc_id: str, fn: Callable[[D | None], D], *, fence: Fence | None = None) -> D:
+        """Like update, but `fn` also runs (with None) when the document does not exist."""
+
+    def delete(self, doc_id: str) -> None: ...
+
+    def count(self, where: Sequence[Where] = ()) -> int:
+        """Number of matching documents (an aggregation query, not a read of each)."""
+
+    def query(
+        self,
+        where: Sequence[Where] = (),
+        *,
+        order_by: str | None = None,
+        descending: bool = False,
+        limit: int | None = None,
+        start_after: str | None = None,
+    ) -> list[D]:
+        """`start_after` is a document id (cursor), used with `order_by`."""
+
+
+class Store(Protocol):
+    """The document database, one Repository per collection (SPEC §2)."""
+
+    def collection(self, name: str, model: type[D]) -> Repository[D]: ...
+
+    def subcollection(
+        self, parent: str, parent_id: str, name: str, model: type[D]
+    ) -> Repository[D]:
+        """e.g. sessions/{id}/inbound."""
+
+    def create_together(self, docs: Sequence[tuple[str, Document]]) -> None:
+        """Create several documents (collection name, doc) atomically in one round trip.
+        AlreadyExists (and nothing written) if any of them exists."""
+
+    def ping(self) -> None:
+        """Raises DependencyUnavailable if the store cannot be reached."""
+
+
+class ShardLeases(Protocol):
+    """Shard ownership with a monotonic fencing token (SPEC §4 Ownership)."""
+
+    def acquire(self, shard: int, holder: str, ttl: float) -> ShardLease:
+        """Take the lease if free or expired (token + 1), or re-take our own. LeaseHeld else."""
+
+    def renew(self, shard: int, holder: str, token: int, ttl: float) -> ShardLease:
+        """Extend our grant; FencedOut if someone else took over meanwhile."""
+
+    def release(self, shard: int, holder: str, token: int) -> None: ...
+
+    def current(self, shard: int) -> ShardLease | None: ...
+
+
+@dataclass(frozen=True)
+class Blob:
+    name: str
+    data: bytes
+    generation: int
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    name: str
+    generation: int
+    size: int
+    updated: datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class BlobStore(Protocol):
+    """One bucket. Generations are GCS object generations; 0 means 'must not exist yet'."""
+
+    def put(
+        self,
+        name: str,
+        data: bytes,
+        *,
+        if_generation_match: int | None = None,
+        metadata: dict[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> int:
+        """Returns the new generation. StaleGeneration if the precondition fails."""
+
+    def get(self, name: str, *, generation: int | None = None) -> Blob:
+        """NotFound if absent."""
+
+    def list_objects(self, prefix: str = "") -> list[BlobInfo]: ...
+
+    def versions(self, name: str) -> list[BlobInfo]:
+        """Every stored generation of `name`, newest first (bucket versioning)."""
+
+    def delete(self, name: str, *, generation: int | None = None) -> None: ...
+
+    def ping(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    queue: str
+    name: str
+    url: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    schedule_time: datetime | None = None
+    dispatch_deadline_s: float | None = None
+
+
+class TaskQueue(Protocol):
+    """Cloud Tasks: named HTTP tasks. The adapter adds authentication (OIDC in the cloud,
+    a shared-secret header locally)."""
+
+    def enqueue(self, task: TaskSpec) -> str:
+        """Returns the task's full name. TaskAlreadyExists if the name was used before."""
+
+    def ping(self) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+    def monotonic(self) -> float: ...
+
+
+class KeyRing(Protocol):
+    """AES-256 keys by id; `current_id` encrypts, every id decrypts."""
+
+    @property
+    def current_id(self) -> str: ...
+
+    def key(self, key_id: str) -> bytes:
+        """NotFound if the id is unknown."""
+
+    def ids(self) -> list[str]: ...
+
+
+# ---------------------------------------------------------------- WhatsApp engine
+
+
+class EngineConnection(Protocol):
+    """One linked device's socket. Events arrive on `events()` until it closes."""
+
+    def events(self) -> AsyncIterator[EngineEvent]: ...
+
+    async def connect(self) -> None:
+        """Open the socket; with no auth state the engine emits QrCode events."""
+
+    async def send(
+        self, wa_id: str, to: str, kind: str, content: dict[str, Any], *, timeout: float
+    ) -> MessageAck:
+        """Send with a caller-chosen WhatsApp id and wait for the server ack.
+        Raises PermanentSendError or TransientSendError (wagate.errors subclasses)."""
+
+    async def request_pairing_code(self, phone: str) -> str: ...
+
+    async def logout(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class WhatsAppEngine(Protocol):
+    name: str
+
+    def open(self, session_id: str, auth_state: bytes | None) -> EngineConnection: ...

@@ -1,0 +1,1 @@
+"""Application services: use cases written against the ports only (no vendor, no adapter)."""

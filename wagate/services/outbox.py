@@ -1,0 +1,224 @@
+"""Accepting, enqueueing and re-enqueueing outbound messages (the api side of SPEC §3).
+
+accept(): validate → one atomic Firestore write (message + idempotency record) → one named
+Cloud Task. If the task cannot be created the message stays `accepted` and the sweeper
+enqueues it later; the task name is derived from the message id, so a duplicate enqueue is
+refused by Cloud Tasks itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from wagate.contracts import (
+    IdempotencyDoc,
+    MessageDoc,
+    SendMessageRequest,
+    SendTask,
+    TenantDoc,
+)
+from wagate.domain import ids
+from wagate.domain.messages import MessageStatus, transition
+from wagate.errors import (
+    AlreadyExists,
+    Conflict,
+    DependencyUnavailable,
+    NotFound,
+    TaskAlreadyExists,
+    ValidationFailed,
+)
+from wagate.ports import Clock, Store, TaskQueue, TaskSpec, Where
+from wagate.queues import send_queue
+from wagate.services.directory import SessionDirectory
+
+
+@dataclass(frozen=True)
+class Accepted:
+    message: MessageDoc
+    created: bool  # False when an Idempotency-Key repeat returned the first result
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where a shard's tasks go (queue prefix and runner URL per shard)."""
+
+    queue_prefix: str
+    runner_url: Callable[[int], str]
+    dispatch_deadline_s: float = 60.0
+
+
+def request_fingerprint(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+class Outbox:
+    def __init__(
+        self,
+        store: Store,
+        queue: TaskQueue,
+        clock: Clock,
+        routing: Routing,
+        directory: SessionDirectory,
+    ) -> None:
+        self._store = store
+        self._messages = store.collection("messages", MessageDoc)
+        self._idempotency = store.collection("idempotency", IdempotencyDoc)
+        self._queue = queue
+        self._clock = clock
+        self._routing = routing
+        self._directory = directory
+
+    def accept(
+        self,
+        tenant: TenantDoc,
+        session_id: str,
+        request: SendMessageRequest,
+        *,
+        idempotency_key: str | None,
+        fingerprint: str,
+    ) -> Accepted:
+        session = self._directory.owned(tenant.id, session_id)
+        now = self._clock.now()
+        if request.send_at is not None and request.send_at.tzinfo is None:
+            raise ValidationFailed("send_at needs a timezone", field="send_at")
+        if request.send_at is not None and request.send_at > now + timedelta(days=30):
+            raise ValidationFailed("send_at is at most 30 days ahead", field="send_at")
+        message_id = ids.new_message_id()
+        doc = MessageDoc(
+            id=message_id,
+            tenant_id=tenant.id,
+            session_id=session.id,
+            shard=session.shard,
+            to=request.to,
+            content=request.content,
+            priority=request.priority,
+            send_at=request.send_at,
+            idempotency_key=idempotency_key,
+            wa_id=ids.whatsapp_message_id(message_id),
+            status_times={MessageStatus.ACCEPTED.value: now},
+            created_at=now,
+            updated_at=now,
+        )
+        if idempotency_key is None:
+            self._store.create_together([("messages", doc)])
+        else:
+            record = IdempotencyDoc(
+                id=self._idempotency_id(tenant.id, idempotency_key),
+                tenant_id=tenant.id,
+                message_id=message_id,
+                request_sha256=fingerprint,
+                created_at=now,
+            )
+            try:
+                self._store.create_together([("idempotency", record), ("messages", doc)])
+            except AlreadyExists:
+                return Accepted(self._first_result(record, fingerprint), created=False)
+        self.enqueue(doc)
+        return Accepted(doc, created=True)
+
+    def _idempotency_id(self, tenant_id: str, key: str) -> str:
+        return hashlib.sha256(f"{tenant_id}\x00{key}".encode()).hexdigest()[:40]
+
+    def _first_result(self, record: IdempotencyDoc, fingerprint: str) -> MessageDoc:
+        first = self._idempotency.get(record.id)
+        if first is None:  # expired between our write and read: treat as a conflict, retry
+            raise Conflict(
+                "idempotency record changed concurrently; retry", field="Idempotency-Key"
+            )
+        if first.request_sha256 != fingerprint:
+            raise Conflict(
+                "Idempotency-Key was already used with a different request body",
+                field="Idempotency-Key",
+            )
+        message = self._messages.get(first.message_id)
+        if message is None:
+            raise Conflict(
+                "the first request is still being processed; retry", field="Idempotency-Key"
+            )
+        return message
+
+    def enqueue(self, doc: MessageDoc) -> bool:
+        """Create the send task; False (message stays as it is) if Cloud Tasks is down."""
+        task = TaskSpec(
+            queue=send_queue(self._routing.queue_prefix, doc.shard, doc.priority),
+            name=ids.send_task_name(doc.id, doc.task_generation),
+            url=self._routing.runner_url(doc.shard) + "/tasks/send",
+            body=SendTask(message_id=doc.id, session_id=doc.session_id).model_dump_json().encode(),
+            schedule_time=doc.send_at,
+            dispatch_deadline_s=self._routing.dispatch_deadline_s,
+        )
+        try:
+            self._queue.enqueue(task)
+        except TaskAlreadyExists:
+            return True
+        except DependencyUnavailable:
+            return False
+        return True
+
+    def get(self, tenant_id: str, message_id: str) -> MessageDoc:
+        doc = self._messages.get(message_id) if ids.is_valid_id(message_id) else None
+        if doc is None or doc.tenant_id != tenant_id:
+            raise NotFound(f"message {message_id} not found", field="message_id")
+        return doc
+
+    def list_for_session(
+        self, tenant_id: str, session_id: str, *, limit: int, cursor: str | None
+    ) -> tuple[list[MessageDoc], str | None]:
+        self._directory.owned(tenant_id, session_id)
+        docs = self._messages.query(
+            [Where("session_id", "==", session_id)],
+            order_by="created_at",
+            descending=True,
+            limit=limit + 1,
+            start_after=cursor,
+        )
+        more = len(docs) > limit
+        docs = docs[:limit]
+        return docs, (docs[-1].id if more and docs else None)
+
+    def retry_dead(
+        self,
+        tenant_id: str,
+        *,
+        session_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        reason: str | None = None,
+        limit: int = 500,
+    ) -> list[str]:
+        """Re-enqueue dead letters with a fresh task generation (Cloud Tasks remembers names)."""
+        where = [Where("tenant_id", "==", tenant_id), Where("status", "==", "dead")]
+        if session_id is not None:
+            self._directory.owned(tenant_id, session_id)
+            where.append(Where("session_id", "==", session_id))
+        dead = self._messages.query(where, limit=limit)
+        retried: list[str] = []
+        now = self._clock.now()
+        for doc in dead:
+            if since is not None and doc.updated_at < since:
+                continue
+            if until is not None and doc.updated_at > until:
+                continue
+            if reason and reason not in (doc.dead_reason or ""):
+                continue
+
+            def requeue(d: MessageDoc) -> MessageDoc:
+                status = transition(d.status, MessageStatus.QUEUED)
+                return d.model_copy(
+                    update={
+                        "status": status,
+                        "task_generation": d.task_generation + 1,
+                        "attempts": 0,
+                        "dead_reason": None,
+                        "status_times": {**d.status_times, status.value: now},
+                        "updated_at": now,
+                    }
+                )
+
+            updated = self._messages.update(doc.id, requeue)
+            self.enqueue(updated)
+            retried.append(doc.id)
+        return retried
