@@ -25,6 +25,7 @@ from wagate.contracts import (
 )
 from wagate.errors import DependencyUnavailable, ValidationFailed, WagateError
 from wagate.services.outbox import request_fingerprint
+from wagate.services.webhooks import new_secret, seal_secret
 
 router = Router()
 
@@ -40,6 +41,16 @@ class TenantCreated(BaseModel):
     name: str
     api_key: str = Field(description="Shown once: store it now")
     key_id: str
+    webhook_secret: str | None = Field(None, description="Shown once: verifies webhook signatures")
+
+
+class SetWebhookRequest(BaseModel):
+    url: str | None = Field(None, pattern=r"^https?://", max_length=2048)
+
+
+class WebhookSet(BaseModel):
+    url: str | None
+    secret: str | None = Field(None, description="Shown once")
 
 
 class KeyIssued(BaseModel):
@@ -79,9 +90,34 @@ def create_tenant(call: Call) -> Any:
     g = gateway()
     auth.admin(call, g.settings)
     body = call.json_body(CreateTenantRequest)
-    tenant = g.tenants.create(body.name, webhook_url=body.webhook_url, limits=body.limits)
+    tenant = g.tenants.create(body.name, limits=body.limits)
+    secret = _set_webhook(tenant.id, body.webhook_url) if body.webhook_url else None
     key = g.tenants.issue_key(tenant.id)
-    return TenantCreated(id=tenant.id, name=tenant.name, api_key=key.key, key_id=key.key_id), 201
+    return TenantCreated(
+        id=tenant.id, name=tenant.name, api_key=key.key, key_id=key.key_id, webhook_secret=secret
+    ), 201
+
+
+def _set_webhook(tenant_id: str, url: str | None) -> str | None:
+    g = gateway()
+    if url is None:
+        g.tenants.set_webhook(tenant_id, None, None)
+        return None
+    if g.keyring is None:
+        raise DependencyUnavailable("WAGATE_BACKUP_KEYS is not configured: cannot seal secrets")
+    secret = new_secret()
+    g.tenants.set_webhook(tenant_id, url, seal_secret(g.keyring, tenant_id, secret))
+    return secret
+
+
+@router.route("/v1/admin/tenants/<tenant_id>/webhook", methods=["PUT"])
+def set_webhook(call: Call) -> Any:
+    g = gateway()
+    auth.admin(call, g.settings)
+    body = call.json_body(SetWebhookRequest)
+    g.tenants.get(call.args["tenant_id"])
+    secret = _set_webhook(call.args["tenant_id"], body.url)
+    return WebhookSet(url=body.url, secret=secret)
 
 
 @router.route("/v1/admin/tenants/<tenant_id>/keys", methods=["POST"])

@@ -5,16 +5,20 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+import httpx
+
 from wagate import logs
 from wagate.adapters import firestore as fs
 from wagate.adapters import storage as gcs
 from wagate.adapters import tasks
+from wagate.adapters.keyring import StaticKeyRing
 from wagate.clock import SystemClock
 from wagate.config import Settings
 from wagate.services.directory import SessionDirectory
 from wagate.services.outbox import Outbox, Routing
 from wagate.services.sessions import Sessions
 from wagate.services.tenants import Tenants
+from wagate.services.webhooks import WebhookDelivery
 
 
 @dataclass
@@ -28,6 +32,8 @@ class Gateway:
     outbox: Outbox
     sessions: Sessions
     clock: SystemClock
+    keyring: StaticKeyRing | None
+    webhooks: WebhookDelivery | None
 
 
 def task_auth(settings: Settings) -> tasks.TaskAuth:
@@ -38,6 +44,15 @@ def task_auth(settings: Settings) -> tasks.TaskAuth:
     if settings.internal_secret is None:
         raise RuntimeError("WAGATE_INTERNAL_SECRET is required when WAGATE_ENV=local")
     return tasks.SharedSecretAuth(settings.internal_secret.get_secret_value())
+
+
+def post_json(url: str, body: bytes, headers: dict[str, str]) -> int:
+    """One webhook POST; network failures surface as OSError for the delivery service."""
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=10.0)
+    except httpx.HTTPError as e:
+        raise OSError(str(e)) from e
+    return response.status_code
 
 
 def build(settings: Settings) -> Gateway:
@@ -53,6 +68,9 @@ def build(settings: Settings) -> Gateway:
     media = gcs.GcsBlobStore(gcs.make_client(settings.project_id), settings.media_bucket)
     routing = Routing(settings.queue_prefix, settings.runner_url)
     directory = SessionDirectory(store)
+    keyring = (
+        StaticKeyRing(settings.backup_keys.get_secret_value()) if settings.backup_keys else None
+    )
     return Gateway(
         settings=settings,
         store=store,
@@ -63,6 +81,8 @@ def build(settings: Settings) -> Gateway:
         outbox=Outbox(store, queue, clock, routing, directory),
         sessions=Sessions(store, queue, clock, routing, directory, settings.shard_count),
         clock=clock,
+        keyring=keyring,
+        webhooks=WebhookDelivery(store, keyring, post_json) if keyring else None,
     )
 
 

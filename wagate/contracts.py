@@ -47,7 +47,8 @@ class TenantDoc(Document):
     name: str
     api_keys: list[ApiKeyRecord] = Field(default_factory=list)
     webhook_url: str | None = None
-    webhook_secret_ref: str | None = None
+    # The webhook signing secret, sealed with the key ring (AES-256-GCM, AAD = tenant id).
+    webhook_secret_sealed: bytes | None = None
     limits: TenantLimits = Field(default_factory=TenantLimits)
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -368,3 +369,18 @@ class RetryDeadRequest(ApiModel):
 
 class RetryDeadResult(ApiModel):
     retried: list[str]
+
+
+class WebhookEvent(ApiModel):
+    """What a tenant's webhook receives. `id` is unique per event: receivers deduplicate by it."""
+
+    id: str
+    type: Literal["message.received", "message.status", "session.state"]
+    session_id: str
+    created_at: datetime
+    data: dict[str, Any]
+
+
+class WebhookTask(ApiModel):
+    tenant_id: str
+    event: WebhookEvent

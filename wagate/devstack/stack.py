@@ -301,6 +301,15 @@ class Stack:
 
         provision(self.env, self.config.shards)
 
+    def provision_project(self, project: str) -> None:
+        """Queues for another project id (tests isolate by project)."""
+        from wagate.devstack.provision import provision
+
+        provision(
+            {**self.env, "WAGATE_PROJECT_ID": project, "GOOGLE_CLOUD_PROJECT": project},
+            self.config.shards,
+        )
+
     def start_emulators(self) -> None:
         self.start(self.firestore_service(), self.gcs_service(), self.tasks_service())
         self.provision()

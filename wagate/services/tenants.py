@@ -69,6 +69,14 @@ class Tenants:
     def update(self, tenant: TenantDoc) -> TenantDoc:
         return self._tenants.update(tenant.id, lambda _: tenant)
 
+    def set_webhook(self, tenant_id: str, url: str | None, sealed_secret: bytes | None) -> None:
+        self._tenants.update(
+            tenant_id,
+            lambda t: t.model_copy(
+                update={"webhook_url": url, "webhook_secret_sealed": sealed_secret}
+            ),
+        )
+
     def issue_key(self, tenant_id: str) -> IssuedKey:
         self.get(tenant_id)
         key_id = secrets.token_hex(8)

@@ -1,0 +1,67 @@
+"""`python -m bench NAME [--quick] [--sessions N]` or `python -m bench all [--quick]`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+from bench.common import Result
+
+BENCHES: dict[str, str] = {
+    "store": "bench.store",
+}
+DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
+
+def run_one(name: str, quick: bool, extra: dict[str, int]) -> Result:
+    module = importlib.import_module(BENCHES[name])
+    result: Result = module.run(quick=quick, **extra)
+    return result
+
+
+def write_doc(results: list[tuple[Result, str]]) -> None:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `python -m bench all` (or `./dev bench all`); every figure is compared with a",
+        "raw baseline measured in the same run on the same machine (2 cores).",
+        f"Last run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+        "| bench | command | figure | baseline | ratio | target | ok |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r, cmd in results:
+        lines.append(
+            f"| {r.bench} | `{cmd}` | {r.figure} {r.unit} | {r.baseline} | {r.ratio} | "
+            f"{r.target} | {'yes' if r.ok else 'NO'} |"
+        )
+    lines += ["", "## Details", ""]
+    for r, _ in results:
+        lines += [f"### {r.bench}", "", "```json", r.line(), "```", ""]
+    DOC.write_text("\n".join(lines))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("name", choices=[*BENCHES, "all"])
+    parser.add_argument("--quick", action="store_true", help="a short run (under a minute)")
+    parser.add_argument("--sessions", type=int, default=None)
+    args = parser.parse_args(argv)
+    extra = {"sessions": args.sessions} if args.sessions else {}
+    names = list(BENCHES) if args.name == "all" else [args.name]
+    results: list[tuple[Result, str]] = []
+    for name in names:
+        result = run_one(name, args.quick, extra)
+        cmd = f"python -m bench {name}{' --quick' if args.quick else ''}"
+        results.append((result, cmd))
+        print(result.line(), flush=True)
+    if args.name == "all":
+        write_doc(results)
+    return 0 if all(r.ok for r, _ in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

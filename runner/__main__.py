@@ -1,0 +1,140 @@
+"""Composition root of the runner: wires settings, adapters, engine and services, serves HTTP,
+keeps the lease, and shuts down within Cloud Run's 10 s on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+from pathlib import Path
+
+from aiohttp import web
+
+from runner.app import RunnerApp
+from runner.context import ShardContext
+from runner.io import Offload
+from runner.lease import LeaseKeeper
+from runner.pacing import Pacer
+from runner.sending import SendHandler
+from runner.shard import Shard
+from wagate import logs
+from wagate.adapters import firestore as fs
+from wagate.adapters import storage as gcs
+from wagate.adapters import tasks
+from wagate.adapters.keyring import StaticKeyRing
+from wagate.clock import SystemClock
+from wagate.config import Settings
+from wagate.contracts import ShardLease
+from wagate.ports import WhatsAppEngine
+from wagate.services.alerts import Alerts
+from wagate.services.backups import SessionBackups
+from wagate.services.leases import Leases
+
+log = logs.get_logger("wagate.runner")
+SHUTDOWN_BUDGET_S = 8.0  # Cloud Run allows 10 s after SIGTERM
+
+
+def make_engine(settings: Settings) -> WhatsAppEngine:
+    if settings.engine == "simulator":
+        from runner.engines.simulated import SimulatedEngine
+
+        return SimulatedEngine(settings.simulator_url)
+    from runner.engines.whatsmeow import WhatsmeowEngine  # type: ignore[import-not-found]
+
+    engine: WhatsAppEngine = WhatsmeowEngine(settings)
+    return engine
+
+
+def task_auth(settings: Settings) -> tasks.TaskAuth:
+    if settings.env == "cloud":
+        return tasks.OidcAuth(settings.tasks_service_account or "")
+    secret = settings.internal_secret.get_secret_value() if settings.internal_secret else ""
+    return tasks.SharedSecretAuth(secret)
+
+
+async def serve(settings: Settings) -> None:
+    if settings.backup_keys is None:
+        raise SystemExit("WAGATE_BACKUP_KEYS is required (a key ring 'kid:base64key')")
+    clock = SystemClock()
+    store = fs.FirestoreStore(fs.make_client(settings.project_id))
+    blobs = (
+        gcs.GcsBlobStore(gcs.make_client(settings.project_id), settings.backup_bucket)
+        if settings.persistence != "local"
+        else None
+    )
+    state_dir = Path(settings.state_dir)
+    ctx = ShardContext(
+        settings=settings,
+        store=store,
+        queue=tasks.CloudTasksQueue(
+            tasks.make_client(settings.tasks_endpoint),
+            settings.project_id,
+            settings.region,
+            task_auth(settings),
+        ),
+        engine=make_engine(settings),
+        backups=SessionBackups(
+            blobs,
+            StaticKeyRing(settings.backup_keys.get_secret_value()),
+            settings.persistence,
+            state_dir,
+        ),
+        alerts=Alerts(store, clock),
+        clock=clock,
+        io=Offload(),
+        state_dir=state_dir,
+    )
+    shard = Shard(ctx)
+    holder = settings.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+    lease = LeaseKeeper(
+        Leases(store.collection("shards", ShardLease), clock),
+        ctx.io,
+        settings.shard_id,
+        holder,
+        settings.lease_ttl_s,
+        settings.lease_renew_s,
+        shard.on_lease_won,
+        shard.on_lease_lost,
+    )
+    app = RunnerApp(shard, lease, SendHandler(ctx, Pacer()))
+    runner = web.AppRunner(app.build(), access_log=None, handle_signals=False)
+    await runner.setup()
+    port = int(os.environ.get("PORT", "8090"))
+    await web.TCPSite(runner, host=os.environ.get("HOST", "0.0.0.0"), port=port).start()
+    log.info("runner listening", port=port, shard=settings.shard_id, holder=holder)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    background = [
+        asyncio.create_task(lease.run(), name="lease"),
+        asyncio.create_task(shard.backup_loop(), name="backups"),
+    ]
+    await stop.wait()
+    log.info("SIGTERM: draining", shard=settings.shard_id)
+    try:
+        async with asyncio.timeout(SHUTDOWN_BUDGET_S):
+            await shard.drain()  # 503 to new tasks, flush backups, close sockets
+            background[0].cancel()
+            await lease.release()
+    except TimeoutError:
+        log.warning("shutdown budget exceeded; exiting anyway")
+    for task in background:
+        task.cancel()
+    with contextlib.suppress(Exception):
+        await runner.cleanup()
+    ctx.io.shutdown()
+    log.info("runner stopped", shard=settings.shard_id)
+
+
+def main() -> None:
+    settings = Settings()
+    logs.configure(settings.log_format, settings.log_level)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""What every part of a shard's runner shares: ports, settings, the fence of the current lease."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runner.io import Offload
+from wagate.config import Settings
+from wagate.contracts import MessageDoc, SessionDoc, TenantDoc
+from wagate.domain.backoff import Backoff
+from wagate.ports import Clock, Fence, Repository, Store, TaskQueue, WhatsAppEngine
+from wagate.services.alerts import Alerts
+from wagate.services.backups import SessionBackups
+
+
+@dataclass
+class ShardContext:
+    settings: Settings
+    store: Store
+    queue: TaskQueue
+    engine: WhatsAppEngine
+    backups: SessionBackups
+    alerts: Alerts
+    clock: Clock
+    io: Offload
+    state_dir: Path
+    backoff: Backoff = field(default_factory=Backoff)
+    fence: Fence | None = None
+
+    sessions: Repository[SessionDoc] = field(init=False)
+    messages: Repository[MessageDoc] = field(init=False)
+    tenants: Repository[TenantDoc] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.sessions = self.store.collection("sessions", SessionDoc)
+        self.messages = self.store.collection("messages", MessageDoc)
+        self.tenants = self.store.collection("tenants", TenantDoc)
+
+    @property
+    def shard(self) -> int:
+        return self.settings.shard_id

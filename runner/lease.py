@@ -1,0 +1,98 @@
+"""Keeps this runner's shard lease: waits for it, renews it, and tells the runner when it is
+won or lost. Sockets may be held only between `on_won` and `on_lost`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from runner.io import Offload
+from wagate.errors import DependencyUnavailable, FencedOut, LeaseHeld
+from wagate.logs import get_logger
+from wagate.ports import Fence, ShardLeases
+
+log = get_logger("wagate.runner.lease")
+
+
+class LeaseKeeper:
+    def __init__(
+        self,
+        leases: ShardLeases,
+        offload: Offload,
+        shard: int,
+        holder: str,
+        ttl: float,
+        renew_every: float,
+        on_won: Callable[[Fence], Awaitable[None]],
+        on_lost: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self._leases = leases
+        self._io = offload
+        self.shard = shard
+        self.holder = holder
+        self._ttl = ttl
+        self._renew_every = renew_every
+        self._on_won = on_won
+        self._on_lost = on_lost
+        self.fence: Fence | None = None
+        self.renewals = 0
+        self.store_unreachable_since: float | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.fence is not None
+
+    async def run(self) -> None:
+        while True:
+            if self.fence is None:
+                await self._acquire()
+            else:
+                await asyncio.sleep(self._renew_every)
+                await self._renew()
+
+    async def _acquire(self) -> None:
+        try:
+            lease = await self._io(self._leases.acquire, self.shard, self.holder, self._ttl)
+        except LeaseHeld as held:
+            wait = min(max(held.retry_after or 1.0, 0.2), self._ttl)
+            log.info("lease held elsewhere; waiting", shard=self.shard, wait_s=round(wait, 1))
+            await asyncio.sleep(wait)
+            return
+        except DependencyUnavailable:
+            await asyncio.sleep(1.0)
+            return
+        self.fence = Fence(self.shard, lease.token)
+        self.store_unreachable_since = None
+        log.info("lease won", shard=self.shard, token=lease.token, holder=self.holder)
+        await self._on_won(self.fence)
+
+    async def _renew(self) -> None:
+        assert self.fence is not None
+        try:
+            await self._io(self._leases.renew, self.shard, self.holder, self.fence.token, self._ttl)
+            self.renewals += 1
+            self.store_unreachable_since = None
+        except FencedOut:
+            await self.lose("taken over by another instance")
+        except DependencyUnavailable:
+            # Nobody else can take the lease without the store either: keep serving the
+            # connected sessions (SPEC §4: survive a Firestore outage) and keep trying.
+            if self.store_unreachable_since is None:
+                self.store_unreachable_since = asyncio.get_running_loop().time()
+            log.warning("lease renewal failed: store unreachable", shard=self.shard)
+
+    async def lose(self, why: str) -> None:
+        if self.fence is None:
+            return
+        self.fence = None
+        log.warning("lease lost", shard=self.shard, why=why)
+        await self._on_lost(why)
+
+    async def release(self) -> None:
+        if self.fence is None:
+            return
+        fence, self.fence = self.fence, None
+        try:
+            await self._io(self._leases.release, self.shard, self.holder, fence.token)
+        except DependencyUnavailable:
+            log.warning("could not release the lease; it will expire", shard=self.shard)

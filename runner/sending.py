@@ -1,0 +1,207 @@
+"""POST /tasks/send: deliver one message to WhatsApp exactly once (SPEC §3).
+
+1. Refuse early, without touching the message, when this runner cannot send now: draining,
+   not the lease holder, session not connected (503 + Retry-After) or paced (429).
+2. Claim the message in a fenced transaction: `sent` or later → 200 without sending; an older
+   message to the same chat still pending → 503 (per-chat order, see docs/messaging.md).
+3. Send with the WhatsApp id derived from the message id and wait for the server ack.
+4. Record `sent` (fenced) and answer 200. A crash between 3 and 4 leads to a resend with the
+   same WhatsApp id, which the recipient deduplicates.
+Permanent errors → `dead` + 200 (the queue must stop); the last attempt → `dead` + 200.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runner.context import ShardContext
+from runner.pacing import Pacer
+from runner.supervisor import SessionSupervisor
+from wagate.contracts import MessageDoc, MessageError, SendTask, TenantLimits
+from wagate.domain.messages import CLAIMABLE, ON_WHATSAPP, MessageStatus, transition
+from wagate.errors import (
+    DependencyUnavailable,
+    IllegalTransition,
+    NotFound,
+    PermanentSendError,
+    TransientSendError,
+    WagateError,
+)
+from wagate.logs import get_logger
+from wagate.ports import Fence, Where
+
+log = get_logger("wagate.runner.send")
+
+PENDING_VALUES = [
+    s.value
+    for s in (
+        MessageStatus.ACCEPTED,
+        MessageStatus.QUEUED,
+        MessageStatus.SENDING,
+        MessageStatus.FAILED,
+    )
+]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    body: dict[str, object]
+    retry_after: float | None = None
+
+
+class _AlreadyDone(Exception):
+    def __init__(self, doc: MessageDoc) -> None:
+        self.doc = doc
+
+
+class _WaitForEarlier(Exception):
+    pass
+
+
+class SendHandler:
+    def __init__(self, ctx: ShardContext, pacer: Pacer) -> None:
+        self._ctx = ctx
+        self._pacer = pacer
+        self._limits: dict[str, TenantLimits] = {}
+        self.sent = 0
+        self.deduplicated = 0
+
+    async def handle(
+        self, task: SendTask, supervisor: SessionSupervisor | None, *, draining: bool
+    ) -> Outcome:
+        ctx = self._ctx
+        fence = ctx.fence
+        if draining or fence is None:
+            return Outcome(503, {"reason": "not serving this shard now"}, retry_after=5)
+        if supervisor is None:
+            return Outcome(503, {"reason": "session not on this runner"}, retry_after=10)
+        if not supervisor.connected:
+            return Outcome(503, {"reason": f"session is {supervisor.state.value}"}, retry_after=5)
+        limits = await self._tenant_limits(supervisor.tenant_id)
+        wait = self._pacer.take(task.session_id, limits.pacing_per_second, limits.pacing_burst)
+        if wait > 0:
+            return Outcome(429, {"reason": "session pacing"}, retry_after=wait)
+        try:
+            doc = await self._claim(task, fence)
+        except _AlreadyDone as done:
+            self._pacer.give_back(task.session_id)
+            self.deduplicated += 1
+            return Outcome(200, {"status": done.doc.status.value, "deduplicated": True})
+        except _WaitForEarlier:
+            self._pacer.give_back(task.session_id)
+            return Outcome(503, {"reason": "an earlier message to this chat is pending"}, 1)
+        except NotFound:
+            self._pacer.give_back(task.session_id)
+            # The message document is missing: nothing to send, do not retry forever.
+            return Outcome(200, {"status": "unknown_message"})
+        except WagateError as e:
+            self._pacer.give_back(task.session_id)
+            return Outcome(503, {"reason": e.message}, retry_after=5)
+        return await self._send(doc, supervisor, fence)
+
+    async def _tenant_limits(self, tenant_id: str) -> TenantLimits:
+        limits = self._limits.get(tenant_id)
+        if limits is None:
+            tenant = await self._ctx.io(self._ctx.tenants.get, tenant_id)
+            limits = tenant.limits if tenant else TenantLimits()
+            self._limits[tenant_id] = limits
+        return limits
+
+    async def _claim(self, task: SendTask, fence: Fence) -> MessageDoc:
+        ctx = self._ctx
+        current = await ctx.io(ctx.messages.get, task.message_id)
+        if current is None:
+            raise NotFound(f"message {task.message_id} not found")
+        if current.status in ON_WHATSAPP or current.status == MessageStatus.DEAD:
+            raise _AlreadyDone(current)
+        earlier = await ctx.io(
+            ctx.messages.query,
+            [
+                Where("session_id", "==", current.session_id),
+                Where("to", "==", current.to),
+                Where("status", "in", PENDING_VALUES),
+                Where("created_at", "<", current.created_at),
+            ],
+            limit=1,
+        )
+        if earlier:
+            raise _WaitForEarlier()
+        now = ctx.clock.now()
+
+        def claim(doc: MessageDoc) -> MessageDoc:
+            if doc.status not in CLAIMABLE:
+                raise _AlreadyDone(doc)
+            status = transition(doc.status, MessageStatus.SENDING)
+            return doc.model_copy(
+                update={
+                    "status": status,
+                    "attempts": doc.attempts + 1,
+                    "status_times": {**doc.status_times, status.value: now},
+                    "updated_at": now,
+                }
+            )
+
+        return await ctx.io(ctx.messages.update, task.message_id, claim, fence=fence)
+
+    async def _send(self, doc: MessageDoc, supervisor: SessionSupervisor, fence: Fence) -> Outcome:
+        content = doc.content.model_dump(mode="json", exclude={"type"})
+        try:
+            ack = await supervisor.send(doc.wa_id, doc.to, doc.content.type, content)
+        except PermanentSendError as e:
+            await self._finish(doc, fence, MessageStatus.DEAD, error=e)
+            return Outcome(200, {"status": "dead", "reason": e.message})
+        except TransientSendError as e:
+            last = doc.attempts >= self._ctx.settings.max_send_attempts
+            status = MessageStatus.DEAD if last else MessageStatus.FAILED
+            await self._finish(doc, fence, status, error=e)
+            if last:
+                return Outcome(200, {"status": "dead", "reason": e.message})
+            return Outcome(
+                503, {"status": "failed", "reason": e.message}, retry_after=e.retry_after or 5
+            )
+        self.sent += 1
+        try:
+            await self._finish(doc, fence, MessageStatus.SENT, server_ts=ack.server_ts)
+        except DependencyUnavailable:
+            # WhatsApp has the message; the retry will resend with the same id (deduplicated by
+            # the recipient) and record it then.
+            return Outcome(503, {"status": "sent", "reason": "could not record yet"}, 5)
+        return Outcome(200, {"status": "sent", "wa_id": doc.wa_id})
+
+    async def _finish(
+        self,
+        doc: MessageDoc,
+        fence: Fence,
+        status: MessageStatus,
+        *,
+        error: WagateError | None = None,
+        server_ts: object = None,
+    ) -> None:
+        ctx = self._ctx
+        now = ctx.clock.now()
+
+        def record(current: MessageDoc) -> MessageDoc:
+            if current.status in ON_WHATSAPP and status != MessageStatus.SENT:
+                return current  # a receipt overtook us: WhatsApp has it
+            try:
+                new = transition(current.status, status)
+            except IllegalTransition:
+                return current
+            update: dict[str, object] = {
+                "status": new,
+                "status_times": {**current.status_times, new.value: server_ts or now},
+                "updated_at": now,
+            }
+            if error is not None:
+                update["errors"] = [
+                    *current.errors[-19:],
+                    MessageError(
+                        at=now, code=error.code, message=error.message, attempt=current.attempts
+                    ),
+                ]
+            if new == MessageStatus.DEAD and error is not None:
+                update["dead_reason"] = f"{error.code}: {error.message}"
+            return current.model_copy(update=update)
+
+        await ctx.io(ctx.messages.update, doc.id, record, fence=fence)

@@ -1,0 +1,135 @@
+"""All sessions of this runner's shard: started when the lease is won, stopped when it is lost,
+controlled by control tasks, drained on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from runner.context import ShardContext
+from runner.inbound import InboundSink
+from runner.supervisor import SessionSupervisor, desired_running
+from wagate.contracts import ControlTask, SessionDoc
+from wagate.domain.sessions import DesiredState, SessionState
+from wagate.errors import WagateError
+from wagate.logs import get_logger
+from wagate.ports import Fence, Where
+
+log = get_logger("wagate.runner.shard")
+RESTORE_CONCURRENCY = 200
+
+
+class Shard:
+    def __init__(self, ctx: ShardContext) -> None:
+        self.ctx = ctx
+        self.inbound = InboundSink(ctx)
+        self.supervisors: dict[str, SessionSupervisor] = {}
+        self.draining = False
+        self.restored_at: float | None = None
+        self._restore_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------ lease callbacks
+
+    async def on_lease_won(self, fence: Fence) -> None:
+        self.ctx.fence = fence
+        self._restore_task = asyncio.create_task(self._restore_all())
+
+    async def on_lease_lost(self, why: str) -> None:
+        self.ctx.fence = None
+        if self._restore_task is not None:
+            self._restore_task.cancel()
+        await self._stop_all(flush=False)  # the new owner restores from the last backup
+        with contextlib.suppress(WagateError):
+            await self.ctx.io(
+                self.ctx.alerts.raise_alert,
+                "lease_lost",
+                f"shard-{self.ctx.shard}",
+                f"runner lost shard {self.ctx.shard}: {why}",
+                "critical",
+            )
+
+    async def _restore_all(self) -> None:
+        """Every session of the shard that should run, connected again from its backup."""
+        ctx = self.ctx
+        started = asyncio.get_running_loop().time()
+        while True:
+            try:
+                docs: list[SessionDoc] = await ctx.io(
+                    ctx.sessions.query, [Where("shard", "==", ctx.shard)]
+                )
+                break
+            except WagateError as e:
+                log.warning("cannot list the shard's sessions yet", error=e.message)
+                await asyncio.sleep(2)
+        wanted = [d for d in docs if desired_running(d)]
+        log.info("restoring sessions", shard=ctx.shard, sessions=len(wanted))
+        for doc in wanted:
+            self._start(doc)
+        self.restored_at = asyncio.get_running_loop().time() - started
+
+    def _start(self, doc: SessionDoc) -> SessionSupervisor:
+        existing = self.supervisors.get(doc.id)
+        if existing is not None:
+            return existing
+        supervisor = SessionSupervisor(doc, self.ctx, self.inbound)
+        self.supervisors[doc.id] = supervisor
+        supervisor.start()
+        return supervisor
+
+    async def _stop_all(self, *, flush: bool) -> None:
+        supervisors = list(self.supervisors.values())
+        self.supervisors.clear()
+        await asyncio.gather(*(s.stop(flush=flush) for s in supervisors), return_exceptions=True)
+
+    # ------------------------------------------------------------ control tasks
+
+    async def control(self, task: ControlTask) -> tuple[int, dict[str, object]]:
+        ctx = self.ctx
+        if self.draining or ctx.fence is None:
+            return 503, {"reason": "not serving this shard now"}
+        doc = await ctx.io(ctx.sessions.get, task.session_id)
+        if doc is None or doc.shard != ctx.shard:
+            return 200, {"ignored": "unknown session or another shard"}
+        current = self.supervisors.get(doc.id)
+        if task.action in ("start", "recover"):
+            if doc.desired != DesiredState.RUNNING:
+                return 200, {"ignored": "session is stopped"}
+            if current is None:
+                self._start(doc)
+            else:
+                current.recover()
+            return 200, {"action": task.action}
+        # stop / logout
+        if current is not None:
+            self.supervisors.pop(doc.id, None)
+            await current.stop(logout=task.action == "logout")
+        if task.action == "logout":
+            await ctx.io(ctx.backups.wipe, doc.tenant_id, doc.id)
+        state = SessionState.STOPPED
+        now = ctx.clock.now()
+        await ctx.io(
+            ctx.sessions.update,
+            doc.id,
+            lambda d: d.model_copy(update={"state": state, "qr": None, "updated_at": now}),
+            fence=ctx.fence,
+        )
+        return 200, {"action": task.action}
+
+    # ------------------------------------------------------------ periodic + shutdown
+
+    async def backup_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.ctx.settings.backup_period_s)
+            for supervisor in list(self.supervisors.values()):
+                await supervisor.periodic_backup()
+
+    async def drain(self) -> None:
+        """SIGTERM: stop taking work, flush every backup, close every socket."""
+        self.draining = True
+        await self._stop_all(flush=True)
+
+    def by_state(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for supervisor in self.supervisors.values():
+            counts[supervisor.state.value] = counts.get(supervisor.state.value, 0) + 1
+        return counts

@@ -1,0 +1,190 @@
+"""The api function end to end on the real emulators: auth, sessions, accepting messages,
+idempotency, validation and the error model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from wagate.contracts import MessageDoc
+from wagate.domain.ids import send_task_name
+from wagate.domain.messages import MessageStatus
+
+from tests.integration.api_client import Api
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def api(emulators: Any, firestore_env: dict[str, str]) -> Iterator[Api]:
+    emulators.provision_project(firestore_env["WAGATE_PROJECT_ID"])
+    yield Api()
+
+
+def new_session(api: Api, key: str) -> dict[str, Any]:
+    response = api.call("POST", "/v1/sessions", key, json={"name": "shop"})
+    assert response.status_code == 201, response.get_json()
+    body: dict[str, Any] = response.get_json()
+    return body
+
+
+def test_a_message_is_written_then_enqueued_under_its_derived_task_name(api: Api) -> None:
+    key = api.tenant()["api_key"]
+    session = new_session(api, key)
+    response = api.call(
+        "POST",
+        f"/v1/sessions/{session['id']}/messages",
+        key,
+        json={"to": "+15551234567", "content": {"type": "text", "body": "Your order shipped"}},
+    )
+    assert response.status_code == 202, response.get_json()
+    body = response.get_json()
+    assert body["status"] == "accepted" and body["wa_id"].startswith("3EB0")
+    stored = api.call("GET", f"/v1/messages/{body['id']}", key).get_json()
+    assert stored["content"]["body"] == "Your order shipped"
+    from functions.app import gateway
+    from wagate.adapters.tasks import CloudTasksQueue
+    from wagate.ports import TaskSpec
+    from wagate.errors import TaskAlreadyExists
+    from wagate.queues import send_queue
+
+    queue = gateway().queue
+    assert isinstance(queue, CloudTasksQueue)
+    # The task exists already: creating it again under the same name is refused.
+    with pytest.raises(TaskAlreadyExists):
+        queue.enqueue(
+            TaskSpec(
+                queue=send_queue("wagate", 0, "normal"),
+                name=send_task_name(body["id"]),
+                url="http://127.0.0.1:9/tasks/send",
+                body=b"{}",
+            )
+        )
+
+
+def test_a_repeated_idempotency_key_returns_the_first_result(api: Api) -> None:
+    key = api.tenant()["api_key"]
+    session = new_session(api, key)
+    request = {"to": "+15551234567", "content": {"type": "text", "body": "hi"}}
+    path = f"/v1/sessions/{session['id']}/messages"
+    first = api.call("POST", path, key, json=request, headers={"Idempotency-Key": "order-42"})
+    again = api.call("POST", path, key, json=request, headers={"Idempotency-Key": "order-42"})
+    assert first.status_code == 202 and again.status_code == 202
+    assert first.get_json()["id"] == again.get_json()["id"]
+    changed = api.call(
+        "POST",
+        path,
+        key,
+        json={**request, "content": {"type": "text", "body": "different"}},
+        headers={"Idempotency-Key": "order-42"},
+    )
+    assert changed.status_code == 409
+    assert changed.get_json()["error"]["details"][0]["field"] == "Idempotency-Key"
+    from functions.app import gateway
+
+    messages = gateway().store.collection("messages", MessageDoc).query()
+    assert len(messages) == 1 and messages[0].status is MessageStatus.ACCEPTED
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"to": "not-a-number", "content": {"type": "text", "body": "x"}}, "to"),
+        ({"to": "+15551234567", "content": {"type": "text", "body": ""}}, "content.text.body"),
+        ({"to": "+15551234567", "content": {"type": "fax"}}, "content"),
+        (
+            {"to": "+15551234567", "content": {"type": "location", "latitude": 91, "longitude": 0}},
+            "content.location.latitude",
+        ),
+        ({"to": "+15551234567", "content": {"type": "text", "body": "x"}, "extra": 1}, "extra"),
+        (
+            {"to": "+15551234567", "content": {"type": "text", "body": "x"}, "priority": "urgent"},
+            "priority",
+        ),
+    ],
+)
+def test_bad_input_gets_a_field_error_and_writes_nothing(
+    api: Api, body: dict[str, Any], field: str
+) -> None:
+    key = api.tenant()["api_key"]
+    session = new_session(api, key)
+    response = api.call("POST", f"/v1/sessions/{session['id']}/messages", key, json=body)
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "validation_failed" and error["request_id"]
+    assert field in [d["field"] for d in error["details"]], error
+    from functions.app import gateway
+
+    assert gateway().store.collection("messages", MessageDoc).query() == []
+
+
+def test_errors_are_json_with_codes_never_stack_traces(api: Api) -> None:
+    key = api.tenant()["api_key"]
+    assert api.call("GET", "/v1/nowhere", key).get_json()["error"]["code"] == "not_found"
+    wrong_method = api.call("PATCH", "/v1/sessions", key)
+    assert wrong_method.status_code == 405
+    assert wrong_method.get_json()["error"]["code"] == "method_not_allowed"
+    no_key = api.call("GET", "/v1/sessions")
+    assert (
+        no_key.status_code == 401
+        and no_key.get_json()["error"]["field"] == "Authorization"
+        or (no_key.get_json()["error"]["details"][0]["field"] == "Authorization")
+    )
+    bad_json = api.call(
+        "POST", "/v1/sessions", key, data=b"{not json", content_type="application/json"
+    )
+    assert bad_json.status_code == 400
+    huge = api.call(
+        "POST",
+        "/v1/sessions/ses_00000000000000000000000000/messages",
+        key,
+        data=b"x" * (1024 * 1024 + 1),
+        content_type="application/json",
+    )
+    assert huge.status_code == 413
+    for response in (wrong_method, no_key, bad_json, huge):
+        assert b"Traceback" not in response.data
+
+
+def test_another_tenants_session_and_message_are_not_found(api: Api) -> None:
+    alice = api.tenant("alice")["api_key"]
+    bob = api.tenant("bob")["api_key"]
+    session = new_session(api, alice)
+    sent = api.call(
+        "POST",
+        f"/v1/sessions/{session['id']}/messages",
+        alice,
+        json={"to": "+15551234567", "content": {"type": "text", "body": "private"}},
+    ).get_json()
+    for method, path, body in [
+        ("GET", f"/v1/sessions/{session['id']}", None),
+        ("DELETE", f"/v1/sessions/{session['id']}", None),
+        ("POST", f"/v1/sessions/{session['id']}:recover", None),
+        ("GET", f"/v1/sessions/{session['id']}/qr", None),
+        ("GET", f"/v1/sessions/{session['id']}/messages", None),
+        (
+            "POST",
+            f"/v1/sessions/{session['id']}/messages",
+            {"to": "+15551234567", "content": {"type": "text", "body": "x"}},
+        ),
+        ("GET", f"/v1/messages/{sent['id']}", None),
+    ]:
+        response = api.call(method, path, bob, json=body)
+        assert response.status_code == 404, (method, path, response.get_json())
+        assert b"private" not in response.data
+
+
+def test_a_revoked_key_is_refused(api: Api) -> None:
+    tenant = api.tenant()
+    assert api.call("GET", "/v1/sessions", tenant["api_key"]).status_code == 200
+    revoked = api.call(
+        "DELETE", f"/v1/admin/tenants/{tenant['id']}/keys/{tenant['key_id']}", api.admin_key
+    )
+    assert revoked.status_code == 204
+    assert api.call("GET", "/v1/sessions", tenant["api_key"]).status_code == 401
+    assert (
+        api.call("POST", "/v1/admin/tenants", tenant["api_key"], json={"name": "x"}).status_code
+        == 401
+    )
