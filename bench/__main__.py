@@ -10,15 +10,19 @@ from pathlib import Path
 
 from bench.common import Result
 
-BENCHES: dict[str, str] = {
-    "store": "bench.store",
+BENCHES: dict[str, tuple[str, str]] = {
+    "store": ("bench.store", "run"),
+    "backup": ("bench.backup", "run"),
+    "restore": ("bench.sessions", "run_restore"),
+    "session-memory": ("bench.sessions", "run_memory"),
 }
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 
 def run_one(name: str, quick: bool, extra: dict[str, int]) -> Result:
-    module = importlib.import_module(BENCHES[name])
-    result: Result = module.run(quick=quick, **extra)
+    module_name, function = BENCHES[name]
+    module = importlib.import_module(module_name)
+    result: Result = getattr(module, function)(quick=quick, **extra)
     return result
 
 

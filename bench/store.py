@@ -1,5 +1,5 @@
 """`store`: the Firestore adapter's write and transaction latency against the raw client
-calls, interleaved in the same run on the same emulator (target: adapter ≤ 1.3× raw p50)."""
+calls, interleaved in the same run on the same emulator (target: adapter <= 1.3x raw p50)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from typing import Any
 
 from google.cloud import firestore
 
+from bench.common import Result, stack, summary
 from wagate.adapters.firestore import FirestoreStore, make_client, to_fields
 from wagate.contracts import MessageDoc, TextContent
-
-from bench.common import Result, stack, summary
 
 TARGET = 1.3
 

@@ -15,6 +15,8 @@ from functions.web import Call, Router
 from wagate import __version__
 from wagate.contracts import (
     CreateSessionRequest,
+    InboundPage,
+    InboundView,
     MessagePage,
     MessageView,
     RetryDeadRequest,
@@ -241,7 +243,22 @@ def list_messages(call: Call) -> Any:
             tenant.id, call.args["session_id"], limit=limit, cursor=cursor
         )
         return MessagePage(items=[MessageView.of(d) for d in docs], next_cursor=nxt)
-    raise DependencyUnavailable("inbound listing is not available yet")
+    inbound, nxt = g.inbox.list(tenant.id, call.args["session_id"], limit=limit, cursor=cursor)
+    return InboundPage(
+        items=[
+            InboundView(
+                id=d.id,
+                chat=d.chat,
+                sender=d.sender,
+                kind=d.kind,
+                content=d.content,
+                ts=d.ts,
+                from_history=d.from_history,
+            )
+            for d in inbound
+        ],
+        next_cursor=nxt,
+    )
 
 
 @router.route("/v1/messages/<message_id>", methods=["GET"])

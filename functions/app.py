@@ -15,6 +15,7 @@ from wagate.adapters.keyring import StaticKeyRing
 from wagate.clock import SystemClock
 from wagate.config import Settings
 from wagate.services.directory import SessionDirectory
+from wagate.services.inbox import Inbox
 from wagate.services.outbox import Outbox, Routing
 from wagate.services.sessions import Sessions
 from wagate.services.tenants import Tenants
@@ -34,6 +35,7 @@ class Gateway:
     clock: SystemClock
     keyring: StaticKeyRing | None
     webhooks: WebhookDelivery | None
+    inbox: Inbox
 
 
 def task_auth(settings: Settings) -> tasks.TaskAuth:
@@ -83,6 +85,7 @@ def build(settings: Settings) -> Gateway:
         clock=clock,
         keyring=keyring,
         webhooks=WebhookDelivery(store, keyring, post_json) if keyring else None,
+        inbox=Inbox(store, directory),
     )
 
 

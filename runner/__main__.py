@@ -126,6 +126,8 @@ async def serve(settings: Settings) -> None:
         task.cancel()
     with contextlib.suppress(Exception):
         await runner.cleanup()
+    with contextlib.suppress(Exception):
+        await ctx.engine.aclose()
     ctx.io.shutdown()
     log.info("runner stopped", shard=settings.shard_id)
 

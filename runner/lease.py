@@ -63,7 +63,7 @@ class LeaseKeeper:
             return
         self.fence = Fence(self.shard, lease.token)
         self.store_unreachable_since = None
-        log.info("lease won", shard=self.shard, token=lease.token, holder=self.holder)
+        log.info("lease won", shard=self.shard, fence=lease.token, holder=self.holder)
         await self._on_won(self.fence)
 
     async def _renew(self) -> None:

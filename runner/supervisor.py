@@ -56,6 +56,8 @@ class SessionSupervisor:
         self.backup_failures = 0
         self.reconnects = 0
         self._closing: asyncio.Task[None] | None = None
+        self._restored = False
+        self._auth_state: bytes | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -123,36 +125,13 @@ class SessionSupervisor:
     async def _connect_once(self) -> int:
         """Run one connection until it ends; returns the disconnect reason code."""
         ctx = self._ctx
-        auth_state: bytes | None = None
-        try:
-            restored = await ctx.io(ctx.backups.restore, self.tenant_id, self.session_id)
-        except BackupCorrupt as e:
-            restored = None
-            await ctx.io(
-                ctx.alerts.raise_alert,
-                "backup_corrupt",
-                self.session_id,
-                f"no backup version authenticates: {e.message}; a new QR scan is needed",
-                "critical",
-            )
-        except WagateError as e:
-            log.warning(
-                "backup restore failed; retrying", session_id=self.session_id, error=e.message
-            )
-            return 503
-        if restored is not None:
-            auth_state = restored.state
-            self._backup_generation = restored.generation
-            if restored.fell_back:
-                await ctx.io(
-                    ctx.alerts.raise_alert,
-                    "backup_corrupt",
-                    self.session_id,
-                    f"newest backup refused; restored an older one ({restored.refused})",
-                    "warning",
-                )
-        else:
-            self._backup_generation = 0
+        if not self._restored:
+            # Only the first connect reads the backup; later ones use the newest credentials
+            # the engine handed us (the backup may lag behind them by the debounce).
+            reason = await self._restore()
+            if reason is not None:
+                return reason
+        auth_state = self._auth_state
         conn = ctx.engine.open(self.session_id, auth_state)
         self._conn = conn
         await self._set_state(SessionState.CONNECTING if auth_state else SessionState.PAIRING)
@@ -177,6 +156,38 @@ class SessionSupervisor:
             self._conn = None
             with contextlib.suppress(Exception):
                 await conn.close()
+
+    async def _restore(self) -> int | None:
+        ctx = self._ctx
+        try:
+            restored = await ctx.io(ctx.backups.restore, self.tenant_id, self.session_id)
+        except BackupCorrupt as e:
+            restored = None
+            await ctx.io(
+                ctx.alerts.raise_alert,
+                "backup_corrupt",
+                self.session_id,
+                f"no backup version authenticates: {e.message}; a new QR scan is needed",
+                "critical",
+            )
+        except WagateError as e:
+            log.warning("backup restore failed", session_id=self.session_id, error=e.message)
+            return 503
+        self._restored = True
+        if restored is None:
+            self._backup_generation = 0
+            return None
+        self._auth_state = restored.state
+        self._backup_generation = restored.generation
+        if restored.fell_back:
+            await ctx.io(
+                ctx.alerts.raise_alert,
+                "backup_corrupt",
+                self.session_id,
+                f"newest backup refused; restored an older one ({restored.refused})",
+                "warning",
+            )
+        return None
 
     async def _on_event(self, event: ev.EngineEvent) -> int | None:
         ctx = self._ctx
@@ -209,6 +220,7 @@ class SessionSupervisor:
                     )
                     await ctx.io(ctx.alerts.resolve, "session_failing", self.session_id)
             case ev.AuthStateChanged(state=state):
+                self._auth_state = state
                 self._pending_state = state
                 first = self._backup_generation in (0, None) and self.last_backup_at is None
                 self._schedule_backup(0.0 if first else ctx.settings.backup_debounce_s)
@@ -225,6 +237,8 @@ class SessionSupervisor:
         ctx = self._ctx
         log.info("disconnected", session_id=self.session_id, reason=reason, policy=policy.value)
         if policy is ReconnectPolicy.LOGGED_OUT:
+            self._auth_state = None
+            self._pending_state = None
             await self._set_state(SessionState.LOGGED_OUT, last_reason=reason, jid=None)
             await ctx.io(ctx.backups.wipe, self.tenant_id, self.session_id)
             await ctx.io(

@@ -228,7 +228,7 @@ class World:
         self.refuse_until = 0.0
         self.stats: Counter[str] = Counter()
         self._receipts: dict[tuple[str, str, str], list[str]] = {}
-        self._stalled: list[tuple[Device, str]] = []
+        self._stalled: list[tuple[Device, Link, str]] = []
 
     def reset(self) -> None:
         """Forget everything (accounts, devices, messages, faults) and close every socket."""
@@ -293,6 +293,8 @@ class World:
 
     @staticmethod
     def _trim(device: Device, acked: int) -> None:
+        if acked > device.seq:
+            return  # a number this device was never sent: not ours to trust
         outbox = device.outbox
         while outbox and outbox[0][0] <= acked:
             outbox.popleft()
@@ -633,9 +635,12 @@ class World:
 
     def _ack(self, device: Device, data: str) -> None:
         account = device.account
+        link = device.link
+        if link is None:
+            return
         now = time.monotonic()
         if now < device.stall_until or now < account.stall_until:
-            self._stalled.append((device, data))
+            self._stalled.append((device, link, data))
             return
         latency = account.latency_ms if account.latency_ms is not None else None
         jitter = account.jitter_ms if account.jitter_ms is not None else None
@@ -643,14 +648,14 @@ class World:
         jitter_ms = self.settings.ack_jitter_ms if jitter is None else jitter
         delay_ms = latency_ms + (random.uniform(-jitter_ms, jitter_ms) if jitter_ms else 0.0)
         if delay_ms <= 0:
-            self._send_ack(self._epoch, device, data)
+            self._send_ack(self._epoch, device, link, data)
         else:
-            self._later(delay_ms / 1000.0, self._send_ack, device, data)
+            self._later(delay_ms / 1000.0, self._send_ack, device, link, data)
 
-    def _send_ack(self, epoch: int, device: Device, data: str) -> None:
-        # Acks belong to a connection: a device that is gone by now never gets this one.
-        if epoch == self._epoch and device.link is not None:
-            device.link.push(data)
+    def _send_ack(self, epoch: int, device: Device, link: Link, data: str) -> None:
+        # Acks belong to a connection: once that socket is gone, this one is never sent.
+        if epoch == self._epoch and device.link is link:
+            link.push(data)
             self.stats["acks"] += 1
 
     def _nack(
@@ -811,11 +816,12 @@ class World:
         self.stats["drops"] += dropped
         return dropped
 
-    def stall(self, devices: list[Device], account: Account | None, seconds: float) -> None:
+    def stall(self, devices: list[Device], accounts: list[Account], seconds: float) -> None:
         """Withhold server acks (the messages are still delivered) for `seconds`; the acks are
-        released late when the stall ends, as after a server hiccup."""
+        released late when the stall ends, as after a server hiccup. A stall set for a number
+        also holds its devices linked later; `seconds=0` ends a stall."""
         until = time.monotonic() + seconds
-        if account is not None:
+        for account in accounts:
             account.stall_until = until
         for device in devices:
             device.stall_until = until
@@ -828,12 +834,12 @@ class World:
         if epoch != self._epoch:
             return
         now = time.monotonic()
-        still: list[tuple[Device, str]] = []
-        for device, data in self._stalled:
+        still: list[tuple[Device, Link, str]] = []
+        for device, link, data in self._stalled:
             if now < device.stall_until or now < device.account.stall_until:
-                still.append((device, data))
+                still.append((device, link, data))
             else:
-                self._send_ack(epoch, device, data)
+                self._send_ack(epoch, device, link, data)
         self._stalled = still
 
     def freeze(self, devices: list[Device], seconds: float) -> int:

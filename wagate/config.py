@@ -50,8 +50,8 @@ class Settings(BaseSettings):
     # --- runner
     shard_id: int = Field(0, ge=0, description="The shard this runner serves")
     instance_id: str | None = Field(None, description="Lease holder id; defaults to host+pid")
-    lease_ttl_s: float = Field(15.0, gt=1, description="Shard lease time to live")
-    lease_renew_s: float = Field(5.0, gt=0.1, description="Shard lease renewal period")
+    lease_ttl_s: float = Field(9.0, gt=1, description="Shard lease time to live")
+    lease_renew_s: float = Field(3.0, gt=0.1, description="Shard lease renewal period")
     engine: Literal["simulator", "whatsmeow"] = Field("simulator", description="WhatsApp engine")
     simulator_url: str = Field("http://127.0.0.1:8070", description="Simulator base URL")
     persistence: Literal["cloud", "hybrid", "local"] = Field(

@@ -195,7 +195,16 @@ class KeyRing(Protocol):
 
 
 class EngineConnection(Protocol):
-    """One linked device's socket. Events arrive on `events()` until it closes."""
+    """One linked device's socket.
+
+    - `connect()` returns once the outcome is known (first QR, Connected, or a close) and
+      reports refusals and timeouts as events (Disconnected(503) / Disconnected(408)).
+    - `events()` yields until `close()`, exactly one Disconnected(reason) per socket close, and
+      survives a consumer's cancellation; `connect()` may be called again afterwards.
+    - Server acks both resolve `send()` and are yielded as MessageAck.
+    - Receipts and inbound messages are at-least-once: they are acknowledged to the server
+      when the consumer asks for the next event, so consumers deduplicate by id.
+    """
 
     def events(self) -> AsyncIterator[EngineEvent]: ...
 
@@ -216,6 +225,7 @@ class EngineConnection(Protocol):
 
 
 class WhatsAppEngine(Protocol):
-    name: str
-
     def open(self, session_id: str, auth_state: bytes | None) -> EngineConnection: ...
+
+    async def aclose(self) -> None:
+        """Release what the engine shares between connections (HTTP session, library)."""

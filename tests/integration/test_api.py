@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 
+from tests.integration.api_client import Api
 from wagate.contracts import MessageDoc
 from wagate.domain.ids import send_task_name
 from wagate.domain.messages import MessageStatus
-
-from tests.integration.api_client import Api
 
 pytestmark = pytest.mark.integration
 
@@ -46,8 +45,8 @@ def test_a_message_is_written_then_enqueued_under_its_derived_task_name(api: Api
     assert stored["content"]["body"] == "Your order shipped"
     from functions.app import gateway
     from wagate.adapters.tasks import CloudTasksQueue
-    from wagate.ports import TaskSpec
     from wagate.errors import TaskAlreadyExists
+    from wagate.ports import TaskSpec
     from wagate.queues import send_queue
 
     queue = gateway().queue
@@ -128,10 +127,8 @@ def test_errors_are_json_with_codes_never_stack_traces(api: Api) -> None:
     assert wrong_method.get_json()["error"]["code"] == "method_not_allowed"
     no_key = api.call("GET", "/v1/sessions")
     assert (
-        no_key.status_code == 401
-        and no_key.get_json()["error"]["field"] == "Authorization"
-        or (no_key.get_json()["error"]["details"][0]["field"] == "Authorization")
-    )
+        no_key.status_code == 401 and no_key.get_json()["error"]["field"] == "Authorization"
+    ) or (no_key.get_json()["error"]["details"][0]["field"] == "Authorization")
     bad_json = api.call(
         "POST", "/v1/sessions", key, data=b"{not json", content_type="application/json"
     )

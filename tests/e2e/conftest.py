@@ -1,0 +1,28 @@
+"""The whole local system (emulators, simulator, runner, functions) once per test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.system import System
+from wagate.devstack.provision import environment
+from wagate.devstack.stack import Stack, StackConfig
+
+
+@pytest.fixture(scope="session")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    stack = Stack(
+        StackConfig(
+            root=tmp_path_factory.mktemp("e2e"),
+            simulator_args=("--receipt-delay-ms=100", "--read-delay-ms=300"),
+            extra_env={"WAGATE_BACKUP_DEBOUNCE_S": "0.2"},
+        )
+    )
+    try:
+        stack.start_all()
+        with environment(stack.env):
+            yield System(stack)
+    finally:
+        stack.stop()

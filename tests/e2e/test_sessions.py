@@ -1,0 +1,137 @@
+"""Sessions on the whole system: pairing, restore without a QR after SIGKILL/SIGTERM, the shard
+lease, and the reaction to every disconnect reason."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import httpx
+import pytest
+
+from tests.e2e.system import System, eventually
+
+pytestmark = pytest.mark.integration
+
+
+def phone(n: int) -> str:
+    return f"+1555{int(time.time() * 1000) % 10_000_000:07d}{n}"
+
+
+def restart_runner(system: System, how: int) -> float:
+    """Stop the runner with `how`, start a new one on the same port; returns the stop time."""
+    stack = system.stack
+    old = stack.services["runner-0"]
+    stopped_at = time.monotonic()
+    if how == signal.SIGKILL:
+        old.kill()
+    else:
+        old.signal(how)
+        assert old.process is not None
+        old.process.wait(timeout=10)  # Cloud Run's budget
+    stack.start(stack.runner_service(0))
+    return stopped_at
+
+
+def test_pairing_by_qr_connects_and_backs_up_the_credentials(system: System) -> None:
+    key = system.tenant()["api_key"]
+    number = phone(1)
+    session = system.paired_session(key, number)
+    assert session["jid"].startswith(number.lstrip("+"))
+    backed_up = eventually(lambda: system.session(key, session["id"])["last_backup_at"])
+    assert backed_up
+
+
+def test_a_sigkilled_runner_is_replaced_and_sessions_resume_without_a_new_qr(
+    system: System,
+) -> None:
+    key = system.tenant()["api_key"]
+    session = system.paired_session(key, phone(2))
+    eventually(lambda: system.session(key, session["id"])["last_backup_at"])
+    pairings_before = system.sim.get("/control/pairings").json()
+    killed_at = restart_runner(system, signal.SIGKILL)
+    after = system.wait_state(key, session["id"], "connected", timeout=30)
+    recovery_s = time.monotonic() - killed_at
+    assert after["jid"] == session["jid"]  # the same linked device: no new pairing
+    assert system.sim.get("/control/pairings").json() == pairings_before == []
+    sent = system.send(key, session["id"], "+15550009999", "after the crash")
+    system.wait_status(key, sent["id"], ("sent", "delivered", "read"))
+    assert recovery_s < 30, recovery_s
+
+
+def test_sigterm_drains_within_the_budget_and_the_next_runner_restores(system: System) -> None:
+    key = system.tenant()["api_key"]
+    session = system.paired_session(key, phone(3))
+    started = time.monotonic()
+    restart_runner(system, signal.SIGTERM)
+    assert time.monotonic() - started < 30
+    after = system.wait_state(key, session["id"], "connected", timeout=30)
+    assert after["jid"] == session["jid"]
+
+
+def test_a_second_runner_for_the_shard_waits_while_the_first_holds_the_lease(
+    system: System,
+) -> None:
+    key = system.tenant()["api_key"]
+    session = system.paired_session(key, phone(4))
+    stack = system.stack
+    from wagate.devstack.stack import free_port
+
+    port = free_port()
+    second = stack.runner_service(0, name="runner-0-b", port=port)
+    second.start()
+    eventually(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200)
+    devices_before = system.sim.get("/control/stats").json()
+    time.sleep(3)  # several lease-acquire attempts by the second runner
+    assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 503
+    detail = httpx.get(f"http://127.0.0.1:{port}/health", params={"detailed": "true"}).json()
+    assert detail["lease_held"] is False and detail["sessions"] == {}
+    assert system.sim.get("/control/stats").json()["sockets"] == devices_before["sockets"]
+    # The first dies: the second takes over and restores the session.
+    stack.services["runner-0"].kill()
+    eventually(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200, 30)
+    system.wait_state(key, session["id"], "connected", timeout=30)
+    # Put the shard back on its usual port for the other tests.
+    second.stop()
+    stack.start(stack.runner_service(0))
+    system.wait_state(key, session["id"], "connected", timeout=30)
+
+
+@pytest.mark.parametrize("reason", [408, 428, 500, 503, 515])
+def test_transient_disconnects_reconnect_by_themselves(system: System, reason: int) -> None:
+    key = system.tenant()["api_key"]
+    number = phone(5)
+    session = system.paired_session(key, number)
+    system.control("drop", phone=number, reason=reason)
+    reconnected = system.wait_state(key, session["id"], "connected", timeout=20)
+    assert reconnected["last_reason"] == reason
+    assert reconnected["jid"] == session["jid"]
+
+
+def test_logged_out_by_the_phone_needs_a_new_qr(system: System) -> None:
+    key = system.tenant()["api_key"]
+    number = phone(6)
+    session = system.paired_session(key, number)
+    system.control("unlink", jid=session["jid"])
+    after = system.wait_state(key, session["id"], "logged_out", timeout=20)
+    assert after["last_reason"] == 401
+    time.sleep(1)
+    assert system.session(key, session["id"])["state"] == "logged_out"  # no reconnect storm
+
+
+def test_a_banned_number_fails_and_raises_an_alert(system: System) -> None:
+    key = system.tenant()["api_key"]
+    number = phone(7)
+    session = system.paired_session(key, number)
+    system.control("ban", phone=number, banned=True)
+    after = system.wait_state(key, session["id"], "failed", timeout=20)
+    assert after["last_reason"] == 403
+
+
+def test_a_user_stop_never_reconnects(system: System) -> None:
+    key = system.tenant()["api_key"]
+    session = system.paired_session(key, phone(8))
+    assert system.call("DELETE", f"/v1/sessions/{session['id']}", key).status_code == 202
+    system.wait_state(key, session["id"], "stopped", timeout=20)
+    time.sleep(1.5)
+    assert system.session(key, session["id"])["state"] == "stopped"

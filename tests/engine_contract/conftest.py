@@ -1,0 +1,120 @@
+"""Engines under the contract, one factory each. To put another engine adapter under the same
+suite, write a factory (an async context manager yielding an `EngineUnderTest` whose `network`
+drives that engine's WhatsApp side) and append it to ENGINE_FACTORIES."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+import pytest
+
+from runner.engines.simulated import SimulatedEngine
+from simulator.testkit import ControlClient
+from tests.simulator.harness import simulator_url
+from wagate.ports import WhatsAppEngine
+
+
+class Network(Protocol):
+    """What the phone, the contacts and WhatsApp's servers do in a contract test."""
+
+    not_on_whatsapp: str  # a well-formed number that has no WhatsApp account
+
+    async def scan(self, qr: str, phone: str) -> None: ...
+
+    async def confirm_pairing_code(self, code: str, phone: str) -> None: ...
+
+    async def inbound(self, to_phone: str, sender: str, text: str, wa_id: str) -> None: ...
+
+    async def received_ids(self, recipient: str) -> list[str]:
+        """Every message id the recipient got, in order (duplicates would repeat)."""
+
+    async def disconnect(self, jid: str, reason: int, *, abrupt: bool = False) -> None:
+        """The server closes the device's socket with this reason (abrupt: no close frame)."""
+
+    async def black_hole(self, jid: str, seconds: float) -> None:
+        """The socket goes silent without closing: only keep-alive can notice."""
+
+    async def withhold_acks(self, phone: str, seconds: float) -> None:
+        """Messages are delivered but server acks are late by `seconds` (0 releases them)."""
+
+    async def rate_limit(self, phone: str, per_second: float | None, burst: int) -> None: ...
+
+    async def receipt_delays(self, delivered_ms: float, read_ms: float) -> None: ...
+
+
+@dataclass
+class EngineUnderTest:
+    name: str
+    engine: WhatsAppEngine
+    network: Network
+
+
+EngineFactory = Callable[..., AbstractAsyncContextManager[EngineUnderTest]]
+
+
+class SimulatorNetwork:
+    """Network for engines that talk to the simulator: its control API."""
+
+    not_on_whatsapp = "+99955501234"
+
+    def __init__(self, control: ControlClient) -> None:
+        self.control = control
+
+    async def scan(self, qr: str, phone: str) -> None:
+        await self.control.scan(qr, phone)
+
+    async def confirm_pairing_code(self, code: str, phone: str) -> None:
+        await self.control.confirm_pair_code(code, phone)
+
+    async def inbound(self, to_phone: str, sender: str, text: str, wa_id: str) -> None:
+        await self.control.inbound(to_phone, sender, {"body": text}, wa_id=wa_id)
+
+    async def received_ids(self, recipient: str) -> list[str]:
+        return [m["id"] for m in await self.control.received(recipient)]
+
+    async def disconnect(self, jid: str, reason: int, *, abrupt: bool = False) -> None:
+        assert await self.control.drop(reason, jid=jid, abrupt=abrupt) == 1
+
+    async def black_hole(self, jid: str, seconds: float) -> None:
+        await self.control.freeze(seconds, jid=jid)
+
+    async def withhold_acks(self, phone: str, seconds: float) -> None:
+        await self.control.stall(seconds, phone=phone)
+
+    async def rate_limit(self, phone: str, per_second: float | None, burst: int) -> None:
+        await self.control.rate_limit(phone, per_second, burst)
+
+    async def receipt_delays(self, delivered_ms: float, read_ms: float) -> None:
+        await self.control.config(receipt_delay_ms=delivered_ms, read_delay_ms=read_ms)
+
+
+def simulated_engine(simulator_url: str) -> EngineFactory:
+    @asynccontextmanager
+    async def factory(**options: Any) -> AsyncIterator[EngineUnderTest]:
+        async with aiohttp.ClientSession() as http:
+            control = ControlClient(simulator_url, http)
+            await control.reset()
+            engine = SimulatedEngine(simulator_url, **options)
+            try:
+                yield EngineUnderTest("simulated", engine, SimulatorNetwork(control))
+            finally:
+                await engine.aclose()
+
+    return factory
+
+
+__all__ = ["ENGINE_FACTORIES", "EngineUnderTest", "Network", "simulator_url"]
+
+ENGINE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest], EngineFactory]] = {
+    "simulated": lambda request: simulated_engine(request.getfixturevalue("simulator_url")),
+}
+
+
+@pytest.fixture(params=sorted(ENGINE_FACTORIES))
+def engine_factory(request: pytest.FixtureRequest) -> EngineFactory:
+    """Call it (with engine options such as keepalive_s) inside the test's event loop."""
+    return ENGINE_FACTORIES[request.param](request)
