@@ -15,6 +15,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "backup": ("bench.backup", "run"),
     "restore": ("bench.sessions", "run_restore"),
     "session-memory": ("bench.sessions", "run_memory"),
+    "pipeline": ("bench.pipeline", "run_pipeline"),
+    "accept-latency": ("bench.pipeline", "run_accept_latency"),
 }
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 

@@ -11,13 +11,13 @@ from pydantic import BaseModel, Field
 
 from functions import auth
 from functions.app import gateway
-from functions.web import Call, Router
+from functions.openapi import build, docs_page
+from functions.web import Call, Doc, Router
 from wagate import __version__
 from wagate.contracts import (
     CreateSessionRequest,
-    InboundPage,
     InboundView,
-    MessagePage,
+    MessageListing,
     MessageView,
     RetryDeadRequest,
     RetryDeadResult,
@@ -60,6 +60,20 @@ class KeyIssued(BaseModel):
     key_id: str
 
 
+PAGING = {
+    "limit": ("integer", "page size, 1 to 500 (default 50)"),
+    "cursor": ("string", "next_cursor of the previous page"),
+}
+
+
+class HealthView(BaseModel):
+    """Health of the api function"""
+
+    status: str
+    version: str
+    checks: dict[str, str]
+
+
 class SessionList(BaseModel):
     items: list[SessionView]
     next_cursor: str | None = None
@@ -68,7 +82,16 @@ class SessionList(BaseModel):
 # ------------------------------------------------------------------ health
 
 
-@router.route("/v1/health", methods=["GET"])
+@router.route(
+    "/v1/health",
+    ["GET"],
+    Doc(
+        "Health of the api and its dependencies",
+        auth=None,
+        responses={200: HealthView},
+        tags=("operations",),
+    ),
+)
 def health(call: Call) -> Any:
     g = gateway()
     checks: dict[str, str] = {}
@@ -87,7 +110,17 @@ def health(call: Call) -> Any:
 # ------------------------------------------------------------------ admin
 
 
-@router.route("/v1/admin/tenants", methods=["POST"])
+@router.route(
+    "/v1/admin/tenants",
+    ["POST"],
+    Doc(
+        "Create a tenant and its first API key",
+        auth="admin",
+        body=CreateTenantRequest,
+        responses={201: TenantCreated},
+        tags=("admin",),
+    ),
+)
 def create_tenant(call: Call) -> Any:
     g = gateway()
     auth.admin(call, g.settings)
@@ -112,7 +145,17 @@ def _set_webhook(tenant_id: str, url: str | None) -> str | None:
     return secret
 
 
-@router.route("/v1/admin/tenants/<tenant_id>/webhook", methods=["PUT"])
+@router.route(
+    "/v1/admin/tenants/<tenant_id>/webhook",
+    ["PUT"],
+    Doc(
+        "Set or remove the webhook; returns a new signing secret once",
+        auth="admin",
+        body=SetWebhookRequest,
+        responses={200: WebhookSet},
+        tags=("admin",),
+    ),
+)
 def set_webhook(call: Call) -> Any:
     g = gateway()
     auth.admin(call, g.settings)
@@ -122,7 +165,16 @@ def set_webhook(call: Call) -> Any:
     return WebhookSet(url=body.url, secret=secret)
 
 
-@router.route("/v1/admin/tenants/<tenant_id>/keys", methods=["POST"])
+@router.route(
+    "/v1/admin/tenants/<tenant_id>/keys",
+    ["POST"],
+    Doc(
+        "Issue another API key (shown once)",
+        auth="admin",
+        responses={201: KeyIssued},
+        tags=("admin",),
+    ),
+)
 def issue_key(call: Call) -> Any:
     g = gateway()
     auth.admin(call, g.settings)
@@ -130,7 +182,11 @@ def issue_key(call: Call) -> Any:
     return KeyIssued(api_key=key.key, key_id=key.key_id), 201
 
 
-@router.route("/v1/admin/tenants/<tenant_id>/keys/<key_id>", methods=["DELETE"])
+@router.route(
+    "/v1/admin/tenants/<tenant_id>/keys/<key_id>",
+    ["DELETE"],
+    Doc("Revoke an API key", auth="admin", responses={204: "Revoked"}, tags=("admin",)),
+)
 def revoke_key(call: Call) -> Any:
     g = gateway()
     auth.admin(call, g.settings)
@@ -141,7 +197,16 @@ def revoke_key(call: Call) -> Any:
 # ------------------------------------------------------------------ sessions
 
 
-@router.route("/v1/sessions", methods=["POST"])
+@router.route(
+    "/v1/sessions",
+    ["POST"],
+    Doc(
+        "Create a session (a WhatsApp account); it starts pairing",
+        body=CreateSessionRequest,
+        responses={201: SessionView},
+        tags=("sessions",),
+    ),
+)
 def create_session(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
@@ -151,7 +216,11 @@ def create_session(call: Call) -> Any:
     return SessionView.of(g.sessions.create(tenant, body)), 201
 
 
-@router.route("/v1/sessions", methods=["GET"])
+@router.route(
+    "/v1/sessions",
+    ["GET"],
+    Doc("List sessions", responses={200: SessionList}, query=PAGING, tags=("sessions",)),
+)
 def list_sessions(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
@@ -161,14 +230,22 @@ def list_sessions(call: Call) -> Any:
     return SessionList(items=[SessionView.of(d) for d in docs], next_cursor=cursor)
 
 
-@router.route("/v1/sessions/<session_id>", methods=["GET"])
+@router.route(
+    "/v1/sessions/<session_id>",
+    ["GET"],
+    Doc("A session's status", responses={200: SessionView}, tags=("sessions",)),
+)
 def get_session(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
     return SessionView.of(g.sessions.get(tenant, call.args["session_id"]))
 
 
-@router.route("/v1/sessions/<session_id>", methods=["DELETE"])
+@router.route(
+    "/v1/sessions/<session_id>",
+    ["DELETE"],
+    Doc("Log out and wipe the backup", responses={202: "Logout requested"}, tags=("sessions",)),
+)
 def delete_session(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
@@ -176,14 +253,27 @@ def delete_session(call: Call) -> Any:
     return flask.Response(status=202)
 
 
-@router.route("/v1/sessions/<session_id>:recover", methods=["POST"])
+@router.route(
+    "/v1/sessions/<session_id>:recover",
+    ["POST"],
+    Doc("Force a reconnect", responses={202: SessionView}, tags=("sessions",)),
+)
 def recover_session(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
     return SessionView.of(g.sessions.recover(tenant, call.args["session_id"])), 202
 
 
-@router.route("/v1/sessions/<session_id>/qr", methods=["GET"])
+@router.route(
+    "/v1/sessions/<session_id>/qr",
+    ["GET"],
+    Doc(
+        "The current QR code (png, svg, text or json)",
+        responses={200: "image/png"},
+        query={"format": ("string", "png | svg | text | json")},
+        tags=("sessions",),
+    ),
+)
 def session_qr(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
@@ -208,7 +298,17 @@ def session_qr(call: Call) -> Any:
 # ------------------------------------------------------------------ messages
 
 
-@router.route("/v1/sessions/<session_id>/messages", methods=["POST"])
+@router.route(
+    "/v1/sessions/<session_id>/messages",
+    ["POST"],
+    Doc(
+        "Send a message; 202 once it is stored and queued",
+        body=SendMessageRequest,
+        responses={202: MessageView},
+        headers={"Idempotency-Key": "a repeat returns the first result"},
+        tags=("messages",),
+    ),
+)
 def send_message(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
@@ -229,7 +329,16 @@ def send_message(call: Call) -> Any:
     return MessageView.of(accepted.message), 202
 
 
-@router.route("/v1/sessions/<session_id>/messages", methods=["GET"])
+@router.route(
+    "/v1/sessions/<session_id>/messages",
+    ["GET"],
+    Doc(
+        "List sent (direction=out) or received (direction=in) messages",
+        responses={200: MessageListing},
+        query={**PAGING, "direction": ("string", "out | in")},
+        tags=("messages",),
+    ),
+)
 def list_messages(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
@@ -242,9 +351,9 @@ def list_messages(call: Call) -> Any:
         docs, nxt = g.outbox.list_for_session(
             tenant.id, call.args["session_id"], limit=limit, cursor=cursor
         )
-        return MessagePage(items=[MessageView.of(d) for d in docs], next_cursor=nxt)
+        return MessageListing(items=[MessageView.of(d) for d in docs], next_cursor=nxt)
     inbound, nxt = g.inbox.list(tenant.id, call.args["session_id"], limit=limit, cursor=cursor)
-    return InboundPage(
+    return MessageListing(
         items=[
             InboundView(
                 id=d.id,
@@ -261,14 +370,27 @@ def list_messages(call: Call) -> Any:
     )
 
 
-@router.route("/v1/messages/<message_id>", methods=["GET"])
+@router.route(
+    "/v1/messages/<message_id>",
+    ["GET"],
+    Doc("A message's status and history", responses={200: MessageView}, tags=("messages",)),
+)
 def get_message(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
     return MessageView.of(g.outbox.get(tenant.id, call.args["message_id"]))
 
 
-@router.route("/v1/messages:retry-dead", methods=["POST"])
+@router.route(
+    "/v1/messages:retry-dead",
+    ["POST"],
+    Doc(
+        "Re-enqueue dead letters",
+        body=RetryDeadRequest,
+        responses={200: RetryDeadResult},
+        tags=("messages",),
+    ),
+)
 def retry_dead(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
@@ -282,3 +404,13 @@ def retry_dead(call: Call) -> Any:
         limit=body.limit,
     )
     return RetryDeadResult(retried=retried)
+
+
+@router.route("/v1/openapi.json", ["GET"])
+def openapi_document(call: Call) -> Any:
+    return build(router.routes)
+
+
+@router.route("/v1/docs", ["GET"])
+def docs(call: Call) -> Any:
+    return flask.Response(docs_page(build(router.routes)), mimetype="text/html")

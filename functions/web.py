@@ -88,16 +88,40 @@ def validation_error(error: ValidationError) -> errors.ValidationFailed:
 Handler = Callable[[Call], flask.Response | tuple[Any, int] | Any]
 
 
+@dataclass(frozen=True)
+class Doc:
+    """What the OpenAPI document says about a route (functions.openapi renders it)."""
+
+    summary: str
+    auth: str | None = "tenant"  # tenant | admin | internal | None
+    body: type[BaseModel] | None = None
+    responses: dict[int, type[BaseModel] | str] = field(default_factory=dict)
+    query: dict[str, tuple[str, str]] = field(default_factory=dict)  # name → (json type, text)
+    headers: dict[str, str] = field(default_factory=dict)  # request header → description
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Route:
+    rule: str
+    methods: tuple[str, ...]
+    doc: Doc | None
+
+
 class Router:
     def __init__(self) -> None:
         self._map = Map(strict_slashes=False, merge_slashes=False)
         self._handlers: dict[str, Handler] = {}
+        self.routes: list[Route] = []
 
-    def route(self, rule: str, methods: list[str]) -> Callable[[Handler], Handler]:
+    def route(
+        self, rule: str, methods: list[str], doc: Doc | None = None
+    ) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:
             endpoint = f"{fn.__module__}.{fn.__name__}"
             self._map.add(Rule(rule, endpoint=endpoint, methods=methods))
             self._handlers[endpoint] = fn
+            self.routes.append(Route(rule, tuple(methods), doc))
             return fn
 
         return register

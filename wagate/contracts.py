@@ -359,6 +359,12 @@ class InboundPage(Page):
     items: list[InboundView]
 
 
+class MessageListing(Page):
+    """Sent messages (direction=out) or received ones (direction=in), newest first"""
+
+    items: list[MessageView] | list[InboundView]
+
+
 class RetryDeadRequest(ApiModel):
     session_id: str | None = None
     since: datetime | None = None

@@ -1,0 +1,306 @@
+"""`pipeline` and `accept-latency`.
+
+pipeline: throughput from accepted to sent with 50 sessions: clients POST to the api function
+at a fixed concurrency; the figure is messages/s until the runner recorded every one as sent.
+The raw baseline, in the same run and at the same concurrency, makes the same unavoidable
+calls directly: one Firestore write, one Cloud Task created and dispatched (to a bare aiohttp
+target in this process), one simulator send + ack over the simulated engine, one Firestore
+update per message. The simulator-only rate is printed for reference.
+
+accept-latency: the api's accept latency (HTTP POST → 202) against its raw Firestore write +
+task create made directly, interleaved, sequential.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from aiohttp import web
+from google.protobuf import timestamp_pb2
+
+from bench.common import Result, stack, summary
+from bench.provisioning import provision_sessions
+from bench.sessions import _wait_connected
+from runner.engines.simulated import SimulatedConnection, SimulatedEngine
+from wagate.adapters.firestore import FirestoreStore, to_fields
+from wagate.adapters.firestore import make_client as firestore_client
+from wagate.adapters.tasks import make_client as tasks_client
+from wagate.config import Settings
+from wagate.contracts import MessageDoc, TextContent
+from wagate.devstack.provision import queue_proto
+from wagate.devstack.stack import Stack, free_port
+from wagate.domain.events import Connected
+from wagate.domain.ids import new_message_id, whatsapp_message_id
+from wagate.queues import QueueSpec
+
+PIPELINE_TARGET = 0.7
+ACCEPT_TARGET = 1.3
+SESSIONS = 50
+CONCURRENCY = 32
+
+
+def _tenant_with_key(s: Stack) -> tuple[str, str]:
+    """A tenant whose pacing does not limit the benchmark, and an API key for it."""
+    api = httpx.Client(base_url=s.url["api"], timeout=30)
+    created = api.post(
+        "/v1/admin/tenants",
+        headers={"Authorization": f"Bearer {s.admin_key}"},
+        json={
+            "name": "bench",
+            "limits": {"pacing_per_second": 100, "pacing_burst": 100, "sends_per_minute": 100000},
+        },
+    ).json()
+    return created["id"], created["api_key"]
+
+
+def _post_all(s: Stack, key: str, session_ids: list[str], count: int) -> float:
+    api = httpx.Client(
+        base_url=s.url["api"], timeout=60, limits=httpx.Limits(max_connections=CONCURRENCY)
+    )
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def post(i: int) -> None:
+        sid = session_ids[i % len(session_ids)]
+        r = api.post(
+            f"/v1/sessions/{sid}/messages",
+            headers=headers,
+            json={"to": f"+1500{i:07d}", "content": {"type": "text", "body": f"m{i}"}},
+        )
+        if r.status_code != 202:
+            raise RuntimeError(f"POST answered {r.status_code}: {r.text}")
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        list(pool.map(post, range(count)))
+    return started
+
+
+def _sent_count(runner_url: str) -> int:
+    detail = httpx.get(f"{runner_url}/health", params={"detailed": "true"}, timeout=10).json()
+    return int(detail.get("sent", 0))
+
+
+class RawPipeline:
+    """The same unavoidable calls, made directly."""
+
+    def __init__(self, s: Stack, states: list[bytes]) -> None:
+        self.settings = Settings()
+        self.s = s
+        self.states = states
+        self.store = FirestoreStore(firestore_client(self.settings.project_id))
+        self.raw = self.store.client.collection("raw_messages")
+        self.tasks = tasks_client(self.settings.tasks_endpoint)
+        self.pool = ThreadPoolExecutor(CONCURRENCY * 2)
+        self.done = 0
+        self.expected = 0
+        self.all_done = asyncio.Event()
+        self.drains: list[asyncio.Task[None]] = []
+        self.conns: list[SimulatedConnection] = []
+
+    async def run(self, count: int) -> float:
+        self.expected = count
+        engine = SimulatedEngine(self.s.url["simulator"])
+        self.conns = [engine.open("raw", st) for st in self.states]
+        await asyncio.gather(*(self._connect(c) for c in self.conns))
+        port = free_port()
+        app = web.Application()
+        app.add_routes([web.post("/raw", self._dispatch)])
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        queue = self._queue()
+        loop = asyncio.get_running_loop()
+        sem = asyncio.Semaphore(CONCURRENCY)
+        started = time.monotonic()
+
+        async def accept(i: int) -> None:
+            async with sem:
+                await loop.run_in_executor(self.pool, self._accept, i, queue, port)
+
+        await asyncio.gather(*(accept(i) for i in range(count)))
+        await self.all_done.wait()
+        elapsed = time.monotonic() - started
+        await runner.cleanup()
+        await asyncio.gather(*(c.close() for c in self.conns))
+        await engine.aclose()
+        return count / elapsed
+
+    async def _connect(self, conn: SimulatedConnection) -> None:
+        await conn.connect()
+        async for event in conn.events():
+            if isinstance(event, Connected):
+                self.drains.append(asyncio.create_task(self._drain(conn)))
+                return
+
+    async def _drain(self, conn: SimulatedConnection) -> None:
+        async for _ in conn.events():
+            pass
+
+    def _queue(self) -> str:
+        parent = f"projects/{self.settings.project_id}/locations/{self.settings.region}"
+        spec = QueueSpec("raw-bench", 500.0, 200, 1.0, 10.0, 4, -1, 60.0)
+        path = f"{parent}/queues/{spec.name}"
+        self.tasks.create_queue(parent=parent, queue=queue_proto(path, spec))
+        return path
+
+    def _accept(self, i: int, queue: str, port: int) -> None:
+        mid = f"raw-{i}-{uuid.uuid4().hex[:6]}"
+        self.raw.document(mid).set({"to": f"+1600{i:07d}", "body": f"m{i}", "status": "accepted"})
+        self.tasks.create_task(
+            parent=queue,
+            task={
+                "name": f"{queue}/tasks/{mid}",
+                "http_request": {
+                    "url": f"http://127.0.0.1:{port}/raw",
+                    "http_method": "POST",
+                    "body": json.dumps({"id": mid, "i": i}).encode(),
+                },
+            },
+        )
+
+    async def _dispatch(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        i = int(body["i"])
+        conn = self.conns[i % len(self.conns)]
+        await conn.send(
+            whatsapp_message_id(body["id"]), f"+1600{i:07d}", "text", {"body": f"m{i}"}, timeout=30
+        )
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            self.pool, lambda: self.raw.document(body["id"]).update({"status": "sent"})
+        )
+        self.done += 1
+        if self.done >= self.expected:
+            self.all_done.set()
+        return web.Response(status=200)
+
+
+async def _simulator_only(s: Stack, states: list[bytes], count: int) -> float:
+    engine = SimulatedEngine(s.url["simulator"])
+    conns = [engine.open("sim", st) for st in states]
+    for c in conns:
+        await c.connect()
+    sem = asyncio.Semaphore(CONCURRENCY)
+    started = time.monotonic()
+
+    async def one(i: int) -> None:
+        async with sem:
+            await conns[i % len(conns)].send(
+                f"3EB0SIM{i:012d}", f"+1700{i:07d}", "text", {"body": "x"}, timeout=30
+            )
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    rate = count / (time.monotonic() - started)
+    await asyncio.gather(*(c.close() for c in conns))
+    await engine.aclose()
+    return rate
+
+
+def run_pipeline(quick: bool = False, sessions: int | None = None, **_: Any) -> Result:
+    count = 600 if quick else 3000
+    n_sessions = sessions or SESSIONS
+    with stack(everything=True) as s:
+        tenant_id, key = _tenant_with_key(s)
+        s.services["runner-0"].stop()  # restart it after provisioning so it restores them
+        session_ids = provision_sessions(s, n_sessions, tenant_id=tenant_id)
+        s.start(s.runner_service(0))
+        _wait_connected(s.runner_url(0), n_sessions, 60)
+        sent_before = _sent_count(s.runner_url(0))
+        started = _post_all(s, key, session_ids, count)
+        while _sent_count(s.runner_url(0)) - sent_before < count:
+            if time.monotonic() - started > 600:
+                raise TimeoutError("the pipeline did not send every message in 10 min")
+            time.sleep(0.05)
+        wagate_rate = count / (time.monotonic() - started)
+        from bench.sessions import _states_for_baseline
+
+        states = _states_for_baseline(s.url["simulator"], n_sessions)
+        raw_rate = asyncio.run(RawPipeline(s, states).run(count))
+        sim_rate = asyncio.run(_simulator_only(s, states, count))
+    ratio = round(wagate_rate / raw_rate, 3)
+    return Result(
+        bench="pipeline",
+        figure=round(wagate_rate, 1),
+        unit=f"messages/s accepted→sent ({n_sessions} sessions, concurrency {CONCURRENCY})",
+        baseline=round(raw_rate, 1),
+        ratio=ratio,
+        target=f"wagate/raw >= {PIPELINE_TARGET}",
+        ok=ratio >= PIPELINE_TARGET,
+        details={"messages": count, "simulator_only_rate": round(sim_rate, 1)},
+    )
+
+
+def run_accept_latency(quick: bool = False, **_: Any) -> Result:
+    rounds = 150 if quick else 600
+    with stack(everything=True) as s:
+        tenant_id, key = _tenant_with_key(s)
+        api = httpx.Client(base_url=s.url["api"], timeout=30)
+        headers = {"Authorization": f"Bearer {key}"}
+        sid = api.post("/v1/sessions", headers=headers, json={}).json()["id"]
+        settings = Settings()
+        store = FirestoreStore(firestore_client(settings.project_id))
+        tasks = tasks_client(settings.tasks_endpoint)
+        parent = (
+            f"projects/{settings.project_id}/locations/{settings.region}/queues/wagate-s0-normal"
+        )
+        raw = store.client.collection("raw_accept")
+        # Both sides schedule their task a day ahead, so nothing is dispatched meanwhile.
+        later = datetime.now(UTC) + timedelta(days=1)
+        body = {
+            "to": "+15551230000",
+            "content": {"type": "text", "body": "latency"},
+            "send_at": later.isoformat(),
+        }
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromDatetime(later)
+        wagate_ms: list[float] = []
+        raw_ms: list[float] = []
+        for i in range(rounds + 10):
+            t0 = time.perf_counter()
+            r = api.post(f"/v1/sessions/{sid}/messages", headers=headers, json=body)
+            t1 = time.perf_counter()
+            mid = new_message_id()
+            doc = MessageDoc(
+                id=mid,
+                tenant_id=tenant_id,
+                session_id=sid,
+                shard=0,
+                to="+15551230000",
+                content=TextContent(body="latency"),
+                wa_id=whatsapp_message_id(mid),
+                send_at=later,
+            )
+            raw.document(mid).create(to_fields(doc))
+            tasks.create_task(
+                parent=parent,
+                task={
+                    "name": f"{parent}/tasks/raw-{mid.replace('_', '-')}",
+                    "schedule_time": stamp,
+                    "http_request": {"url": "http://127.0.0.1:9/x", "body": b"{}"},
+                },
+            )
+            t2 = time.perf_counter()
+            if r.status_code != 202:
+                raise RuntimeError(r.text)
+            if i >= 10:  # warm-up rounds are not counted
+                wagate_ms.append((t1 - t0) * 1000)
+                raw_ms.append((t2 - t1) * 1000)
+    w, r_ = summary(wagate_ms), summary(raw_ms)
+    ratio = round(w["p50"] / r_["p50"], 3)
+    return Result(
+        bench="accept-latency",
+        figure=w["p50"],
+        unit="ms p50 POST → 202",
+        baseline=r_["p50"],
+        ratio=ratio,
+        target=f"api/raw p50 <= {ACCEPT_TARGET}",
+        ok=ratio <= ACCEPT_TARGET,
+        details={"api_ms": w, "raw_ms": r_, "p99_ratio": round(w["p99"] / r_["p99"], 3)},
+    )
