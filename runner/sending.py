@@ -12,6 +12,9 @@ Permanent errors → `dead` + 200 (the queue must stop); the last attempt → `d
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from runner.context import ShardContext
@@ -55,8 +58,39 @@ class _AlreadyDone(Exception):
         self.doc = doc
 
 
-class _WaitForEarlier(Exception):
-    pass
+ORDER_WAIT_S = 25.0  # well inside the queue's 60 s dispatch deadline
+
+
+class ChatOrder:
+    """Lets a send wait, in process, for older messages to the same chat to finish.
+
+    All tasks of a shard reach the same runner, so a predecessor that is pending is normally
+    being handled right here; waiting for it (instead of answering 503 and letting the queue's
+    exponential backoff decide) keeps a burst to one chat flowing at the send rate.
+    """
+
+    def __init__(self) -> None:
+        self._changed: dict[tuple[str, str], asyncio.Condition] = {}
+        self._waiting: dict[tuple[str, str], int] = {}
+
+    @contextlib.asynccontextmanager
+    async def watching(self, session_id: str, to: str) -> AsyncIterator[asyncio.Condition]:
+        key = (session_id, to)
+        cond = self._changed.setdefault(key, asyncio.Condition())
+        self._waiting[key] = self._waiting.get(key, 0) + 1
+        try:
+            yield cond
+        finally:
+            self._waiting[key] -= 1
+            if self._waiting[key] == 0:  # nobody waits on this chat: forget it
+                del self._waiting[key]
+                self._changed.pop(key, None)
+
+    async def finished(self, session_id: str, to: str) -> None:
+        cond = self._changed.get((session_id, to))
+        if cond is not None:
+            async with cond:
+                cond.notify_all()
 
 
 class SendHandler:
@@ -64,6 +98,7 @@ class SendHandler:
         self._ctx = ctx
         self._pacer = pacer
         self._limits: dict[str, TenantLimits] = {}
+        self._order = ChatOrder()
         self.sent = 0
         self.deduplicated = 0
 
@@ -78,6 +113,19 @@ class SendHandler:
             return Outcome(503, {"reason": "session not on this runner"}, retry_after=10)
         if not supervisor.connected:
             return Outcome(503, {"reason": f"session is {supervisor.state.value}"}, retry_after=5)
+        ctx = self._ctx
+        current = await ctx.io(ctx.messages.get, task.message_id)
+        if current is None:
+            # The message document is missing: nothing to send, do not retry forever.
+            return Outcome(200, {"status": "unknown_message"})
+        if current.status in ON_WHATSAPP or current.status == MessageStatus.DEAD:
+            self.deduplicated += 1
+            return Outcome(200, {"status": current.status.value, "deduplicated": True})
+        try:
+            if not await self._wait_for_earlier(current):
+                return Outcome(503, {"reason": "an earlier message to this chat is pending"}, 2)
+        except WagateError as e:
+            return Outcome(503, {"reason": e.message}, retry_after=5)
         limits = await self._tenant_limits(supervisor.tenant_id)
         wait = self._pacer.take(task.session_id, limits.pacing_per_second, limits.pacing_burst)
         if wait > 0:
@@ -88,17 +136,38 @@ class SendHandler:
             self._pacer.give_back(task.session_id)
             self.deduplicated += 1
             return Outcome(200, {"status": done.doc.status.value, "deduplicated": True})
-        except _WaitForEarlier:
-            self._pacer.give_back(task.session_id)
-            return Outcome(503, {"reason": "an earlier message to this chat is pending"}, 1)
         except NotFound:
             self._pacer.give_back(task.session_id)
-            # The message document is missing: nothing to send, do not retry forever.
             return Outcome(200, {"status": "unknown_message"})
         except WagateError as e:
             self._pacer.give_back(task.session_id)
             return Outcome(503, {"reason": e.message}, retry_after=5)
-        return await self._send(doc, supervisor, fence)
+        try:
+            return await self._send(doc, supervisor, fence)
+        finally:
+            await self._order.finished(doc.session_id, doc.to)
+
+    async def _wait_for_earlier(self, message: MessageDoc) -> bool:
+        """True once no older message to the same chat is pending (bounded wait)."""
+        ctx = self._ctx
+        where = [
+            Where("session_id", "==", message.session_id),
+            Where("to", "==", message.to),
+            Where("status", "in", PENDING_VALUES),
+            Where("created_at", "<", message.created_at),
+        ]
+        deadline = asyncio.get_running_loop().time() + ORDER_WAIT_S
+        async with self._order.watching(message.session_id, message.to) as cond, cond:
+            # The query runs under the condition's lock, so a predecessor finishing meanwhile
+            # cannot notify before we wait: no wake-up is lost.
+            while await ctx.io(ctx.messages.query, where, limit=1):
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    # Also re-checked every 2 s, for predecessors handled elsewhere.
+                    await asyncio.wait_for(cond.wait(), min(remaining, 2.0))
+        return True
 
     async def _tenant_limits(self, tenant_id: str) -> TenantLimits:
         limits = self._limits.get(tenant_id)
@@ -110,23 +179,6 @@ class SendHandler:
 
     async def _claim(self, task: SendTask, fence: Fence) -> MessageDoc:
         ctx = self._ctx
-        current = await ctx.io(ctx.messages.get, task.message_id)
-        if current is None:
-            raise NotFound(f"message {task.message_id} not found")
-        if current.status in ON_WHATSAPP or current.status == MessageStatus.DEAD:
-            raise _AlreadyDone(current)
-        earlier = await ctx.io(
-            ctx.messages.query,
-            [
-                Where("session_id", "==", current.session_id),
-                Where("to", "==", current.to),
-                Where("status", "in", PENDING_VALUES),
-                Where("created_at", "<", current.created_at),
-            ],
-            limit=1,
-        )
-        if earlier:
-            raise _WaitForEarlier()
         now = ctx.clock.now()
 
         def claim(doc: MessageDoc) -> MessageDoc:

@@ -98,11 +98,16 @@ class System:
     def wait_status(
         self, key: str, mid: str, statuses: tuple[str, ...], timeout: float = 30
     ) -> dict[str, Any]:
-        def reached() -> dict[str, Any] | None:
-            current = self.message(key, mid)
-            return current if current["status"] in statuses else None
+        seen: list[dict[str, Any]] = []
 
-        return eventually(reached, timeout)
+        def reached() -> dict[str, Any] | None:
+            seen[:] = [self.message(key, mid)]
+            return seen[0] if seen[0]["status"] in statuses else None
+
+        try:
+            return eventually(reached, timeout)
+        except AssertionError:
+            raise AssertionError(f"message never reached {statuses}: {seen}") from None
 
     def received(self, recipient: str) -> list[dict[str, Any]]:
         response = self.sim.get(f"/control/received/{recipient.lstrip('+')}")

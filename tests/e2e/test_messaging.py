@@ -146,7 +146,8 @@ def test_a_permanent_failure_is_dead_and_can_be_retried(
     system: System, account: tuple[str, dict[str, Any]]
 ) -> None:
     key, session = account
-    to = "+9995550001"  # not on WhatsApp
+    to = recipient(8)
+    system.control("not-on-whatsapp", phone=to, value=True)
     sent = system.send(key, session["id"], to, "to nobody")
     dead = system.wait_status(key, sent["id"], ("dead",))
     assert "not_on_whatsapp" in dead["dead_reason"] or "not on WhatsApp" in dead["dead_reason"]

@@ -59,7 +59,9 @@ def translated(what: str) -> Iterator[None]:
         yield
     except WagateError:
         raise
-    except gexc.AlreadyExists as e:
+    except gexc.Conflict as e:
+        # Over REST a duplicate name is a plain 409 (Conflict); over gRPC ALREADY_EXISTS (a
+        # Conflict subclass). create_task has no other conflict.
         raise TaskAlreadyExists(f"{what} already exists") from e
     except gexc.NotFound as e:
         raise NotFound(f"{what} not found") from e
