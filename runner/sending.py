@@ -197,7 +197,7 @@ class SendHandler:
         return await ctx.io(ctx.messages.update, task.message_id, claim, fence=fence)
 
     async def _send(self, doc: MessageDoc, supervisor: SessionSupervisor, fence: Fence) -> Outcome:
-        content = doc.content.model_dump(mode="json", exclude={"type"})
+        content = doc.content.model_dump(mode="json", exclude={"type"}, exclude_none=True)
         try:
             ack = await supervisor.send(doc.wa_id, doc.to, doc.content.type, content)
         except PermanentSendError as e:

@@ -9,14 +9,18 @@ import contextlib
 from runner.context import ShardContext
 from runner.inbound import InboundSink
 from runner.supervisor import SessionSupervisor, desired_running
-from wagate.contracts import ControlTask, SessionDoc
+from wagate.contracts import ControlTask, MessageDoc, SessionDoc
+from wagate.domain.ids import send_task_name
 from wagate.domain.sessions import DesiredState, SessionState
 from wagate.errors import WagateError
 from wagate.logs import get_logger
 from wagate.ports import Fence, Where
+from wagate.queues import send_queue
 
 log = get_logger("wagate.runner.shard")
-RESTORE_CONCURRENCY = 200
+NUDGE_AFTER_CONNECT_S = 10.0
+NUDGE_LIMIT = 2000
+NUDGE_STATUSES = ["accepted", "queued", "sending", "failed"]
 
 
 class Shard:
@@ -66,6 +70,40 @@ class Shard:
         for doc in wanted:
             self._start(doc)
         self.restored_at = asyncio.get_running_loop().time() - started
+        await self._nudge_pending()
+
+    async def _nudge_pending(self) -> None:
+        """After a takeover, run the shard's pending send tasks now instead of waiting for
+        their backoff: recovery is bounded by the lease, not by the queue's retry schedule."""
+        ctx = self.ctx
+        supervisors = list(self.supervisors.values())
+        await asyncio.gather(
+            *(s.wait_connected(NUDGE_AFTER_CONNECT_S) for s in supervisors),
+            return_exceptions=True,
+        )
+        try:
+            pending: list[MessageDoc] = await ctx.io(
+                ctx.messages.query,
+                [Where("shard", "==", ctx.shard), Where("status", "in", NUDGE_STATUSES)],
+                limit=NUDGE_LIMIT,
+            )
+        except WagateError as e:
+            log.warning("could not list pending messages to nudge", error=e.message)
+            return
+        sem = asyncio.Semaphore(20)
+
+        async def nudge(doc: MessageDoc) -> None:
+            queue = send_queue(ctx.settings.queue_prefix, ctx.shard, doc.priority)
+            async with sem:
+                with contextlib.suppress(WagateError):  # done meanwhile, or not created yet
+                    await ctx.io(
+                        ctx.queue.run_now, queue, send_task_name(doc.id, doc.task_generation)
+                    )
+
+        now = ctx.clock.now()
+        due = [d for d in pending if d.send_at is None or d.send_at <= now]
+        await asyncio.gather(*(nudge(d) for d in due))
+        log.info("nudged pending sends", shard=ctx.shard, count=len(due))
 
     def _start(self, doc: SessionDoc) -> SessionSupervisor:
         existing = self.supervisors.get(doc.id)

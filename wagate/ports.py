@@ -170,6 +170,10 @@ class TaskQueue(Protocol):
     def enqueue(self, task: TaskSpec) -> str:
         """Returns the task's full name. TaskAlreadyExists if the name was used before."""
 
+    def run_now(self, queue: str, name: str) -> None:
+        """Dispatch a pending task at once, skipping its backoff (Cloud Tasks RunTask).
+        NotFound if the task no longer exists (done, or never created)."""
+
     def ping(self) -> None: ...
 
 

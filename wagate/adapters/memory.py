@@ -242,6 +242,7 @@ class MemoryTaskQueue:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.tasks: list[TaskSpec] = []
+        self.ran: list[tuple[str, str]] = []
         self._names: set[tuple[str, str]] = set()
 
     def enqueue(self, task: TaskSpec) -> str:
@@ -251,6 +252,12 @@ class MemoryTaskQueue:
             self._names.add((task.queue, task.name))
             self.tasks.append(task)
             return f"queues/{task.queue}/tasks/{task.name}"
+
+    def run_now(self, queue: str, name: str) -> None:
+        with self._lock:
+            if not any(t.queue == queue and t.name == name for t in self.tasks):
+                raise NotFound(f"task {name} not found")
+            self.ran.append((queue, name))
 
     def matching(self, pattern: str) -> list[TaskSpec]:
         with self._lock:

@@ -111,6 +111,12 @@ class CloudTasksQueue:
             created = self._client.create_task(parent=parent, task=proto, timeout=CALL_TIMEOUT_S)
         return str(created.name)
 
+    def run_now(self, queue: str, name: str) -> None:
+        with translated(f"task {name}"):
+            self._client.run_task(
+                name=f"{self.queue_path(queue)}/tasks/{name}", timeout=CALL_TIMEOUT_S
+            )
+
     def ping(self) -> None:
         with translated("queues"):
             self._client.list_queues(

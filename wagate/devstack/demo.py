@@ -155,21 +155,29 @@ def demo(stack: Stack, hooks_port: int) -> None:
     console.print(f"  webhook event {event['id']}: {event['data']['content']}")
     console.print(f"  signature valid: {verify(secret, signature, body)}")
 
-    step("Crash: SIGKILL the runner, start a new one")
+    step("Crash: SIGKILL the runner, start a new one, send right away")
     runner = stack.services["runner-0"]
     killed = time.monotonic()
     runner.kill()
     stack.start(stack.runner_service(0))
-    wait_for(lambda: api.get(f"/v1/sessions/{sid}", headers=auth).json()["state"] == "connected")
-    console.print(f"  session connected again after {time.monotonic() - killed:.1f}s — no QR")
-    pairings = sim.get("/control/pairings").json()
-    console.print(f"  pairing requests at the simulator: {len(pairings)}")
     r = api.post(
         f"/v1/sessions/{sid}/messages",
         headers=auth,
         json={"to": CUSTOMER, "content": {"type": "text", "body": "Arriving tomorrow!"}},
     )
-    follow(api, auth, [r.json()["id"]])
+    mid = r.json()["id"]
+    console.print(f"  202 accepted {mid} while the new runner waits for the dead one's lease")
+    wait_for(
+        lambda: (
+            api.get(f"/v1/messages/{mid}", headers=auth).json()["status"]
+            in ("sent", "delivered", "read")
+        ),
+        timeout=60,
+    )
+    console.print(f"  sending again {time.monotonic() - killed:.1f}s after the kill — no QR scan")
+    pairings = sim.get("/control/pairings").json()
+    console.print(f"  pairing requests at the simulator: {len(pairings)}")
+    follow(api, auth, [mid])
 
     received = sim.get(f"/control/received/{CUSTOMER.lstrip('+')}").json()
     console.print(f"\n  the customer's phone received {received['count']} messages:")
