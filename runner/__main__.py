@@ -19,6 +19,7 @@ from runner.lease import LeaseKeeper
 from runner.pacing import Pacer
 from runner.sending import SendHandler
 from runner.shard import Shard
+from runner.writes import GroupCommit, SentIndex
 from wagate import logs
 from wagate.adapters import firestore as fs
 from wagate.adapters import storage as gcs
@@ -86,7 +87,9 @@ async def serve(settings: Settings) -> None:
         io=Offload(),
         state_dir=state_dir,
     )
-    shard = Shard(ctx)
+    writes = GroupCommit(store, ctx.io)
+    index = SentIndex()
+    shard = Shard(ctx, writes, index)
     holder = settings.instance_id or f"{socket.gethostname()}-{os.getpid()}"
     lease = LeaseKeeper(
         Leases(store.collection("shards", ShardLease), clock),
@@ -98,7 +101,7 @@ async def serve(settings: Settings) -> None:
         shard.on_lease_won,
         shard.on_lease_lost,
     )
-    app = RunnerApp(shard, lease, SendHandler(ctx, Pacer()))
+    app = RunnerApp(shard, lease, SendHandler(ctx, Pacer(), writes, index))
     runner = web.AppRunner(app.build(), access_log=None, handle_signals=False)
     await runner.setup()
     port = int(os.environ.get("PORT", "8090"))

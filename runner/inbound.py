@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
-from datetime import datetime
 
 from runner.context import ShardContext
+from runner.writes import GroupCommit, SentIndex
 from wagate.contracts import InboundDoc, MessageDoc, WebhookEvent, WebhookTask
 from wagate.domain import events as ev
 from wagate.domain.messages import MessageStatus, advance_by_receipt
@@ -30,8 +30,10 @@ def event_id(*parts: str) -> str:
 
 
 class InboundSink:
-    def __init__(self, ctx: ShardContext) -> None:
+    def __init__(self, ctx: ShardContext, writes: GroupCommit, index: SentIndex) -> None:
         self._ctx = ctx
+        self._writes = writes
+        self._index = index
         self._webhook_urls: dict[str, tuple[float, str | None]] = {}
         self.inbound_count = 0
         self.receipt_count = 0
@@ -82,48 +84,91 @@ class InboundSink:
         ctx = self._ctx
         target = MessageStatus(receipt.kind)
         for wa_id in receipt.wa_ids:
-            found = await ctx.io(
-                ctx.messages.query,
-                [Where("session_id", "==", session_id), Where("wa_id", "==", wa_id)],
-                limit=1,
-            )
-            if not found:
-                continue  # a receipt for a message sent from the phone itself
-            message = found[0]
-            now = ctx.clock.now()
-
-            def apply(
-                doc: MessageDoc, ts: datetime = receipt.ts, now: datetime = now
-            ) -> MessageDoc:
-                status = advance_by_receipt(doc.status, target)
-                if status == doc.status:
-                    return doc
-                times = {**doc.status_times, status.value: ts}
-                return doc.model_copy(
-                    update={"status": status, "status_times": times, "updated_at": now}
+            await self._index.settled(wa_id)  # a receipt may overtake our own 'sent' write
+            known = self._index.get(wa_id)
+            if known is not None:
+                message_id, status = known
+                new = advance_by_receipt(status, target)
+                if new == status:
+                    continue
+                await self._writes.patch(
+                    "messages",
+                    message_id,
+                    {
+                        "status": new,
+                        f"status_times.{new.value}": receipt.ts,
+                        "updated_at": ctx.clock.now(),
+                    },
                 )
-
-            try:
-                updated = await ctx.io(ctx.messages.update, message.id, apply)
-            except NotFound:
+                self._index.put(wa_id, message_id, new)
+                self.receipt_count += 1
+                if new == target:
+                    await self._announce(tenant_id, session_id, message_id, wa_id, target, receipt)
                 continue
-            self.receipt_count += 1
-            if updated.status == target:
-                await self._webhook(
-                    tenant_id,
-                    WebhookEvent(
-                        id=event_id(session_id, "status", message.id, target.value),
-                        type="message.status",
-                        session_id=session_id,
-                        created_at=now,
-                        data={
-                            "message_id": message.id,
-                            "wa_id": wa_id,
-                            "status": target.value,
-                            "ts": receipt.ts.isoformat(),
-                        },
-                    ),
-                )
+            await self._receipt_unknown(tenant_id, session_id, wa_id, target, receipt)
+
+    async def _receipt_unknown(
+        self,
+        tenant_id: str,
+        session_id: str,
+        wa_id: str,
+        target: MessageStatus,
+        receipt: ev.Receipt,
+    ) -> None:
+        """A receipt for a message this runner did not send (before a restart): look it up."""
+        ctx = self._ctx
+        found = await ctx.io(
+            ctx.messages.query,
+            [Where("session_id", "==", session_id), Where("wa_id", "==", wa_id)],
+            limit=1,
+        )
+        if not found:
+            return  # a receipt for a message sent from the phone itself
+        message = found[0]
+        now = ctx.clock.now()
+
+        def apply(doc: MessageDoc) -> MessageDoc:
+            status = advance_by_receipt(doc.status, target)
+            if status == doc.status:
+                return doc
+            times = {**doc.status_times, status.value: receipt.ts}
+            return doc.model_copy(
+                update={"status": status, "status_times": times, "updated_at": now}
+            )
+
+        try:
+            updated = await ctx.io(ctx.messages.update, message.id, apply)
+        except NotFound:
+            return
+        self._index.put(wa_id, message.id, updated.status)
+        self.receipt_count += 1
+        if updated.status == target:
+            await self._announce(tenant_id, session_id, message.id, wa_id, target, receipt)
+
+    async def _announce(
+        self,
+        tenant_id: str,
+        session_id: str,
+        message_id: str,
+        wa_id: str,
+        target: MessageStatus,
+        receipt: ev.Receipt,
+    ) -> None:
+        await self._webhook(
+            tenant_id,
+            WebhookEvent(
+                id=event_id(session_id, "status", message_id, target.value),
+                type="message.status",
+                session_id=session_id,
+                created_at=self._ctx.clock.now(),
+                data={
+                    "message_id": message_id,
+                    "wa_id": wa_id,
+                    "status": target.value,
+                    "ts": receipt.ts.isoformat(),
+                },
+            ),
+        )
 
     async def _webhook(self, tenant_id: str, event: WebhookEvent) -> None:
         ctx = self._ctx

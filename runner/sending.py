@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from runner.context import ShardContext
 from runner.pacing import Pacer
 from runner.supervisor import SessionSupervisor
+from runner.writes import GroupCommit, SentIndex
 from wagate.contracts import MessageDoc, MessageError, SendTask, TenantLimits
 from wagate.domain.messages import CLAIMABLE, ON_WHATSAPP, MessageStatus, transition
 from wagate.errors import (
@@ -94,9 +95,13 @@ class ChatOrder:
 
 
 class SendHandler:
-    def __init__(self, ctx: ShardContext, pacer: Pacer) -> None:
+    def __init__(
+        self, ctx: ShardContext, pacer: Pacer, writes: GroupCommit, index: SentIndex
+    ) -> None:
         self._ctx = ctx
         self._pacer = pacer
+        self._writes = writes
+        self._index = index
         self._limits: dict[str, TenantLimits] = {}
         self._order = ChatOrder()
         self.sent = 0
@@ -114,15 +119,13 @@ class SendHandler:
         if not supervisor.connected:
             return Outcome(503, {"reason": f"session is {supervisor.state.value}"}, retry_after=5)
         ctx = self._ctx
-        current = await ctx.io(ctx.messages.get, task.message_id)
-        if current is None:
-            # The message document is missing: nothing to send, do not retry forever.
-            return Outcome(200, {"status": "unknown_message"})
-        if current.status in ON_WHATSAPP or current.status == MessageStatus.DEAD:
-            self.deduplicated += 1
-            return Outcome(200, {"status": current.status.value, "deduplicated": True})
+        if task.to is None or task.created_at is None:  # a task from an older api version
+            current = await ctx.io(ctx.messages.get, task.message_id)
+            if current is None:
+                return Outcome(200, {"status": "unknown_message"})
+            task = task.model_copy(update={"to": current.to, "created_at": current.created_at})
         try:
-            if not await self._wait_for_earlier(current):
+            if not await self._wait_for_earlier(task):
                 return Outcome(503, {"reason": "an earlier message to this chat is pending"}, 2)
         except WagateError as e:
             return Outcome(503, {"reason": e.message}, retry_after=5)
@@ -145,11 +148,13 @@ class SendHandler:
         try:
             return await self._send(doc, supervisor, fence)
         finally:
+            self._index.done(doc.wa_id)
             await self._order.finished(doc.session_id, doc.to)
 
-    async def _wait_for_earlier(self, message: MessageDoc) -> bool:
+    async def _wait_for_earlier(self, message: SendTask) -> bool:
         """True once no older message to the same chat is pending (bounded wait)."""
         ctx = self._ctx
+        assert message.to is not None and message.created_at is not None
         where = [
             Where("session_id", "==", message.session_id),
             Where("to", "==", message.to),
@@ -157,10 +162,17 @@ class SendHandler:
             Where("created_at", "<", message.created_at),
         ]
         deadline = asyncio.get_running_loop().time() + ORDER_WAIT_S
+
+        async def earlier_due() -> bool:
+            # A message scheduled for later does not hold back the ones accepted after it.
+            older: list[MessageDoc] = await ctx.io(ctx.messages.query, where, limit=20)
+            now = ctx.clock.now()
+            return any(m.send_at is None or m.send_at <= now for m in older)
+
         async with self._order.watching(message.session_id, message.to) as cond, cond:
             # The query runs under the condition's lock, so a predecessor finishing meanwhile
             # cannot notify before we wait: no wake-up is lost.
-            while await ctx.io(ctx.messages.query, where, limit=1):
+            while await earlier_due():
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
                     return False
@@ -194,7 +206,10 @@ class SendHandler:
                 }
             )
 
-        return await ctx.io(ctx.messages.update, task.message_id, claim, fence=fence)
+        claimed: MessageDoc = await ctx.io(ctx.messages.update, task.message_id, claim, fence=fence)
+        self._index.sending(claimed.wa_id)
+        self._index.put(claimed.wa_id, claimed.id, MessageStatus.SENDING)
+        return claimed
 
     async def _send(self, doc: MessageDoc, supervisor: SessionSupervisor, fence: Fence) -> Outcome:
         content = doc.content.model_dump(mode="json", exclude={"type"}, exclude_none=True)
@@ -214,7 +229,19 @@ class SendHandler:
             )
         self.sent += 1
         try:
-            await self._finish(doc, fence, MessageStatus.SENT, server_ts=ack.server_ts)
+            # A blind patch, group-committed: the claim (fenced) made this message ours, and
+            # receipts for it wait until this write is durable (SentIndex), so the status
+            # cannot move backwards.
+            await self._writes.patch(
+                "messages",
+                doc.id,
+                {
+                    "status": MessageStatus.SENT,
+                    f"status_times.{MessageStatus.SENT.value}": ack.server_ts,
+                    "updated_at": self._ctx.clock.now(),
+                },
+            )
+            self._index.put(doc.wa_id, doc.id, MessageStatus.SENT)
         except DependencyUnavailable:
             # WhatsApp has the message; the retry will resend with the same id (deduplicated by
             # the recipient) and record it then.

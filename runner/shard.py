@@ -9,6 +9,7 @@ import contextlib
 from runner.context import ShardContext
 from runner.inbound import InboundSink
 from runner.supervisor import SessionSupervisor, desired_running
+from runner.writes import GroupCommit, SentIndex
 from wagate.contracts import ControlTask, MessageDoc, SessionDoc
 from wagate.domain.ids import send_task_name
 from wagate.domain.sessions import DesiredState, SessionState
@@ -24,9 +25,9 @@ NUDGE_STATUSES = ["accepted", "queued", "sending", "failed"]
 
 
 class Shard:
-    def __init__(self, ctx: ShardContext) -> None:
+    def __init__(self, ctx: ShardContext, writes: GroupCommit, index: SentIndex) -> None:
         self.ctx = ctx
-        self.inbound = InboundSink(ctx)
+        self.inbound = InboundSink(ctx, writes, index)
         self.supervisors: dict[str, SessionSupervisor] = {}
         self.draining = False
         self.restored_at: float | None = None

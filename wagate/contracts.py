@@ -222,6 +222,9 @@ class SendTask(BaseModel):
     model_config = ConfigDict(extra="forbid")
     message_id: str
     session_id: str
+    # Copies of immutable message fields, so the runner can order per chat without a read.
+    to: str | None = None
+    created_at: datetime | None = None
 
 
 class ControlTask(BaseModel):

@@ -61,6 +61,10 @@ class Repository(Protocol[D]):
 
     def delete(self, doc_id: str) -> None: ...
 
+    def patch(self, doc_id: str, fields: dict[str, Any]) -> None:
+        """Blind partial update of existing fields, no read ("a.b" addresses a map entry).
+        NotFound if the document does not exist. For writes whose order the caller owns."""
+
     def count(self, where: Sequence[Where] = ()) -> int:
         """Number of matching documents (an aggregation query, not a read of each)."""
 
@@ -85,6 +89,9 @@ class Store(Protocol):
         self, parent: str, parent_id: str, name: str, model: type[D]
     ) -> Repository[D]:
         """e.g. sessions/{id}/inbound."""
+
+    def patch_many(self, patches: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+        """(collection, id, fields) patches in one round trip, applied in order; all or none."""
 
     def create_together(self, docs: Sequence[tuple[str, Document]]) -> None:
         """Create several documents (collection name, doc) atomically in one round trip.

@@ -81,6 +81,19 @@ def test_a_scheduled_send_waits_for_its_time(
     assert datetime.now(UTC) >= at
 
 
+def test_a_message_scheduled_for_later_does_not_hold_back_newer_ones(
+    system: System, account: tuple[str, dict[str, Any]]
+) -> None:
+    key, session = account
+    to = recipient(9)
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    scheduled = system.send(key, session["id"], to, "tomorrow", send_at=later)
+    now = system.send(key, session["id"], to, "now")
+    system.wait_status(key, now["id"], ("sent", "delivered", "read"), timeout=15)
+    assert system.message(key, scheduled["id"])["status"] == "accepted"
+    assert [m["content"]["body"] for m in system.received(to)] == ["now"]
+
+
 def test_a_runner_killed_mid_send_sends_exactly_once(
     system: System, account: tuple[str, dict[str, Any]]
 ) -> None:

@@ -203,3 +203,24 @@ def test_count_is_an_aggregation(store: Store) -> None:
     repo.put_many([session("a", shard=0), session("b", shard=1), session("c", shard=1)])
     assert repo.count([Where("shard", "==", 1)]) == 2
     assert repo.count() == 3
+
+
+def test_patch_updates_fields_and_map_entries_without_a_read(store: Store) -> None:
+    repo = store.collection("messages", MessageDoc)
+    repo.put(message("m1"))
+    repo.patch("m1", {"status": MessageStatus.SENT, "status_times.sent": message("x").created_at})
+    loaded = repo.get("m1")
+    assert loaded is not None and loaded.status is MessageStatus.SENT
+    assert set(loaded.status_times) == {"sent"}
+    with pytest.raises(NotFound):
+        repo.patch("missing", {"attempts": 1})
+
+
+def test_patch_many_is_all_or_nothing(store: Store) -> None:
+    repo = store.collection("messages", MessageDoc)
+    repo.put_many([message("a"), message("b")])
+    store.patch_many([("messages", "a", {"attempts": 1}), ("messages", "b", {"attempts": 2})])
+    assert [m.attempts for m in repo.get_many(["a", "b"])] == [1, 2]
+    with pytest.raises(NotFound):
+        store.patch_many([("messages", "a", {"attempts": 9}), ("messages", "zz", {"attempts": 9})])
+    assert repo.get("a").attempts == 1  # type: ignore[union-attr]

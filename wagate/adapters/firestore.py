@@ -146,14 +146,17 @@ class FirestoreRepository(Generic[D]):
 
         @firestore.transactional  # type: ignore[untyped-decorator]
         def run(transaction: firestore.Transaction) -> None:
+            refs = [ref] if shard_ref is None else [ref, shard_ref]
+            # One round trip for the document and the shard lease it is fenced by.
+            snaps = {s.reference.path: s for s in transaction.get_all(refs)}
             if shard_ref is not None and fence is not None:
-                lease = shard_ref.get(transaction=transaction)
+                lease = snaps[shard_ref.path]
                 token = (lease.to_dict() or {}).get("token") if lease.exists else None
                 if token != fence.token:
                     raise FencedOut(
                         f"shard {fence.shard}: fencing token {fence.token} is stale (now {token})"
                     )
-            snap = ref.get(transaction=transaction)
+            snap = snaps[ref.path]
             current = self._decode(snap) if snap.exists else None
             new = fn(current).model_copy(update={"id": doc_id})
             transaction.set(ref, to_fields(new))
@@ -174,6 +177,10 @@ class FirestoreRepository(Generic[D]):
     def delete(self, doc_id: str) -> None:
         with translated(f"{self._path}/{doc_id}"):
             self._coll.document(doc_id).delete(retry=_RETRY, timeout=CALL_TIMEOUT_S)
+
+    def patch(self, doc_id: str, fields: dict[str, Any]) -> None:
+        with translated(f"{self._path}/{doc_id} (patch)"):
+            self._coll.document(doc_id).update(encode(fields), timeout=CALL_TIMEOUT_S)
 
     def count(self, where: Sequence[Where] = ()) -> int:
         q: Any = self._coll
@@ -224,6 +231,14 @@ class FirestoreStore:
     ) -> FirestoreRepository[D]:
         coll = self.client.collection(parent).document(parent_id).collection(name)
         return FirestoreRepository(self.client, coll, model)
+
+    def patch_many(self, patches: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+        for start in range(0, len(patches), BATCH_LIMIT):
+            batch = self.client.batch()
+            for name, doc_id, fields in patches[start : start + BATCH_LIMIT]:
+                batch.update(self.client.collection(name).document(doc_id), encode(fields))
+            with translated(f"{len(patches)} patches"):
+                batch.commit(timeout=CALL_TIMEOUT_S)
 
     def create_together(self, docs: Sequence[tuple[str, Document]]) -> None:
         batch = self.client.batch()

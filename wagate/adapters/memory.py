@@ -98,6 +98,20 @@ class MemoryRepository(Generic[D]):
         with self._store.lock:
             self._docs.pop(doc_id, None)
 
+    def patch(self, doc_id: str, fields: dict[str, Any]) -> None:
+        with self._store.lock:
+            current = self._docs.get(doc_id)
+            if current is None:
+                raise NotFound(f"{self._path}/{doc_id} does not exist")
+            data = current.model_dump(mode="python")
+            for path, value in fields.items():
+                target = data
+                *parents, leaf = path.split(".")
+                for part in parents:
+                    target = target.setdefault(part, {})
+                target[leaf] = value
+            self._docs[doc_id] = self._model.model_validate(data)
+
     def count(self, where: Sequence[Where] = ()) -> int:
         with self._store.lock:
             return sum(1 for d in self._docs.values() if all(_matches(d, w) for w in where))
@@ -149,6 +163,15 @@ class MemoryStore:
         self, parent: str, parent_id: str, name: str, model: type[D]
     ) -> MemoryRepository[D]:
         return self.collection(f"{parent}/{parent_id}/{name}", model)
+
+    def patch_many(self, patches: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+        with self.lock:
+            for name, doc_id, _ in patches:
+                repo = self._collections.get(name)
+                if repo is None or doc_id not in repo._docs:
+                    raise NotFound(f"{name}/{doc_id} does not exist")
+            for name, doc_id, fields in patches:
+                self._collections[name].patch(doc_id, fields)
 
     def create_together(self, docs: Sequence[tuple[str, Document]]) -> None:
         with self.lock:

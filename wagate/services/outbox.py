@@ -146,7 +146,11 @@ class Outbox:
             queue=send_queue(self._routing.queue_prefix, doc.shard, doc.priority),
             name=ids.send_task_name(doc.id, doc.task_generation),
             url=self._routing.runner_url(doc.shard) + "/tasks/send",
-            body=SendTask(message_id=doc.id, session_id=doc.session_id).model_dump_json().encode(),
+            body=SendTask(
+                message_id=doc.id, session_id=doc.session_id, to=doc.to, created_at=doc.created_at
+            )
+            .model_dump_json()
+            .encode(),
             schedule_time=doc.send_at,
             dispatch_deadline_s=self._routing.dispatch_deadline_s,
         )
