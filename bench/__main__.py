@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 import time
 from pathlib import Path
@@ -51,6 +52,8 @@ def write_doc(results: list[tuple[Result, str]]) -> None:
 
 
 def main(argv: list[str]) -> int:
+    # SIGTERM unwinds like Ctrl-C, so every started emulator and runner is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("name", choices=[*BENCHES, "all"])
     parser.add_argument("--quick", action="store_true", help="a short run (under a minute)")

@@ -19,7 +19,7 @@ from runner.lease import LeaseKeeper
 from runner.pacing import Pacer
 from runner.sending import SendHandler
 from runner.shard import Shard
-from runner.writes import GroupCommit, SentIndex
+from runner.writes import GroupClaim, GroupCommit, OrderGate, SentIndex
 from wagate import logs
 from wagate.adapters import firestore as fs
 from wagate.adapters import storage as gcs
@@ -101,7 +101,9 @@ async def serve(settings: Settings) -> None:
         shard.on_lease_won,
         shard.on_lease_lost,
     )
-    app = RunnerApp(shard, lease, SendHandler(ctx, Pacer(), writes, index))
+    gate = OrderGate(store, ctx.io, settings.shard_id)
+    sender = SendHandler(ctx, Pacer(), writes, index, GroupClaim(store, ctx.io), gate)
+    app = RunnerApp(shard, lease, sender)
     runner = web.AppRunner(app.build(), access_log=None, handle_signals=False)
     await runner.setup()
     port = int(os.environ.get("PORT", "8090"))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from runner.context import ShardContext
 from runner.pacing import Pacer
 from runner.supervisor import SessionSupervisor
-from runner.writes import GroupCommit, SentIndex
+from runner.writes import GroupClaim, GroupCommit, OrderGate, SendKey, SentIndex
 from wagate.contracts import MessageDoc, MessageError, SendTask, TenantLimits
 from wagate.domain.messages import CLAIMABLE, ON_WHATSAPP, MessageStatus, transition
 from wagate.errors import (
@@ -32,19 +32,9 @@ from wagate.errors import (
     WagateError,
 )
 from wagate.logs import get_logger
-from wagate.ports import Fence, Where
+from wagate.ports import Fence
 
 log = get_logger("wagate.runner.send")
-
-PENDING_VALUES = [
-    s.value
-    for s in (
-        MessageStatus.ACCEPTED,
-        MessageStatus.QUEUED,
-        MessageStatus.SENDING,
-        MessageStatus.FAILED,
-    )
-]
 
 
 @dataclass(frozen=True)
@@ -96,9 +86,17 @@ class ChatOrder:
 
 class SendHandler:
     def __init__(
-        self, ctx: ShardContext, pacer: Pacer, writes: GroupCommit, index: SentIndex
+        self,
+        ctx: ShardContext,
+        pacer: Pacer,
+        writes: GroupCommit,
+        index: SentIndex,
+        claims: GroupClaim,
+        gate: OrderGate,
     ) -> None:
         self._ctx = ctx
+        self._claims = claims
+        self._gate = gate
         self._pacer = pacer
         self._writes = writes
         self._index = index
@@ -152,27 +150,20 @@ class SendHandler:
             await self._order.finished(doc.session_id, doc.to)
 
     async def _wait_for_earlier(self, message: SendTask) -> bool:
-        """True once no older message to the same chat is pending (bounded wait)."""
+        """True once no older, due message to the same chat is pending (bounded wait)."""
         ctx = self._ctx
         assert message.to is not None and message.created_at is not None
-        where = [
-            Where("session_id", "==", message.session_id),
-            Where("to", "==", message.to),
-            Where("status", "in", PENDING_VALUES),
-            Where("created_at", "<", message.created_at),
-        ]
+        to, created_at = message.to, message.created_at
         deadline = asyncio.get_running_loop().time() + ORDER_WAIT_S
 
-        async def earlier_due() -> bool:
-            # A message scheduled for later does not hold back the ones accepted after it.
-            older: list[MessageDoc] = await ctx.io(ctx.messages.query, where, limit=20)
-            now = ctx.clock.now()
-            return any(m.send_at is None or m.send_at <= now for m in older)
+        async def blocked() -> bool:
+            key = SendKey(message.message_id, message.session_id, to, created_at, ctx.clock.now())
+            return await self._gate.has_earlier(key)
 
-        async with self._order.watching(message.session_id, message.to) as cond, cond:
-            # The query runs under the condition's lock, so a predecessor finishing meanwhile
+        async with self._order.watching(message.session_id, to) as cond, cond:
+            # The check runs under the condition's lock, so a predecessor finishing meanwhile
             # cannot notify before we wait: no wake-up is lost.
-            while await earlier_due():
+            while await blocked():
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
                     return False
@@ -206,7 +197,7 @@ class SendHandler:
                 }
             )
 
-        claimed: MessageDoc = await ctx.io(ctx.messages.update, task.message_id, claim, fence=fence)
+        claimed = await self._claims.claim(task.message_id, claim, fence)
         self._index.sending(claimed.wa_id)
         self._index.put(claimed.wa_id, claimed.id, MessageStatus.SENDING)
         return claimed

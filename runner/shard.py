@@ -12,6 +12,7 @@ from runner.supervisor import SessionSupervisor, desired_running
 from runner.writes import GroupCommit, SentIndex
 from wagate.contracts import ControlTask, MessageDoc, SessionDoc
 from wagate.domain.ids import send_task_name
+from wagate.domain.messages import PENDING_VALUES
 from wagate.domain.sessions import DesiredState, SessionState
 from wagate.errors import WagateError
 from wagate.logs import get_logger
@@ -21,7 +22,6 @@ from wagate.queues import send_queue
 log = get_logger("wagate.runner.shard")
 NUDGE_AFTER_CONNECT_S = 10.0
 NUDGE_LIMIT = 2000
-NUDGE_STATUSES = ["accepted", "queued", "sending", "failed"]
 
 
 class Shard:
@@ -85,7 +85,7 @@ class Shard:
         try:
             pending: list[MessageDoc] = await ctx.io(
                 ctx.messages.query,
-                [Where("shard", "==", ctx.shard), Where("status", "in", NUDGE_STATUSES)],
+                [Where("shard", "==", ctx.shard), Where("status", "in", PENDING_VALUES)],
                 limit=NUDGE_LIMIT,
             )
         except WagateError as e:

@@ -59,6 +59,13 @@ class Repository(Protocol[D]):
     def upsert(self, doc_id: str, fn: Callable[[D | None], D], *, fence: Fence | None = None) -> D:
         """Like update, but `fn` also runs (with None) when the document does not exist."""
 
+    def update_many(
+        self, doc_ids: Sequence[str], fn: Callable[[D], D], *, fence: Fence | None = None
+    ) -> dict[str, D | Exception]:
+        """`update` of several documents in ONE transaction: per id the new document, or the
+        error `fn` raised for it (that document is left as it was; the others are written).
+        A missing document maps to NotFound. FencedOut aborts everything."""
+
     def delete(self, doc_id: str) -> None: ...
 
     def patch(self, doc_id: str, fields: dict[str, Any]) -> None:

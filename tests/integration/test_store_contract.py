@@ -224,3 +224,35 @@ def test_patch_many_is_all_or_nothing(store: Store) -> None:
     with pytest.raises(NotFound):
         store.patch_many([("messages", "a", {"attempts": 9}), ("messages", "zz", {"attempts": 9})])
     assert repo.get("a").attempts == 1  # type: ignore[union-attr]
+
+
+def test_update_many_writes_each_document_or_reports_its_error(store: Store) -> None:
+    repo = store.collection("messages", MessageDoc)
+    repo.put_many([message("a"), message("b", MessageStatus.SENT)])
+
+    def claim(doc: MessageDoc) -> MessageDoc:
+        if doc.status is MessageStatus.SENT:
+            raise AlreadyExists("already sent")
+        return doc.model_copy(update={"status": MessageStatus.SENDING})
+
+    results = repo.update_many(["a", "b", "zz"], claim)
+    assert isinstance(results["a"], MessageDoc) and results["a"].status is MessageStatus.SENDING
+    assert isinstance(results["b"], AlreadyExists)
+    assert isinstance(results["zz"], NotFound)
+    assert repo.get("a").status is MessageStatus.SENDING  # type: ignore[union-attr]
+    assert repo.get("b").status is MessageStatus.SENT  # type: ignore[union-attr]
+
+
+def test_update_many_with_a_stale_fence_writes_nothing(store: Store) -> None:
+    clock = FixedClock()
+    leases = Leases(store.collection("shards", ShardLease), clock)
+    repo = store.collection("messages", MessageDoc)
+    repo.put(message("a"))
+    old = leases.acquire(0, "runner-a", ttl=15)
+    clock.advance(20)
+    leases.acquire(0, "runner-b", ttl=15)
+    with pytest.raises(FencedOut):
+        repo.update_many(
+            ["a"], lambda d: d.model_copy(update={"attempts": 5}), fence=Fence(0, old.token)
+        )
+    assert repo.get("a").attempts == 0  # type: ignore[union-attr]

@@ -174,6 +174,42 @@ class FirestoreRepository(Generic[D]):
 
         return self.upsert(doc_id, strict, fence=fence)
 
+    def update_many(
+        self, doc_ids: Sequence[str], fn: Callable[[D], D], *, fence: Fence | None = None
+    ) -> dict[str, D | Exception]:
+        refs = [self._coll.document(i) for i in doc_ids]
+        shard_ref = self._client.collection("shards").document(str(fence.shard)) if fence else None
+        results: dict[str, D | Exception] = {}
+
+        @firestore.transactional  # type: ignore[untyped-decorator]
+        def run(transaction: firestore.Transaction) -> None:
+            results.clear()
+            wanted = refs if shard_ref is None else [*refs, shard_ref]
+            snaps = {s.reference.path: s for s in transaction.get_all(wanted)}
+            if shard_ref is not None and fence is not None:
+                lease = snaps[shard_ref.path]
+                token = (lease.to_dict() or {}).get("token") if lease.exists else None
+                if token != fence.token:
+                    raise FencedOut(
+                        f"shard {fence.shard}: fencing token {fence.token} is stale (now {token})"
+                    )
+            for ref in refs:
+                snap = snaps.get(ref.path)
+                if snap is None or not snap.exists:
+                    results[ref.id] = NotFound(f"{self._path}/{ref.id} does not exist")
+                    continue
+                try:
+                    new = fn(self._decode(snap)).model_copy(update={"id": ref.id})
+                except Exception as e:  # recorded for this document; the others go on
+                    results[ref.id] = e
+                    continue
+                transaction.set(ref, to_fields(new))
+                results[ref.id] = new
+
+        with translated(f"{self._path} ({len(refs)} documents, transaction)"):
+            run(self._client.transaction(max_attempts=10))
+        return results
+
     def delete(self, doc_id: str) -> None:
         with translated(f"{self._path}/{doc_id}"):
             self._coll.document(doc_id).delete(retry=_RETRY, timeout=CALL_TIMEOUT_S)

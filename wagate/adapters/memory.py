@@ -94,6 +94,26 @@ class MemoryRepository(Generic[D]):
 
         return self.upsert(doc_id, strict, fence=fence)
 
+    def update_many(
+        self, doc_ids: Sequence[str], fn: Callable[[D], D], *, fence: Fence | None = None
+    ) -> dict[str, D | Exception]:
+        with self._store.lock:
+            self._check_fence(fence)
+            results: dict[str, D | Exception] = {}
+            for doc_id in doc_ids:
+                current = self._docs.get(doc_id)
+                if current is None:
+                    results[doc_id] = NotFound(f"{self._path}/{doc_id} does not exist")
+                    continue
+                try:
+                    new = fn(current.model_copy(deep=True)).model_copy(update={"id": doc_id})
+                except Exception as e:
+                    results[doc_id] = e
+                    continue
+                self._docs[doc_id] = new.model_copy(deep=True)
+                results[doc_id] = new
+            return results
+
     def delete(self, doc_id: str) -> None:
         with self._store.lock:
             self._docs.pop(doc_id, None)

@@ -41,6 +41,8 @@ ON_WHATSAPP = frozenset({S.SENT, S.DELIVERED, S.READ})
 # A send task may (re)claim a message in these.
 CLAIMABLE = frozenset({S.ACCEPTED, S.QUEUED, S.SENDING, S.FAILED})
 PENDING = frozenset({S.ACCEPTED, S.QUEUED, S.SENDING, S.FAILED})
+# For store queries ("status in …").
+PENDING_VALUES = sorted(s.value for s in PENDING)
 
 
 def can_transition(current: MessageStatus, target: MessageStatus) -> bool:

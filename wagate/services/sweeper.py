@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from wagate.contracts import MessageDoc
-from wagate.domain.messages import MessageStatus
+from wagate.domain.messages import PENDING_VALUES, MessageStatus
 from wagate.ports import Clock, Store, Where
 from wagate.services.outbox import Outbox
 
@@ -40,9 +40,8 @@ class Sweeper:
     def sweep(self) -> SweepReport:
         report = SweepReport()
         now = self._clock.now()
-        pending = ["accepted", "queued", "sending", "failed"]
         stale = self._messages.query(
-            [Where("status", "in", pending), Where("updated_at", "<", now - STUCK_AFTER)],
+            [Where("status", "in", PENDING_VALUES), Where("updated_at", "<", now - STUCK_AFTER)],
             limit=BATCH,
         )
         for doc in stale:

@@ -1,0 +1,28 @@
+# The production deployment of wagate: the module with this environment's sizes.
+
+locals {
+  name_prefix = "wagate"
+  # The module creates the repository; Cloud Build pushes runner:<tag> into it before apply.
+  runner_image = "${var.region}-docker.pkg.dev/${var.project_id}/${local.name_prefix}/runner:${var.runner_image_tag}"
+}
+
+module "wagate" {
+  source = "../../modules/wagate"
+
+  project_id  = var.project_id
+  region      = var.region
+  environment = "prod"
+  name_prefix = local.name_prefix
+
+  shard_count          = var.shard_count
+  runner_image         = local.runner_image
+  runner_cpu           = var.runner_cpu
+  runner_memory        = var.runner_memory
+  engine               = var.engine
+  simulator_url        = var.simulator_url
+  functions_source_dir = var.functions_source_dir
+  api_limits           = var.api_limits
+
+  notification_channels = var.notification_channels
+  deletion_protection   = true
+}

@@ -1,0 +1,90 @@
+# Inputs of the production deployment; Cloud Build sets project_id, runner_image_tag and
+# functions_source_dir, the rest keep these defaults unless overridden.
+
+variable "project_id" {
+  type        = string
+  description = "Google Cloud project of the production deployment."
+}
+
+variable "region" {
+  type        = string
+  description = "Region of every regional resource."
+  default     = "us-central1"
+}
+
+variable "shard_count" {
+  type        = number
+  description = "Runner shards (one Cloud Run service each). Only ever grow it: sessions are pinned to their shard."
+  default     = 2
+
+  validation {
+    condition     = var.shard_count >= 1 && floor(var.shard_count) == var.shard_count
+    error_message = "shard_count must be a positive integer."
+  }
+}
+
+variable "runner_image_tag" {
+  type        = string
+  description = "Tag of the runner image in Artifact Registry; Cloud Build uses the commit SHA. Roll back by applying an older tag."
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", var.runner_image_tag)) && var.runner_image_tag != "latest"
+    error_message = "runner_image_tag must be a valid image tag other than latest."
+  }
+}
+
+variable "runner_cpu" {
+  type        = string
+  description = "vCPUs of each runner instance."
+  default     = "1"
+}
+
+variable "runner_memory" {
+  type        = string
+  description = "Memory of each runner instance."
+  default     = "2Gi"
+}
+
+variable "engine" {
+  type        = string
+  description = "WhatsApp engine of the runners: whatsmeow (real network) or simulator (needs simulator_url)."
+  default     = "whatsmeow"
+}
+
+variable "simulator_url" {
+  type        = string
+  description = "Base URL of a deployed WhatsApp simulator when engine = simulator."
+  default     = null
+}
+
+variable "functions_source_dir" {
+  type        = string
+  description = "Directory staged by infra/terraform/scripts/stage_functions.py."
+  default     = "../../../../build/functions-src"
+}
+
+variable "api_limits" {
+  type = object({
+    min_instances   = number
+    max_instances   = number
+    concurrency     = number
+    memory          = string
+    cpu             = string
+    timeout_seconds = number
+  })
+  description = "Scaling and size of the api function."
+  default = {
+    min_instances   = 1
+    max_instances   = 100
+    concurrency     = 40
+    memory          = "512Mi"
+    cpu             = "1"
+    timeout_seconds = 30
+  }
+}
+
+variable "notification_channels" {
+  type        = list(string)
+  description = "Cloud Monitoring notification channels (projects/P/notificationChannels/N) for every alert."
+  default     = []
+}

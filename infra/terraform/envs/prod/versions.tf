@@ -1,0 +1,34 @@
+# Root module of the production deployment. State lives in a GCS bucket created once by hand
+# (docs/deploy.md); pass it at init: terraform init -backend-config="bucket=<state bucket>".
+terraform {
+  required_version = ">= 1.9"
+
+  backend "gcs" {
+    prefix = "wagate/prod"
+  }
+
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = ">= 7.0, < 8.0"
+    }
+    google-beta = {
+      source  = "hashicorp/google-beta"
+      version = ">= 7.0, < 8.0"
+    }
+    archive = {
+      source  = "hashicorp/archive"
+      version = ">= 2.4, < 3.0"
+    }
+  }
+}
+
+provider "google" {
+  project = var.project_id
+  region  = var.region
+}
+
+provider "google-beta" {
+  project = var.project_id
+  region  = var.region
+}

@@ -1,0 +1,34 @@
+# Cloud Scheduler: POST <sweeper_url>/sweep every minute with an OIDC token. The sweeper checks
+# the token's audience (WAGATE_SWEEPER_URL) and its email (WAGATE_TASKS_SERVICE_ACCOUNT), so the
+# job signs as the same tasks-invoker account that Cloud Tasks uses.
+
+resource "google_cloud_scheduler_job" "sweep" {
+  project     = var.project_id
+  region      = var.region
+  name        = "${local.prefix}-sweep"
+  description = "wagate sweeper: re-enqueue stuck messages, expire leases, raise alerts"
+  schedule    = var.sweeper_schedule
+  time_zone   = "Etc/UTC"
+
+  # A sweep that outlives the next tick is simply followed by the next one.
+  attempt_deadline = "${min(var.sweeper_limits.timeout_seconds, 1800)}s"
+
+  retry_config {
+    retry_count = 0 # the next minute's run is the retry
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = "${local.sweeper_url}/sweep"
+
+    oidc_token {
+      service_account_email = google_service_account.tasks_invoker.email
+      audience              = local.sweeper_url
+    }
+  }
+
+  depends_on = [
+    google_project_service.this,
+    google_cloud_run_v2_service_iam_member.invoker_sweeper,
+  ]
+}
