@@ -1,0 +1,92 @@
+"""The sweeper function on the real emulators: a message whose task was never created (Cloud
+Tasks was down at accept) is enqueued; an orphaned one gets a new task generation; a
+scheduled one that is not due is left alone; the endpoint needs the internal token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.integration.api_client import Api
+from wagate.adapters.tasks import INTERNAL_TOKEN_HEADER
+from wagate.contracts import MessageDoc, TextContent
+from wagate.domain.ids import new_message_id, send_task_name, whatsapp_message_id
+from wagate.errors import TaskAlreadyExists
+from wagate.ports import TaskSpec
+from wagate.queues import send_queue
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def sweeper(emulators: Any, firestore_env: dict[str, str]) -> Iterator[Api]:
+    emulators.provision_project(firestore_env["WAGATE_PROJECT_ID"])
+    yield Api(target="sweeper")
+
+
+def stuck(age: timedelta, **kw: Any) -> MessageDoc:
+    mid = new_message_id()
+    at = datetime.now(UTC) - age
+    return MessageDoc(
+        id=mid,
+        tenant_id="ten_x",
+        session_id="ses_x",
+        shard=0,
+        to="+15551234567",
+        content=TextContent(body="stuck"),
+        wa_id=whatsapp_message_id(mid),
+        created_at=at,
+        updated_at=at,
+        **kw,
+    )
+
+
+def task_exists(name: str) -> bool:
+    from functions.app import gateway
+
+    try:
+        gateway().queue.enqueue(
+            TaskSpec(
+                queue=send_queue("wagate", 0),
+                name=name,
+                url="http://127.0.0.1:9/x",
+                body=b"{}",
+                schedule_time=datetime.now(UTC) + timedelta(days=1),
+            )
+        )
+    except TaskAlreadyExists:
+        return True
+    return False
+
+
+def test_stuck_messages_are_enqueued_and_scheduled_ones_left_alone(sweeper: Api) -> None:
+    from functions.app import gateway
+
+    messages = gateway().store.collection("messages", MessageDoc)
+    never_enqueued = stuck(timedelta(minutes=3))
+    orphaned = stuck(timedelta(minutes=20))
+    fresh = stuck(timedelta(seconds=10))
+    scheduled = stuck(timedelta(minutes=3), send_at=datetime.now(UTC) + timedelta(hours=2))
+    messages.put_many([never_enqueued, orphaned, fresh, scheduled])
+    secret = gateway().settings.internal_secret.get_secret_value()  # type: ignore[union-attr]
+    response = sweeper.call("POST", "/sweep", headers={INTERNAL_TOKEN_HEADER: secret})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {"reenqueued": 2, "regenerated": 1, "enqueue_failures": 0}
+    assert task_exists(send_task_name(never_enqueued.id, 0))
+    assert messages.get(orphaned.id).task_generation == 1  # type: ignore[union-attr]
+    assert task_exists(send_task_name(orphaned.id, 1))
+    assert not task_exists(send_task_name(fresh.id, 0))
+    assert not task_exists(send_task_name(scheduled.id, 0))
+    # Sweeping again is harmless: the same task names are refused by Cloud Tasks.
+    again = sweeper.call("POST", "/sweep", headers={INTERNAL_TOKEN_HEADER: secret})
+    assert again.status_code == 200
+
+
+def test_the_sweeper_refuses_calls_without_the_internal_token(sweeper: Api) -> None:
+    for headers in ({}, {INTERNAL_TOKEN_HEADER: "nope"}):
+        response = sweeper.call("POST", "/sweep", headers=headers)
+        assert response.status_code == 401
+        assert response.get_json()["error"]["code"] == "unauthenticated"
