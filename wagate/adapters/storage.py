@@ -11,11 +11,14 @@ from contextlib import contextmanager
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from wagate.errors import DependencyUnavailable, NotFound, StaleGeneration, WagateError
 from wagate.ports import Blob, BlobInfo
 
 CALL_TIMEOUT_S = 30.0
+# The library's default retries transient errors for 120 s; an outage must surface sooner.
+RETRY = DEFAULT_RETRY.with_timeout(10.0)
 
 
 def make_client(project_id: str) -> storage.Client:
@@ -41,8 +44,10 @@ def translated(what: str) -> Iterator[None]:
         ) from e
     except gexc.GoogleAPICallError as e:
         raise DependencyUnavailable(f"Cloud Storage error during {what}: {e.message}") from e
-    except (ConnectionError, OSError) as e:
-        raise DependencyUnavailable(f"Cloud Storage unreachable during {what}") from e
+    except (gexc.RetryError, ConnectionError, OSError) as e:
+        raise DependencyUnavailable(
+            f"Cloud Storage unreachable during {what}", retry_after=5
+        ) from e
 
 
 class GcsBlobStore:
@@ -81,6 +86,7 @@ class GcsBlobStore:
                 content_type=content_type,
                 if_generation_match=if_generation_match,
                 timeout=CALL_TIMEOUT_S,
+                retry=RETRY,
             )
         return int(blob.generation or 0)
 
@@ -89,13 +95,15 @@ class GcsBlobStore:
         so the bytes and the generation always belong together."""
         blob = self._bucket.blob(name, generation=generation)
         with translated(f"object {name}"):
-            data = blob.download_as_bytes(timeout=CALL_TIMEOUT_S, checksum="md5")
+            data = blob.download_as_bytes(timeout=CALL_TIMEOUT_S, checksum="md5", retry=RETRY)
         return Blob(name, data, int(blob.generation or generation or 0), dict(blob.metadata or {}))
 
     def list_objects(self, prefix: str = "") -> list[BlobInfo]:
         with translated(f"list {prefix}"):
             blobs = list(
-                self._client.list_blobs(self._bucket, prefix=prefix, timeout=CALL_TIMEOUT_S)
+                self._client.list_blobs(
+                    self._bucket, prefix=prefix, timeout=CALL_TIMEOUT_S, retry=RETRY
+                )
             )
         return [_info(b) for b in blobs]
 
@@ -108,6 +116,7 @@ class GcsBlobStore:
                     # A string, not True: fake-gcs-server only understands "true" (GCS takes both).
                     versions="true",
                     timeout=CALL_TIMEOUT_S,
+                    retry=RETRY,
                 )
             )
         found = [_info(b) for b in blobs if b.name == name]
@@ -116,13 +125,15 @@ class GcsBlobStore:
     def delete(self, name: str, *, generation: int | None = None) -> None:
         with translated(f"object {name}"):
             try:
-                self._bucket.delete_blob(name, generation=generation, timeout=CALL_TIMEOUT_S)
+                self._bucket.delete_blob(
+                    name, generation=generation, timeout=CALL_TIMEOUT_S, retry=RETRY
+                )
             except gexc.NotFound:
                 return
 
     def ping(self) -> None:
         with translated(f"bucket {self.bucket_name}"):
-            self._client.get_bucket(self.bucket_name, timeout=5.0)
+            self._client.get_bucket(self.bucket_name, timeout=5.0, retry=RETRY)
 
 
 def _info(blob: storage.Blob) -> BlobInfo:
