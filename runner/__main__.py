@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 from pathlib import Path
@@ -42,10 +43,10 @@ def make_engine(settings: Settings) -> WhatsAppEngine:
         from runner.engines.simulated import SimulatedEngine
 
         return SimulatedEngine(settings.simulator_url)
-    from runner.engines.whatsmeow import WhatsmeowEngine  # type: ignore[import-not-found]
-
-    engine: WhatsAppEngine = WhatsmeowEngine(settings)
-    return engine
+    raise SystemExit(
+        "WAGATE_ENGINE=whatsmeow: the real WhatsApp engine is not built yet (see the open "
+        "'Real WhatsApp engine' issue); use WAGATE_ENGINE=simulator"
+    )
 
 
 def task_auth(settings: Settings) -> tasks.TaskAuth:
@@ -90,7 +91,11 @@ async def serve(settings: Settings) -> None:
     writes = GroupCommit(store, ctx.io)
     index = SentIndex()
     shard = Shard(ctx, writes, index)
-    holder = settings.instance_id or f"{socket.gethostname()}-{os.getpid()}"
+    # Containers often share a hostname and all run as PID 1: a random part keeps two
+    # instances from ever looking like the same lease holder.
+    holder = settings.instance_id or (
+        f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+    )
     lease = LeaseKeeper(
         Leases(store.collection("shards", ShardLease), clock),
         ctx.io,

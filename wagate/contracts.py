@@ -4,7 +4,7 @@ task payloads and webhook events. Adapters store these; functions and the runner
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
@@ -15,6 +15,12 @@ from wagate.domain.sessions import DesiredState, SessionState
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# Retention, enforced by Firestore TTL policies on `expire_at` (infra/terraform firestore.tf).
+IDEMPOTENCY_TTL = timedelta(hours=24)
+INBOUND_RETENTION = timedelta(days=30)
+RECOVERY_RETENTION = timedelta(days=90)
 
 
 class Document(BaseModel):
@@ -180,6 +186,7 @@ class InboundDoc(Document):
     ts: datetime
     from_history: bool = False
     received_at: datetime = Field(default_factory=utcnow)
+    expire_at: datetime = Field(default_factory=lambda: utcnow() + INBOUND_RETENTION)
 
 
 # ---------------------------------------------------------------- operations
@@ -206,6 +213,7 @@ class RecoveryAction(Document):
     reason: str
     outcome: str
     at: datetime = Field(default_factory=utcnow)
+    expire_at: datetime = Field(default_factory=lambda: utcnow() + RECOVERY_RETENTION)
 
 
 class IdempotencyDoc(Document):
@@ -213,6 +221,8 @@ class IdempotencyDoc(Document):
     message_id: str
     request_sha256: str
     created_at: datetime = Field(default_factory=utcnow)
+    # After this, the same Idempotency-Key creates a new message (Firestore TTL deletes it).
+    expire_at: datetime = Field(default_factory=lambda: utcnow() + IDEMPOTENCY_TTL)
 
 
 # ---------------------------------------------------------------- task payloads

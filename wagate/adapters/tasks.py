@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
@@ -41,6 +42,11 @@ class SharedSecretAuth:
 
 
 TaskAuth = OidcAuth | SharedSecretAuth
+
+
+def origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def make_client(endpoint: str | None) -> tasks_v2.CloudTasksClient:
@@ -94,7 +100,8 @@ class CloudTasksQueue:
         if isinstance(self._auth, OidcAuth):
             http_request.oidc_token = tasks_v2.OidcToken(
                 service_account_email=self._auth.service_account_email,
-                audience=self._auth.audience or task.url,
+                # Receivers verify their base URL (scheme://host), not each endpoint's path.
+                audience=self._auth.audience or origin(task.url),
             )
         else:
             http_request.headers[INTERNAL_TOKEN_HEADER] = self._auth.secret

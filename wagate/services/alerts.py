@@ -14,7 +14,10 @@ from typing import Literal
 
 from wagate.contracts import AlertDoc, RecoveryAction
 from wagate.domain.ids import new_id
+from wagate.logs import get_logger
 from wagate.ports import Clock, Store
+
+log = get_logger("wagate.alerts")
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -68,7 +71,17 @@ class Alerts:
                 update={"last_seen": now, "count": current.count + 1, "message": message}
             )
 
-        return self._alerts.upsert(doc_id, bump)
+        alert = self._alerts.upsert(doc_id, bump)
+        # Log-based metrics in Cloud Monitoring count this line (infra/terraform monitoring.tf).
+        log.warning(
+            "health alert raised",
+            alert_kind=kind,
+            subject=subject,
+            severity_level=severity,
+            count=alert.count,
+            detail=message,
+        )
+        return alert
 
     def resolve(self, kind: str, subject: str) -> bool:
         doc_id = alert_id(kind, subject)
@@ -77,6 +90,7 @@ class Alerts:
             return False
         now = self._clock.now()
         self._alerts.update(doc_id, lambda a: a.model_copy(update={"resolved_at": now}))
+        log.info("health alert resolved", alert_kind=kind, subject=subject)
         with self._lock:
             self._last_written.pop(doc_id, None)
         return True

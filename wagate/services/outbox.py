@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from wagate.contracts import (
+    IDEMPOTENCY_TTL,
     IdempotencyDoc,
     MessageDoc,
     SendMessageRequest,
@@ -111,6 +112,7 @@ class Outbox:
                 message_id=message_id,
                 request_sha256=fingerprint,
                 created_at=now,
+                expire_at=now + IDEMPOTENCY_TTL,
             )
             try:
                 self._store.create_together([("idempotency", record), ("messages", doc)])

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from runtime_requirements import runtime_requirements  # noqa: E402
+from runtime_requirements import runtime_requirements
 
 ROOT = Path(__file__).resolve().parents[3]
 PACKAGES = ("functions", "wagate")

@@ -83,6 +83,18 @@ variable "api_limits" {
   }
 }
 
+variable "secret_versions" {
+  type = object({
+    backup_keys = string
+    admin_key   = string
+  })
+  description = "Secret Manager versions read by the components. Pin a number to roll a rotated key out with a deploy (docs/deploy.md, Rotating keys)."
+  default = {
+    backup_keys = "latest"
+    admin_key   = "latest"
+  }
+}
+
 variable "notification_channels" {
   type        = list(string)
   description = "Cloud Monitoring notification channels (projects/P/notificationChannels/N) for every alert."

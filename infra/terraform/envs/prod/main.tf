@@ -22,6 +22,7 @@ module "wagate" {
   simulator_url        = var.simulator_url
   functions_source_dir = var.functions_source_dir
   api_limits           = var.api_limits
+  secret_versions      = var.secret_versions
 
   notification_channels = var.notification_channels
   deletion_protection   = true

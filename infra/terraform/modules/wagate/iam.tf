@@ -16,6 +16,8 @@ resource "google_service_account" "api" {
   account_id   = "${local.prefix}-api"
   display_name = "wagate api function"
   description  = "Runs the public api function."
+
+  depends_on = [google_project_service.this]
 }
 
 resource "google_service_account" "sweeper" {
@@ -23,6 +25,8 @@ resource "google_service_account" "sweeper" {
   account_id   = "${local.prefix}-sweeper"
   display_name = "wagate sweeper function"
   description  = "Runs the sweeper function (reconciliation, webhook delivery)."
+
+  depends_on = [google_project_service.this]
 }
 
 resource "google_service_account" "runner" {
@@ -30,6 +34,8 @@ resource "google_service_account" "runner" {
   account_id   = "${local.prefix}-runner"
   display_name = "wagate runners"
   description  = "Runs the per-shard Cloud Run runners that hold the WhatsApp sockets."
+
+  depends_on = [google_project_service.this]
 }
 
 resource "google_service_account" "tasks_invoker" {
@@ -37,6 +43,8 @@ resource "google_service_account" "tasks_invoker" {
   account_id   = "${local.prefix}-tasks-invoker"
   display_name = "wagate task and scheduler invoker"
   description  = "Identity of Cloud Tasks and Cloud Scheduler OIDC tokens sent to the runners and the sweeper."
+
+  depends_on = [google_project_service.this]
 }
 
 locals {
@@ -46,27 +54,61 @@ locals {
     runner  = google_service_account.runner.email
   }
 
+  # The grants, as tables (tests/infra/test_terraform.py holds the expected copy).
   project_roles = {
-    "api/datastore.user"     = { component = "api", role = "roles/datastore.user" }
-    "api/cloudtasks.viewer"  = { component = "api", role = "roles/cloudtasks.viewer" }
-    "sweeper/datastore.user" = { component = "sweeper", role = "roles/datastore.user" }
-    "runner/datastore.user"  = { component = "runner", role = "roles/datastore.user" }
+    api     = ["roles/datastore.user", "roles/cloudtasks.viewer"]
+    sweeper = ["roles/datastore.user"]
+    runner  = ["roles/datastore.user"]
   }
 
-  send_queue_names    = [for name, q in local.queues : name if q.kind == "send"]
-  control_queue_names = [for name, q in local.queues : name if q.kind == "control"]
-  webhook_queue_names = [for name, q in local.queues : name if q.kind == "webhook"]
+  # component => role => kinds of queue (send, control, webhook) it is granted on.
+  queue_roles = {
+    api     = { "roles/cloudtasks.enqueuer" = ["send", "control"] }
+    sweeper = { "roles/cloudtasks.enqueuer" = ["send"] }
+    runner = {
+      "roles/cloudtasks.enqueuer"   = ["webhook"]
+      "roles/cloudtasks.taskRunner" = ["send"] # RunTask: nudge pending sends after a takeover
+    }
+  }
 
-  queue_grants = merge(
-    { for q in concat(local.send_queue_names, local.control_queue_names) : "${q}/api/enqueuer" => { queue = q, component = "api", role = "roles/cloudtasks.enqueuer" } },
-    { for q in local.send_queue_names : "${q}/sweeper/enqueuer" => { queue = q, component = "sweeper", role = "roles/cloudtasks.enqueuer" } },
-    { for q in local.webhook_queue_names : "${q}/runner/enqueuer" => { queue = q, component = "runner", role = "roles/cloudtasks.enqueuer" } },
-    { for q in local.send_queue_names : "${q}/runner/taskRunner" => { queue = q, component = "runner", role = "roles/cloudtasks.taskRunner" } },
-  )
+  # component => bucket => roles.
+  bucket_roles = {
+    api    = { media = ["roles/storage.objectAdmin"] }
+    runner = { backups = ["roles/storage.objectAdmin"] }
+  }
+
+  buckets = {
+    backups = google_storage_bucket.backups.name
+    media   = google_storage_bucket.media.name
+  }
+
+  project_grants = merge([
+    for component, roles in local.project_roles : {
+      for role in roles : "${component}/${role}" => { component = component, role = role }
+    }
+  ]...)
+
+  queue_grants = merge(flatten([
+    for component, roles in local.queue_roles : [
+      for role, kinds in roles : {
+        for name, queue in local.queues : "${name}/${component}/${role}" => {
+          queue = name, component = component, role = role
+        } if contains(kinds, queue.kind)
+      }
+    ]
+  ])...)
+
+  bucket_grants = merge(flatten([
+    for component, buckets in local.bucket_roles : [
+      for bucket, roles in buckets : {
+        for role in roles : "${bucket}/${component}/${role}" => { bucket = bucket, component = component, role = role }
+      }
+    ]
+  ])...)
 }
 
 resource "google_project_iam_member" "component" {
-  for_each = local.project_roles
+  for_each = local.project_grants
 
   project = var.project_id
   role    = each.value.role
@@ -93,16 +135,12 @@ resource "google_service_account_iam_member" "act_as_tasks_invoker" {
   member             = "serviceAccount:${each.value}"
 }
 
-resource "google_storage_bucket_iam_member" "runner_backups" {
-  bucket = google_storage_bucket.backups.name
-  role   = "roles/storage.objectAdmin"
-  member = "serviceAccount:${google_service_account.runner.email}"
-}
+resource "google_storage_bucket_iam_member" "component" {
+  for_each = local.bucket_grants
 
-resource "google_storage_bucket_iam_member" "api_media" {
-  bucket = google_storage_bucket.media.name
-  role   = "roles/storage.objectAdmin"
-  member = "serviceAccount:${google_service_account.api.email}"
+  bucket = local.buckets[each.value.bucket]
+  role   = each.value.role
+  member = "serviceAccount:${local.component_sa_emails[each.value.component]}"
 }
 
 resource "google_cloud_run_v2_service_iam_member" "invoker_runners" {

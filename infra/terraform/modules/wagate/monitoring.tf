@@ -48,7 +48,7 @@ locals {
       severity = "CRITICAL"
       conditions = [
         { name = "number banned (disconnect policy banned)", filter = "metric.type=\"logging.googleapis.com/user/${local.prefix}/session_disconnects\" AND metric.label.policy=\"banned\"", aligner = "ALIGN_SUM", period = 300, duration = 0, threshold = 0, reducer = "REDUCE_SUM", group_by = [] },
-        { name = "health alert session_failed / session_failing", filter = "metric.type=\"logging.googleapis.com/user/${local.prefix}/health_alerts\" AND metric.label.kind=one_of(\"session_failed\", \"session_failing\")", aligner = "ALIGN_SUM", period = 300, duration = 0, threshold = 0, reducer = "REDUCE_SUM", group_by = [] },
+        { name = "health alert session_failed / session_failing / session_logged_out", filter = "metric.type=\"logging.googleapis.com/user/${local.prefix}/health_alerts\" AND metric.label.kind=one_of(\"session_failed\", \"session_failing\", \"session_logged_out\")", aligner = "ALIGN_SUM", period = 300, duration = 0, threshold = 0, reducer = "REDUCE_SUM", group_by = [] },
       ]
     }
     reconnect_storm = {

@@ -130,7 +130,7 @@ resource "google_cloud_run_v2_service" "runner" {
   depends_on = [
     google_project_service.this,
     google_secret_manager_secret_iam_member.accessor,
-    google_storage_bucket_iam_member.runner_backups,
+    google_storage_bucket_iam_member.component,
     google_project_iam_member.component,
   ]
 }
