@@ -148,3 +148,37 @@ def test_a_user_stop_never_reconnects(system: System) -> None:
     system.wait_state(key, session["id"], "stopped", timeout=20)
     time.sleep(1.5)
     assert system.session(key, session["id"])["state"] == "stopped"
+
+
+def test_pairing_code_login_through_the_api(system: System) -> None:
+    key = system.tenant()["api_key"]
+    number = phone(9)
+    created = system.call("POST", "/v1/sessions", key, json={"pairing_phone": number})
+    assert created.status_code == 201, created.text
+    sid = created.json()["id"]
+    code = eventually(lambda: system.session(key, sid)["pairing_code"], timeout=30)
+    system.control("pair-code", code=code, phone=number)
+    connected = system.wait_state(key, sid, "connected")
+    assert connected["jid"].startswith(number.lstrip("+"))
+    assert connected["pairing_code"] is None
+
+
+def test_a_multidevice_mismatch_is_treated_as_a_logout(system: System) -> None:
+    key = system.tenant()["api_key"]
+    number = phone(12)
+    session = system.paired_session(key, number)
+    system.control("drop", phone=number, reason=411)
+    after = system.wait_state(key, session["id"], "logged_out", timeout=20)
+    assert after["last_reason"] == 411
+
+
+def test_a_replaced_connection_is_not_fought_over(system: System) -> None:
+    key = system.tenant()["api_key"]
+    number = phone(13)
+    session = system.paired_session(key, number)
+    system.control("drop", phone=number, reason=440)
+    after = system.wait_state(key, session["id"], "reconnecting", timeout=20)
+    assert after["last_reason"] == 440
+    time.sleep(3)  # it backs off for at least 30 s instead of grabbing the account back
+    still = system.session(key, session["id"])
+    assert still["state"] == "reconnecting" and still["reconnect_attempts"] == 1
