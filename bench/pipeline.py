@@ -262,11 +262,10 @@ def run_accept_latency(quick: bool = False, **_: Any) -> Result:
         stamp.FromDatetime(later)
         wagate_ms: list[float] = []
         raw_ms: list[float] = []
-        for i in range(rounds + 10):
-            t0 = time.perf_counter()
-            r = api.post(f"/v1/sessions/{sid}/messages", headers=headers, json=body)
-            t1 = time.perf_counter()
-            mid = new_message_id()
+        parallel_ms: list[float] = []
+        pool = ThreadPoolExecutor(2)
+
+        def raw_write(mid: str) -> None:
             doc = MessageDoc(
                 id=mid,
                 tenant_id=tenant_id,
@@ -278,6 +277,8 @@ def run_accept_latency(quick: bool = False, **_: Any) -> Result:
                 send_at=later,
             )
             raw.document(mid).create(to_fields(doc))
+
+        def raw_task(mid: str) -> None:
             tasks.create_task(
                 parent=parent,
                 task={
@@ -286,12 +287,28 @@ def run_accept_latency(quick: bool = False, **_: Any) -> Result:
                     "http_request": {"url": "http://127.0.0.1:9/x", "body": b"{}"},
                 },
             )
+
+        def raw_call(mid: str) -> None:
+            raw_write(mid)
+            raw_task(mid)
+
+        for i in range(rounds + 10):
+            t0 = time.perf_counter()
+            r = api.post(f"/v1/sessions/{sid}/messages", headers=headers, json=body)
+            t1 = time.perf_counter()
+            raw_call(new_message_id())
             t2 = time.perf_counter()
+            mid = new_message_id()
+            both = [pool.submit(raw_write, mid), pool.submit(raw_task, mid)]
+            for future in both:
+                future.result()
+            t3 = time.perf_counter()
             if r.status_code != 202:
                 raise RuntimeError(r.text)
             if i >= 10:  # warm-up rounds are not counted
                 wagate_ms.append((t1 - t0) * 1000)
                 raw_ms.append((t2 - t1) * 1000)
+                parallel_ms.append((t3 - t2) * 1000)
     w, r_ = summary(wagate_ms), summary(raw_ms)
     ratio = round(w["p50"] / r_["p50"], 3)
     return Result(
@@ -302,5 +319,14 @@ def run_accept_latency(quick: bool = False, **_: Any) -> Result:
         ratio=ratio,
         target=f"api/raw p50 <= {ACCEPT_TARGET}",
         ok=ratio <= ACCEPT_TARGET,
-        details={"api_ms": w, "raw_ms": r_, "p99_ratio": round(w["p99"] / r_["p99"], 3)},
+        details={
+            "api_ms": w,
+            "raw_ms": r_,
+            "p99_ratio": round(w["p99"] / r_["p99"], 3),
+            "note": "the api issues its write and task concurrently; the baseline is the raw "
+            "write + task create in sequence (SPEC 9); raw_parallel_ms is the same two calls "
+            "issued concurrently, for comparison",
+            "raw_parallel_ms": summary(parallel_ms),
+            "ratio_vs_parallel_raw": round(w["p50"] / summary(parallel_ms)["p50"], 3),
+        },
     )

@@ -49,7 +49,9 @@ class _AlreadyDone(Exception):
         self.doc = doc
 
 
-ORDER_WAIT_S = 25.0  # well inside the queue's 60 s dispatch deadline
+ORDER_WAIT_S = 25.0
+LIMITS_CACHE_S = 60.0
+UNWRITTEN_GRACE_S = 120.0  # well inside the queue's 60 s dispatch deadline
 
 
 class ChatOrder:
@@ -100,7 +102,7 @@ class SendHandler:
         self._pacer = pacer
         self._writes = writes
         self._index = index
-        self._limits: dict[str, TenantLimits] = {}
+        self._limits: dict[str, tuple[float, TenantLimits]] = {}
         self._order = ChatOrder()
         self.sent = 0
         self.deduplicated = 0
@@ -116,7 +118,6 @@ class SendHandler:
             return Outcome(503, {"reason": "session not on this runner"}, retry_after=10)
         if not supervisor.connected:
             return Outcome(503, {"reason": f"session is {supervisor.state.value}"}, retry_after=5)
-        ctx = self._ctx
         if task.to is None or task.created_at is None:  # a task from an older api version
             current = await ctx.io(ctx.messages.get, task.message_id)
             if current is None:
@@ -139,6 +140,11 @@ class SendHandler:
             return Outcome(200, {"status": done.doc.status.value, "deduplicated": True})
         except NotFound:
             self._pacer.give_back(task.session_id)
+            # The api writes the message and creates its task at the same time: a young task
+            # may arrive first. An old one whose message never appeared was for a failed write.
+            age = (ctx.clock.now() - task.created_at).total_seconds() if task.created_at else 1e9
+            if age < UNWRITTEN_GRACE_S:
+                return Outcome(503, {"reason": "message not written yet"}, retry_after=1)
             return Outcome(200, {"status": "unknown_message"})
         except WagateError as e:
             self._pacer.give_back(task.session_id)
@@ -173,11 +179,14 @@ class SendHandler:
         return True
 
     async def _tenant_limits(self, tenant_id: str) -> TenantLimits:
-        limits = self._limits.get(tenant_id)
-        if limits is None:
-            tenant = await self._ctx.io(self._ctx.tenants.get, tenant_id)
-            limits = tenant.limits if tenant else TenantLimits()
-            self._limits[tenant_id] = limits
+        """The tenant's pacing limits, re-read at most once a minute."""
+        now = asyncio.get_running_loop().time()
+        cached = self._limits.get(tenant_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        tenant = await self._ctx.io(self._ctx.tenants.get, tenant_id)
+        limits = tenant.limits if tenant else TenantLimits()
+        self._limits[tenant_id] = (now + LIMITS_CACHE_S, limits)
         return limits
 
     async def _claim(self, task: SendTask, fence: Fence) -> MessageDoc:

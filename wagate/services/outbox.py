@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -71,6 +72,7 @@ class Outbox:
         self._clock = clock
         self._routing = routing
         self._directory = directory
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="enqueue")
 
     def accept(
         self,
@@ -103,22 +105,29 @@ class Outbox:
             created_at=now,
             updated_at=now,
         )
-        if idempotency_key is None:
-            self._store.create_together([("messages", doc)])
-        else:
-            record = IdempotencyDoc(
-                id=self._idempotency_id(tenant.id, idempotency_key),
-                tenant_id=tenant.id,
-                message_id=message_id,
-                request_sha256=fingerprint,
-                created_at=now,
-                expire_at=now + IDEMPOTENCY_TTL,
-            )
-            try:
-                self._store.create_together([("idempotency", record), ("messages", doc)])
-            except AlreadyExists:
-                return Accepted(self._first_result(record, fingerprint), created=False)
-        self.enqueue(doc)
+        # The write and the task are independent round trips: issue them together. A task that
+        # reaches the runner before its message is written is retried (the runner answers 503
+        # for a young task whose message it cannot find yet), and a write that fails leaves a
+        # task the runner drops once it is old.
+        task = self._pool.submit(self.enqueue, doc)
+        try:
+            if idempotency_key is None:
+                self._store.create_together([("messages", doc)])
+            else:
+                record = IdempotencyDoc(
+                    id=self._idempotency_id(tenant.id, idempotency_key),
+                    tenant_id=tenant.id,
+                    message_id=message_id,
+                    request_sha256=fingerprint,
+                    created_at=now,
+                    expire_at=now + IDEMPOTENCY_TTL,
+                )
+                try:
+                    self._store.create_together([("idempotency", record), ("messages", doc)])
+                except AlreadyExists:
+                    return Accepted(self._first_result(record, fingerprint), created=False)
+        finally:
+            task.result()  # enqueue() never raises for an outage: False means "sweeper later"
         return Accepted(doc, created=True)
 
     def _idempotency_id(self, tenant_id: str, key: str) -> str:
