@@ -15,8 +15,11 @@ from functions.openapi import build, docs_page
 from functions.web import Call, Doc, Router
 from wagate import __version__
 from wagate.contracts import (
+    MAX_MEDIA_BYTES,
     CreateSessionRequest,
     InboundView,
+    MediaContent,
+    MediaView,
     MessageListing,
     MessageView,
     RetryDeadRequest,
@@ -319,6 +322,8 @@ def send_message(call: Call) -> Any:
         raise ValidationFailed(
             "Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key"
         )
+    if isinstance(body.content, MediaContent) and body.content.media_id is not None:
+        g.media_files.check(tenant.id, body.content.media_id)
     accepted = g.outbox.accept(
         tenant,
         call.args["session_id"],
@@ -368,6 +373,23 @@ def list_messages(call: Call) -> Any:
         ],
         next_cursor=nxt,
     )
+
+
+@router.route(
+    "/v1/media",
+    ["POST"],
+    Doc(
+        "Upload a media file (at most 16 MB; the body is the file, Content-Type its type)",
+        responses={201: MediaView},
+        tags=("messages",),
+    ),
+)
+def upload_media(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    data = call.raw_body(limit=MAX_MEDIA_BYTES)
+    content_type = call.request.headers.get("Content-Type", "")
+    return g.media_files.upload(tenant.id, data, content_type), 201
 
 
 @router.route(

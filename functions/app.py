@@ -16,6 +16,7 @@ from wagate.clock import SystemClock
 from wagate.config import Settings
 from wagate.services.directory import SessionDirectory
 from wagate.services.inbox import Inbox
+from wagate.services.media import Media
 from wagate.services.outbox import Outbox, Routing
 from wagate.services.sessions import Sessions
 from wagate.services.tenants import Tenants
@@ -36,6 +37,7 @@ class Gateway:
     keyring: StaticKeyRing | None
     webhooks: WebhookDelivery | None
     inbox: Inbox
+    media_files: Media
 
 
 def task_auth(settings: Settings) -> tasks.TaskAuth:
@@ -86,6 +88,7 @@ def build(settings: Settings) -> Gateway:
         keyring=keyring,
         webhooks=WebhookDelivery(store, keyring, post_json) if keyring else None,
         inbox=Inbox(store, directory),
+        media_files=Media(media),
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from wagate.domain.messages import MessageStatus
 from wagate.domain.sessions import DesiredState, SessionState
@@ -115,10 +115,18 @@ class TextContent(_Content):
 class MediaContent(_Content):
     type: Literal["image", "document", "audio", "video"]
     url: HttpUrl | None = None
-    media_id: str | None = Field(None, description="id returned by the media upload endpoint")
+    media_id: str | None = Field(
+        None, pattern=r"^med_[0-9A-HJKMNP-TV-Z]{26}$", description="id from POST /v1/media"
+    )
     caption: str | None = Field(None, max_length=1024)
     filename: str | None = Field(None, max_length=255)
     mime_type: str | None = Field(None, max_length=127)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> MediaContent:
+        if (self.url is None) == (self.media_id is None):
+            raise ValueError("give exactly one of url or media_id")
+        return self
 
 
 class LocationContent(_Content):
@@ -403,3 +411,12 @@ class WebhookEvent(ApiModel):
 class WebhookTask(ApiModel):
     tenant_id: str
     event: WebhookEvent
+
+
+class MediaView(ApiModel):
+    """An uploaded media file, to be sent by its id"""
+
+    id: str
+    content_type: str
+    size: int
+    sha256: str

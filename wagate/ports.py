@@ -158,6 +158,9 @@ class BlobStore(Protocol):
 
     def list_objects(self, prefix: str = "") -> list[BlobInfo]: ...
 
+    def head(self, name: str) -> BlobInfo:
+        """Metadata of the live object, without its bytes. NotFound if absent."""
+
     def versions(self, name: str) -> list[BlobInfo]:
         """Every stored generation of `name`, newest first (bucket versioning)."""
 

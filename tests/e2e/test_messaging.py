@@ -226,3 +226,56 @@ def test_inbound_and_receipts_reach_the_webhook_signed_and_retried(system: Syste
         assert [m["content"] for m in listed.json()["items"]] == [{"body": "hi!"}]
     finally:
         server.shutdown()
+
+
+def test_uploaded_media_is_sent_by_id_and_only_by_its_tenant(
+    system: System, account: tuple[str, dict[str, Any]]
+) -> None:
+    key, session = account
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64
+    headers = {"Content-Type": "image/png"}
+    uploaded = system.call("POST", "/v1/media", key, content=png, headers=headers)
+    assert uploaded.status_code == 201, uploaded.text
+    media = uploaded.json()
+    assert media["size"] == len(png) and media["content_type"] == "image/png"
+    to = recipient(10)
+    path = f"/v1/sessions/{session['id']}/messages"
+    content = {"type": "image", "media_id": media["id"], "caption": "label"}
+    sent = system.call("POST", path, key, json={"to": to, "content": content})
+    assert sent.status_code == 202, sent.text
+    system.wait_status(key, sent.json()["id"], ("read",))
+    assert system.received(to)[0]["content"]["media_id"] == media["id"]
+    # Another tenant cannot send it; neither or both sources is a field error.
+    other = system.tenant("other")["api_key"]
+    other_session = system.paired_session(other, phone(14))
+    stolen = system.call(
+        "POST",
+        f"/v1/sessions/{other_session['id']}/messages",
+        other,
+        json={"to": to, "content": content},
+    )
+    assert stolen.status_code == 404
+    assert stolen.json()["error"]["details"][0]["field"] == "content.media_id"
+    both = {"type": "image", "media_id": media["id"], "url": "https://example.com/a.png"}
+    for bad in (both, {"type": "image"}):
+        response = system.call("POST", path, key, json={"to": to, "content": bad})
+        assert response.status_code == 400, response.text
+
+
+def test_media_uploads_are_bounded_and_typed(
+    system: System, account: tuple[str, dict[str, Any]]
+) -> None:
+    key, _ = account
+    too_big = system.call(
+        "POST",
+        "/v1/media",
+        key,
+        content=b"x" * (16 * 1024 * 1024 + 1),
+        headers={"Content-Type": "video/mp4"},
+    )
+    assert too_big.status_code == 413
+    untyped = system.call(
+        "POST", "/v1/media", key, content=b"abc", headers={"Content-Type": "nonsense"}
+    )
+    assert untyped.status_code == 400
+    assert untyped.json()["error"]["details"][0]["field"] == "Content-Type"

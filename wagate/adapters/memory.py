@@ -257,6 +257,13 @@ class MemoryBlobStore:
                 if n.startswith(prefix)
             ]
 
+    def head(self, name: str) -> BlobInfo:
+        with self._lock:
+            blob = self._live.get(name)
+            if blob is None:
+                raise NotFound(f"object {name} not found")
+            return BlobInfo(blob.name, blob.generation, len(blob.data), None, blob.metadata)
+
     def versions(self, name: str) -> list[BlobInfo]:
         with self._lock:
             return [

@@ -107,6 +107,13 @@ class GcsBlobStore:
             )
         return [_info(b) for b in blobs]
 
+    def head(self, name: str) -> BlobInfo:
+        with translated(f"object {name}"):
+            blob = self._bucket.get_blob(name, timeout=CALL_TIMEOUT_S, retry=RETRY)
+        if blob is None:
+            raise NotFound(f"object {name} not found")
+        return _info(blob)
+
     def versions(self, name: str) -> list[BlobInfo]:
         with translated(f"versions of {name}"):
             blobs = list(
