@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -90,3 +91,31 @@ def firestore_env(firestore_emulator: Stack) -> Iterator[dict[str, str]]:
 def gcs_env(gcs_emulator: Stack) -> Iterator[dict[str, str]]:
     with environment(gcs_emulator.env):
         yield dict(gcs_emulator.env)
+
+
+@pytest.fixture(params=["memory", "firestore"])
+def store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A Store: the in-memory adapter, then the Firestore emulator (fresh project each test)."""
+    from wagate.adapters.firestore import FirestoreStore, make_client
+    from wagate.adapters.memory import MemoryStore
+
+    if request.param == "memory":
+        yield MemoryStore()
+    else:
+        request.getfixturevalue("firestore_env")
+        yield FirestoreStore(make_client(f"c-{uuid.uuid4().hex[:10]}"))
+
+
+@pytest.fixture(params=["memory", "gcs"])
+def blobs(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A BlobStore: the in-memory adapter, then fake-gcs-server (fresh bucket each test)."""
+    from wagate.adapters.memory import MemoryBlobStore
+    from wagate.adapters.storage import GcsBlobStore, make_client
+
+    if request.param == "memory":
+        yield MemoryBlobStore()
+    else:
+        request.getfixturevalue("gcs_env")
+        bucket = GcsBlobStore(make_client("wagate-test"), f"b-{uuid.uuid4().hex[:12]}")
+        bucket.ensure_bucket(versioning=True)
+        yield bucket

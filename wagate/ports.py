@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from wagate.contracts import Document, ShardLease
 from wagate.domain.events import EngineEvent, MessageAck
+from wagate.errors import NotFound
 
 D = TypeVar("D", bound=Document)
 
@@ -33,6 +34,17 @@ class Fence:
 
     shard: int
     token: int
+
+
+def must_exist(what: str, fn: Callable[[D], D]) -> Callable[[D | None], D]:
+    """Turns an update function into an upsert one that refuses a missing document."""
+
+    def strict(current: D | None) -> D:
+        if current is None:
+            raise NotFound(f"{what} does not exist")
+        return fn(current)
+
+    return strict
 
 
 @runtime_checkable

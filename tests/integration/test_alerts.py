@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 
-from wagate.adapters.firestore import FirestoreStore, make_client
-from wagate.adapters.memory import FixedClock, MemoryStore
+from wagate.adapters.memory import FixedClock
 from wagate.ports import Store
 from wagate.services.alerts import Alerts
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["memory", "firestore"])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-    else:
-        request.getfixturevalue("firestore_env")
-        yield FirestoreStore(make_client(f"a-{uuid.uuid4().hex[:10]}"))
 
 
 def test_an_alert_is_raised_once_per_cooldown_and_counted(store: Store) -> None:

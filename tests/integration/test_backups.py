@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import base64
 import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from wagate.adapters.keyring import StaticKeyRing
 from wagate.adapters.memory import MemoryBlobStore
-from wagate.adapters.storage import GcsBlobStore, make_client
 from wagate.errors import StaleGeneration, ValidationFailed
 from wagate.ports import BlobStore
 from wagate.services.backups import BackupCorrupt, SessionBackups, open_sealed, seal
@@ -23,17 +20,6 @@ pytestmark = pytest.mark.integration
 
 def ring(*ids: str) -> StaticKeyRing:
     return StaticKeyRing(",".join(f"{i}:{base64.b64encode(os.urandom(32)).decode()}" for i in ids))
-
-
-@pytest.fixture(params=["memory", "gcs"])
-def blobs(request: pytest.FixtureRequest) -> Iterator[BlobStore]:
-    if request.param == "memory":
-        yield MemoryBlobStore()
-    else:
-        request.getfixturevalue("gcs_env")
-        store = GcsBlobStore(make_client("wagate-test"), f"bk-{uuid.uuid4().hex[:12]}")
-        store.ensure_bucket(versioning=True)
-        yield store
 
 
 def test_sealed_state_is_bound_to_its_session() -> None:

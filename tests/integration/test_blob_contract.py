@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 
-from wagate.adapters.memory import MemoryBlobStore
-from wagate.adapters.storage import GcsBlobStore, make_client
 from wagate.errors import NotFound, StaleGeneration
 from wagate.ports import BlobStore
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["memory", "gcs"])
-def blobs(request: pytest.FixtureRequest) -> Iterator[BlobStore]:
-    if request.param == "memory":
-        yield MemoryBlobStore()
-    else:
-        request.getfixturevalue("gcs_env")
-        store = GcsBlobStore(make_client("wagate-test"), f"b-{uuid.uuid4().hex[:12]}")
-        store.ensure_bucket(versioning=True)
-        yield store
 
 
 def test_put_then_get_returns_bytes_and_generation(blobs: BlobStore) -> None:

@@ -4,13 +4,10 @@ Firestore emulator: both must behave the same."""
 from __future__ import annotations
 
 import threading
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from wagate.adapters.firestore import FirestoreStore, make_client
-from wagate.adapters.memory import FixedClock, MemoryStore
+from wagate.adapters.memory import FixedClock
 from wagate.contracts import MessageDoc, SessionDoc, ShardLease, TextContent
 from wagate.domain.messages import MessageStatus
 from wagate.errors import AlreadyExists, FencedOut, LeaseHeld, NotFound
@@ -18,15 +15,6 @@ from wagate.ports import Fence, Store, Where
 from wagate.services.leases import Leases
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["memory", "firestore"])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-    else:
-        request.getfixturevalue("firestore_env")
-        yield FirestoreStore(make_client(f"c-{uuid.uuid4().hex[:10]}"))
 
 
 def session(doc_id: str, shard: int = 0, **kw: object) -> SessionDoc:

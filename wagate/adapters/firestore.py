@@ -30,7 +30,7 @@ from wagate.errors import (
     NotFound,
     WagateError,
 )
-from wagate.ports import Fence, Where
+from wagate.ports import Fence, Where, must_exist
 
 D = TypeVar("D", bound=Document)
 
@@ -95,6 +95,13 @@ def translated(what: str) -> Iterator[None]:
         raise DependencyUnavailable(f"Firestore error during {what}: {e.message}") from e
 
 
+def check_fence(lease: Any, fence: Fence) -> None:
+    """Inside a transaction: refuse if the shard's lease no longer carries our token."""
+    token = (lease.to_dict() or {}).get("token") if lease.exists else None
+    if token != fence.token:
+        raise FencedOut(f"shard {fence.shard}: fencing token {fence.token} is stale (now {token})")
+
+
 class FirestoreRepository(Generic[D]):
     def __init__(
         self, client: firestore.Client, collection: firestore.CollectionReference, model: type[D]
@@ -150,12 +157,7 @@ class FirestoreRepository(Generic[D]):
             # One round trip for the document and the shard lease it is fenced by.
             snaps = {s.reference.path: s for s in transaction.get_all(refs)}
             if shard_ref is not None and fence is not None:
-                lease = snaps[shard_ref.path]
-                token = (lease.to_dict() or {}).get("token") if lease.exists else None
-                if token != fence.token:
-                    raise FencedOut(
-                        f"shard {fence.shard}: fencing token {fence.token} is stale (now {token})"
-                    )
+                check_fence(snaps[shard_ref.path], fence)
             snap = snaps[ref.path]
             current = self._decode(snap) if snap.exists else None
             new = fn(current).model_copy(update={"id": doc_id})
@@ -167,12 +169,7 @@ class FirestoreRepository(Generic[D]):
         return result[0]
 
     def update(self, doc_id: str, fn: Callable[[D], D], *, fence: Fence | None = None) -> D:
-        def strict(current: D | None) -> D:
-            if current is None:
-                raise NotFound(f"{self._path}/{doc_id} does not exist")
-            return fn(current)
-
-        return self.upsert(doc_id, strict, fence=fence)
+        return self.upsert(doc_id, must_exist(f"{self._path}/{doc_id}", fn), fence=fence)
 
     def update_many(
         self, doc_ids: Sequence[str], fn: Callable[[D], D], *, fence: Fence | None = None
@@ -187,12 +184,7 @@ class FirestoreRepository(Generic[D]):
             wanted = refs if shard_ref is None else [*refs, shard_ref]
             snaps = {s.reference.path: s for s in transaction.get_all(wanted)}
             if shard_ref is not None and fence is not None:
-                lease = snaps[shard_ref.path]
-                token = (lease.to_dict() or {}).get("token") if lease.exists else None
-                if token != fence.token:
-                    raise FencedOut(
-                        f"shard {fence.shard}: fencing token {fence.token} is stale (now {token})"
-                    )
+                check_fence(snaps[shard_ref.path], fence)
             for ref in refs:
                 snap = snaps.get(ref.path)
                 if snap is None or not snap.exists:

@@ -18,7 +18,7 @@ from wagate.errors import (
     StaleGeneration,
     TaskAlreadyExists,
 )
-from wagate.ports import Blob, BlobInfo, Fence, TaskSpec, Where
+from wagate.ports import Blob, BlobInfo, Fence, TaskSpec, Where, must_exist
 
 D = TypeVar("D", bound=Document)
 
@@ -87,12 +87,7 @@ class MemoryRepository(Generic[D]):
             return self._docs[doc_id].model_copy(deep=True)
 
     def update(self, doc_id: str, fn: Callable[[D], D], *, fence: Fence | None = None) -> D:
-        def strict(current: D | None) -> D:
-            if current is None:
-                raise NotFound(f"{self._path}/{doc_id} does not exist")
-            return fn(current)
-
-        return self.upsert(doc_id, strict, fence=fence)
+        return self.upsert(doc_id, must_exist(f"{self._path}/{doc_id}", fn), fence=fence)
 
     def update_many(
         self, doc_ids: Sequence[str], fn: Callable[[D], D], *, fence: Fence | None = None
