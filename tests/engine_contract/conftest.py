@@ -1,19 +1,28 @@
 """Engines under the contract, one factory each. To put another engine adapter under the same
 suite, write a factory (an async context manager yielding an `EngineUnderTest` whose `network`
-drives that engine's WhatsApp side) and append it to ENGINE_FACTORIES."""
+drives that engine's WhatsApp side) and append it to ENGINE_FACTORIES.
+
+An engine whose WhatsApp side cannot be driven here (the real one: no phone, no WhatsApp
+servers) is listed in OFFLINE_ONLY: it runs the tests that need no network, and the tests marked
+`needs_whatsapp` are skipped for it, with a pointer to the manual test on a real phone
+(docs/engines.md). Factories take `unreachable=True` to build an engine whose server refuses."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
 import pytest
 
 from runner.engines.simulated import SimulatedEngine
+from runner.engines.whatsmeow import WhatsmeowEngine
 from simulator.testkit import ControlClient
+from tests.engine_contract.whatsmeow_kit import UNREACHABLE_PROXY
 from tests.simulator.harness import simulator_url
 from wagate.ports import WhatsAppEngine
 
@@ -50,7 +59,7 @@ class Network(Protocol):
 class EngineUnderTest:
     name: str
     engine: WhatsAppEngine
-    network: Network
+    network: Network | None  # None: WhatsApp's side cannot be driven here
 
 
 EngineFactory = Callable[..., AbstractAsyncContextManager[EngineUnderTest]]
@@ -92,13 +101,22 @@ class SimulatorNetwork:
         await self.control.config(receipt_delay_ms=delivered_ms, read_delay_ms=read_ms)
 
 
+def _closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
 def simulated_engine(simulator_url: str) -> EngineFactory:
     @asynccontextmanager
-    async def factory(**options: Any) -> AsyncIterator[EngineUnderTest]:
+    async def factory(
+        *, unreachable: bool = False, **options: Any
+    ) -> AsyncIterator[EngineUnderTest]:
         async with aiohttp.ClientSession() as http:
             control = ControlClient(simulator_url, http)
             await control.reset()
-            engine = SimulatedEngine(simulator_url, **options)
+            url = _closed_port_url() if unreachable else simulator_url
+            engine = SimulatedEngine(url, **options)
             try:
                 yield EngineUnderTest("simulated", engine, SimulatorNetwork(control))
             finally:
@@ -107,14 +125,40 @@ def simulated_engine(simulator_url: str) -> EngineFactory:
     return factory
 
 
-__all__ = ["ENGINE_FACTORIES", "EngineUnderTest", "Network", "simulator_url"]
+def whatsmeow_engine(store_dir: Path) -> EngineFactory:
+    """The real library in its host process. Its server is always a closed local proxy port, so
+    nothing here ever talks to WhatsApp, even on a machine that could."""
+
+    @asynccontextmanager
+    async def factory(
+        *, unreachable: bool = True, **options: Any
+    ) -> AsyncIterator[EngineUnderTest]:
+        engine = WhatsmeowEngine(store_dir, proxy=UNREACHABLE_PROXY, **options)
+        try:
+            yield EngineUnderTest("whatsmeow", engine, None)
+        finally:
+            await engine.aclose()
+
+    return factory
+
+
+__all__ = ["ENGINE_FACTORIES", "OFFLINE_ONLY", "EngineUnderTest", "Network", "simulator_url"]
 
 ENGINE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest], EngineFactory]] = {
     "simulated": lambda request: simulated_engine(request.getfixturevalue("simulator_url")),
+    "whatsmeow": lambda request: whatsmeow_engine(
+        request.getfixturevalue("tmp_path") / "whatsmeow"
+    ),
 }
+OFFLINE_ONLY = {"whatsmeow"}
 
 
 @pytest.fixture(params=sorted(ENGINE_FACTORIES))
 def engine_factory(request: pytest.FixtureRequest) -> EngineFactory:
     """Call it (with engine options such as keepalive_s) inside the test's event loop."""
+    if request.param in OFFLINE_ONLY and request.node.get_closest_marker("needs_whatsapp"):
+        pytest.skip(
+            f"needs WhatsApp's servers and a phone; {request.param} is covered offline by "
+            "tests/unit/test_whatsmeow_*.py and on a real phone by docs/engines.md's manual test"
+        )
     return ENGINE_FACTORIES[request.param](request)

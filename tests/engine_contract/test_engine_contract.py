@@ -32,6 +32,7 @@ from wagate.errors import PermanentSendError, TransientSendError
 from wagate.ports import EngineConnection
 
 pytestmark = pytest.mark.integration
+needs_whatsapp = pytest.mark.needs_whatsapp  # a phone or WhatsApp's servers must answer
 
 ME = "+15550500001"
 ME_DIGITS = "15550500001"
@@ -114,6 +115,7 @@ def contract(
 # ------------------------------------------------------------------ pairing and login
 
 
+@needs_whatsapp
 def test_pairing_by_qr_yields_connected_and_an_auth_state(engine_factory: EngineFactory) -> None:
     async def body(c: Contract) -> None:
         device = await c.open("ses-qr")
@@ -127,6 +129,7 @@ def test_pairing_by_qr_yields_connected_and_an_auth_state(engine_factory: Engine
     contract(engine_factory, body)
 
 
+@needs_whatsapp
 def test_pairing_by_code_yields_connected_and_an_auth_state(engine_factory: EngineFactory) -> None:
     async def body(c: Contract) -> None:
         device = await c.open("ses-code")
@@ -140,6 +143,7 @@ def test_pairing_by_code_yields_connected_and_an_auth_state(engine_factory: Engi
     contract(engine_factory, body)
 
 
+@needs_whatsapp
 def test_a_stored_auth_state_reconnects_without_a_qr(engine_factory: EngineFactory) -> None:
     async def body(c: Contract) -> None:
         first = await c.pair()
@@ -160,6 +164,40 @@ def test_an_auth_state_that_is_not_the_engines_yields_401(engine_factory: Engine
     contract(engine_factory, body)
 
 
+def test_an_unreachable_server_is_a_disconnect_not_an_exception(
+    engine_factory: EngineFactory,
+) -> None:
+    async def body(c: Contract) -> None:
+        device = await c.open("ses-offline")  # connect() returned: the outcome is known
+        closed = await device.tap.next(Disconnected, timeout=15)
+        assert closed.reason in (DisconnectReason.UNAVAILABLE, DisconnectReason.TIMED_OUT)
+        assert not any(isinstance(e, Connected | QrCode) for e in device.tap.seen)
+        with pytest.raises(TransientSendError):
+            await device.send("3EB0UNREACHABLE")
+        # The supervisor connects the same connection again after its backoff.
+        await device.conn.connect()
+        again = await device.tap.next(Disconnected, timeout=15)
+        assert again.reason in (DisconnectReason.UNAVAILABLE, DisconnectReason.TIMED_OUT)
+
+    contract(engine_factory, body, timeout=40, unreachable=True)
+
+
+def test_a_connection_closed_before_connecting_ends_its_stream_quietly(
+    engine_factory: EngineFactory,
+) -> None:
+    async def body(c: Contract) -> None:
+        conn = c.eut.engine.open("ses-never", None)
+        c.opened.append(conn)
+        with pytest.raises(TransientSendError):
+            await conn.send("3EB0EARLY", BOB, "text", {"body": "x"}, timeout=1)
+        await conn.close()
+        rest = await EventTap(conn.events()).nothing_for(0.3)
+        assert rest == []
+
+    contract(engine_factory, body)
+
+
+@needs_whatsapp
 def test_after_logout_the_stored_state_yields_401(engine_factory: EngineFactory) -> None:
     async def body(c: Contract) -> None:
         device = await c.pair()
@@ -174,6 +212,7 @@ def test_after_logout_the_stored_state_yields_401(engine_factory: EngineFactory)
     contract(engine_factory, body)
 
 
+@needs_whatsapp
 def test_a_second_connection_of_the_same_device_replaces_the_first(
     engine_factory: EngineFactory,
 ) -> None:
@@ -186,6 +225,7 @@ def test_a_second_connection_of_the_same_device_replaces_the_first(
     contract(engine_factory, body)
 
 
+@needs_whatsapp
 def test_close_ends_the_event_stream_without_a_disconnect(engine_factory: EngineFactory) -> None:
     async def body(c: Contract) -> None:
         device = await c.pair()
@@ -201,6 +241,7 @@ def test_close_ends_the_event_stream_without_a_disconnect(engine_factory: Engine
 # ------------------------------------------------------------------ sending
 
 
+@needs_whatsapp
 def test_send_returns_the_server_ack_for_the_same_wa_id(engine_factory: EngineFactory) -> None:
     async def body(c: Contract) -> None:
         device = await c.pair()
@@ -214,6 +255,7 @@ def test_send_returns_the_server_ack_for_the_same_wa_id(engine_factory: EngineFa
     contract(engine_factory, body)
 
 
+@needs_whatsapp
 def test_a_resent_wa_id_reaches_the_recipient_once(engine_factory: EngineFactory) -> None:
     async def body(c: Contract) -> None:
         device = await c.pair()
@@ -228,6 +270,7 @@ def test_a_resent_wa_id_reaches_the_recipient_once(engine_factory: EngineFactory
     contract(engine_factory, body)
 
 
+@needs_whatsapp
 @pytest.mark.parametrize("recipient", ["not-a-number", "not-on-whatsapp"])
 def test_permanent_errors_raise_permanent_send_error(
     engine_factory: EngineFactory, recipient: str
@@ -243,6 +286,7 @@ def test_permanent_errors_raise_permanent_send_error(
     contract(engine_factory, body)
 
 
+@needs_whatsapp
 def test_a_rate_limit_raises_transient_send_error_with_retry_after(
     engine_factory: EngineFactory,
 ) -> None:
@@ -261,6 +305,7 @@ def test_a_rate_limit_raises_transient_send_error_with_retry_after(
     contract(engine_factory, body)
 
 
+@needs_whatsapp
 def test_a_missing_ack_times_out_as_transient_and_the_retry_is_not_a_duplicate(
     engine_factory: EngineFactory,
 ) -> None:
@@ -278,6 +323,7 @@ def test_a_missing_ack_times_out_as_transient_and_the_retry_is_not_a_duplicate(
     contract(engine_factory, body)
 
 
+@needs_whatsapp
 def test_sending_while_not_connected_raises_transient_send_error(
     engine_factory: EngineFactory,
 ) -> None:
@@ -299,6 +345,7 @@ def test_sending_while_not_connected_raises_transient_send_error(
 # ------------------------------------------------------------------ disconnects
 
 
+@needs_whatsapp
 @pytest.mark.parametrize("reason", [int(r) for r in DisconnectReason])
 def test_every_disconnect_reason_surfaces_as_disconnected(
     engine_factory: EngineFactory, reason: int
@@ -316,6 +363,7 @@ def test_every_disconnect_reason_surfaces_as_disconnected(
     contract(engine_factory, body)
 
 
+@needs_whatsapp
 def test_a_network_close_without_a_reason_is_428(engine_factory: EngineFactory) -> None:
     async def body(c: Contract) -> None:
         device = await c.pair()
@@ -325,6 +373,7 @@ def test_a_network_close_without_a_reason_is_428(engine_factory: EngineFactory) 
     contract(engine_factory, body)
 
 
+@needs_whatsapp
 def test_a_silent_socket_is_caught_by_keepalive_as_408(engine_factory: EngineFactory) -> None:
     async def body(c: Contract) -> None:
         device = await c.pair()
@@ -335,6 +384,7 @@ def test_a_silent_socket_is_caught_by_keepalive_as_408(engine_factory: EngineFac
     contract(engine_factory, body, keepalive_s=0.3)
 
 
+@needs_whatsapp
 def test_pending_sends_fail_transient_when_the_socket_drops(
     engine_factory: EngineFactory,
 ) -> None:
@@ -353,6 +403,7 @@ def test_pending_sends_fail_transient_when_the_socket_drops(
 # ------------------------------------------------------------------ inbound and receipts
 
 
+@needs_whatsapp
 def test_inbound_messages_surface_as_typed_events(engine_factory: EngineFactory) -> None:
     async def body(c: Contract) -> None:
         device = await c.pair()
@@ -367,6 +418,7 @@ def test_inbound_messages_surface_as_typed_events(engine_factory: EngineFactory)
     contract(engine_factory, body)
 
 
+@needs_whatsapp
 def test_messages_missed_while_offline_arrive_on_reconnect_with_history(
     engine_factory: EngineFactory,
 ) -> None:
@@ -385,6 +437,7 @@ def test_messages_missed_while_offline_arrive_on_reconnect_with_history(
     contract(engine_factory, body)
 
 
+@needs_whatsapp
 def test_inbound_not_yet_handled_is_delivered_again_after_a_crash(
     engine_factory: EngineFactory,
 ) -> None:
@@ -400,6 +453,7 @@ def test_inbound_not_yet_handled_is_delivered_again_after_a_crash(
     contract(engine_factory, body)
 
 
+@needs_whatsapp
 def test_receipts_surface_as_typed_events(engine_factory: EngineFactory) -> None:
     async def body(c: Contract) -> None:
         await c.network.receipt_delays(20, 60)

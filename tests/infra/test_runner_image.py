@@ -134,6 +134,14 @@ def test_what_the_dockerfile_copies_is_in_the_build_context() -> None:
             assert source in allowed or any(source.startswith(a + "/") for a in allowed), source
 
 
+def test_the_final_stage_has_what_the_real_engine_loads() -> None:
+    """neonize imports python-magic, which needs libmagic at import time; the Go library itself
+    comes inside the neonize wheel from the lock (test_dependencies_come_from_the_lock…)."""
+    final_runs = " ".join(i.args for i in FINAL if i.keyword == "RUN")
+    assert re.search(r"apt-get install\b.*\blibmagic1\b", final_runs)
+    assert "rm -rf /var/lib/apt/lists" in final_runs, "keep the apt lists out of the image"
+
+
 def _docker_unavailable() -> str | None:
     docker = shutil.which("docker")
     if docker is None:
@@ -179,3 +187,25 @@ def test_the_image_builds_and_starts_python_m_runner() -> None:
         timeout=120,
     )
     assert run.returncode != 0 and "WAGATE_BACKUP_KEYS is required" in run.stderr + run.stdout
+    # The real engine's library loads inside the image with no network at all: nothing is
+    # downloaded at run time, and its host process starts as the unprivileged user.
+    engine = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            tag,
+            "python",
+            "-c",
+            "import neonize._binder as b, neonize.download as d; "
+            "assert b.gocode.GetVersion().decode() == d.__GONEONIZE_VERSION__; "
+            "import runner.engines.whatsmeow.host; print('engine ok')",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert engine.returncode == 0 and "engine ok" in engine.stdout, engine.stderr[-2000:]

@@ -1,0 +1,104 @@
+"""A stand-in for runner.engines.whatsmeow.host that speaks the same pipe protocol but scripts
+WhatsApp's side, so the adapter's own logic (sent-id ledger, receipt translation, late acks,
+store capture, one close per host, timeouts, crashes) is tested without WhatsApp. The real
+host and the library are tested separately (mapping with the library's event objects, the real
+host offline). Behaviour is chosen by the session id:
+
+- `hang…`: never answers (a connect that hangs)
+- `crash…`: prints to stderr and exits with code 3
+- anything else: connects at once as ME, commits a change to the store, and serves requests:
+  send → ok with a WhatsApp id "WA<n>" (body "slow": after 1 s; to NOT_ON_WHATSAPP: permanent
+  error; body "rate": whatsmeow's 429 error; body "drop:<code>": closes with that reason), then
+  a delivered receipt for the WhatsApp id; logout → closes with 401.
+Every send that reaches it is appended to `<store>.sends`; the names of its environment variables
+are written to `<store>.env`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from runner.engines.whatsmeow import wire
+from wagate.domain.events import Connected, Disconnected, EngineEvent, Receipt
+
+ME = "15550500001@s.whatsapp.net"
+NOT_ON_WHATSAPP = "+99955501234"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--session", required=True)
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args()
+    out = sys.stdout.buffer
+    lock = threading.Lock()
+
+    def send(frame: wire.Frame) -> None:
+        with lock:
+            out.write(wire.pack(frame))
+            out.flush()
+
+    def event(e: EngineEvent) -> None:
+        send({"ev": "event", "event": wire.encode_event(e)})
+
+    if args.session.startswith("hang"):
+        time.sleep(3600)
+    if args.session.startswith("crash"):
+        print("panic: concurrent map read and map write", file=sys.stderr, flush=True)
+        os._exit(3)
+
+    store = Path(args.store)
+    store.with_name(store.name + ".env").write_text("\n".join(sorted(os.environ)))
+    conn = sqlite3.connect(store)
+    conn.execute("CREATE TABLE IF NOT EXISTS fake_commits (n INTEGER)")
+    conn.execute("INSERT INTO fake_commits VALUES (1)")
+    conn.commit()
+    event(Connected(ME))
+    send({"ev": "hint", "what": "store"})
+
+    counter = 0
+    while True:
+        frame = wire.read_frame(sys.stdin.buffer)
+        if frame is None or frame.get("op") == "stop":
+            break
+        req = frame.get("req")
+        if frame.get("op") == "logout":
+            event(Disconnected(401, "logged out by request"))
+            send({"re": req, "ok": {}})
+            continue
+        if frame.get("op") != "send":
+            send({"re": req, "error": "unsupported", "permanent": False})
+            continue
+        with store.with_name(store.name + ".sends").open("a") as log:
+            log.write(f"{frame['to']} {frame['content']}\n")
+        body = str(frame["content"].get("body", ""))
+        if frame["to"] == NOT_ON_WHATSAPP:
+            send({"re": req, "error": f"{NOT_ON_WHATSAPP} is not on WhatsApp", "permanent": True})
+            continue
+        if body == "rate":
+            send({"re": req, "error": "server returned error 429", "permanent": False})
+            continue
+        if body.startswith("drop:"):
+            send({"re": req, "error": "websocket not connected", "permanent": False})
+            event(Disconnected(int(body.split(":")[1]), "scripted drop"))
+            continue
+        if body == "slow":
+            time.sleep(1.0)
+        counter += 1
+        whatsapp_id = f"WA{counter}"
+        now = datetime.now(UTC)
+        send({"re": req, "ok": {"id": whatsapp_id, "ts": now.timestamp()}})
+        event(Receipt((whatsapp_id,), "delivered", str(frame["to"]), now))
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
