@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from typing import Any
 
 import flask
@@ -26,10 +27,12 @@ from wagate.contracts import (
     RetryDeadResult,
     SendMessageRequest,
     SessionView,
+    TenantDoc,
     TenantLimits,
 )
-from wagate.errors import DependencyUnavailable, ValidationFailed, WagateError
+from wagate.errors import DependencyUnavailable, RateLimited, ValidationFailed, WagateError
 from wagate.services.outbox import request_fingerprint
+from wagate.services.ratelimit import QR_FETCHES, SENDS, SESSION_CREATES, Rule
 from wagate.services.webhooks import new_secret, seal_secret
 
 router = Router()
@@ -72,9 +75,12 @@ PAGING = {
 class HealthView(BaseModel):
     """Health of the api function"""
 
-    status: str
+    status: str = Field(description="ok | degraded")
     version: str
-    checks: dict[str, str]
+    checks: dict[str, str] = Field(description="dependency → ok | error: …")
+    breakers: dict[str, str] = Field(
+        description="this instance's circuit breakers: dependency → closed | open | half_open"
+    )
 
 
 class SessionList(BaseModel):
@@ -91,7 +97,7 @@ class SessionList(BaseModel):
     Doc(
         "Health of the api and its dependencies",
         auth=None,
-        responses={200: HealthView},
+        responses={200: HealthView, 503: HealthView},
         tags=("operations",),
     ),
 )
@@ -100,14 +106,43 @@ def health(call: Call) -> Any:
     checks: dict[str, str] = {}
     for name, ping in (("firestore", g.store.ping), ("tasks", g.queue.ping)):
         try:
-            ping()
+            ping()  # through the breaker: while it is open this fails at once
             checks[name] = "ok"
         except WagateError as e:
             checks[name] = f"error: {e.message}"
-    status = "ok" if all(v == "ok" for v in checks.values()) else "degraded"
-    return {"status": status, "version": __version__, "checks": checks}, (
-        200 if status == "ok" else 503
+    breakers = {guard.name: guard.state for guard in g.guards}
+    healthy = all(v == "ok" for v in checks.values()) and "open" not in breakers.values()
+    view = HealthView(
+        status="ok" if healthy else "degraded",
+        version=__version__,
+        checks=checks,
+        breakers=breakers,
     )
+    if healthy:
+        return view, 200
+    wait = max((guard.retry_after() for guard in g.guards), default=0.0)
+    call.response_headers["Retry-After"] = str(max(5, math.ceil(wait)))
+    return view, 503
+
+
+def rate_limit(call: Call, tenant: TenantDoc, rule: Rule) -> None:
+    """Count one request against the tenant's limit for `rule`; 429 once it is spent. The
+    RateLimit-* headers go on every answer of a limited route, the 429 included."""
+    decision = gateway().limiter.take(tenant.id, rule, tenant.limits)
+    reset = max(1, math.ceil(decision.reset_s))
+    call.response_headers.update(
+        {
+            "RateLimit-Limit": str(decision.limit),
+            "RateLimit-Remaining": str(decision.remaining),
+            "RateLimit-Reset": str(reset),
+        }
+    )
+    if not decision.allowed:
+        raise RateLimited(
+            f"rate limit reached: {decision.limit} {rule.route.replace('_', ' ')} per "
+            f"{rule.window_s} s; retry in {reset} s",
+            retry_after=reset,
+        )
 
 
 # ------------------------------------------------------------------ admin
@@ -208,11 +243,13 @@ def revoke_key(call: Call) -> Any:
         body=CreateSessionRequest,
         responses={201: SessionView},
         tags=("sessions",),
+        rate_limit="10 per minute",
     ),
 )
 def create_session(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
+    rate_limit(call, tenant, SESSION_CREATES)
     body = (
         call.json_body(CreateSessionRequest) if call.request.get_data() else CreateSessionRequest()
     )
@@ -228,7 +265,7 @@ def list_sessions(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
     docs, cursor = g.sessions.list_for_tenant(
-        tenant, limit=call.query_int("limit", 50, 1, 500), cursor=call.request.args.get("cursor")
+        tenant, limit=call.query_int("limit", 50, 1, 500), cursor=call.query_cursor()
     )
     return SessionList(items=[SessionView.of(d) for d in docs], next_cursor=cursor)
 
@@ -275,11 +312,13 @@ def recover_session(call: Call) -> Any:
         responses={200: "image/png"},
         query={"format": ("string", "png | svg | text | json")},
         tags=("sessions",),
+        rate_limit="5 per 5 minutes",
     ),
 )
 def session_qr(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
+    rate_limit(call, tenant, QR_FETCHES)
     fmt = call.request.args.get("format", "png")
     if fmt not in ("png", "svg", "text", "json"):
         raise ValidationFailed("format must be png, svg, text or json", field="format")
@@ -310,11 +349,13 @@ def session_qr(call: Call) -> Any:
         responses={202: MessageView},
         headers={"Idempotency-Key": "a repeat returns the first result"},
         tags=("messages",),
+        rate_limit="60 per minute",
     ),
 )
 def send_message(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
+    rate_limit(call, tenant, SENDS)
     raw = call.raw_body(limit=1024 * 1024)
     body = call.json_body(SendMessageRequest)
     key = call.request.headers.get("Idempotency-Key")
@@ -351,7 +392,7 @@ def list_messages(call: Call) -> Any:
     if direction not in ("out", "in"):
         raise ValidationFailed("direction must be out or in", field="direction")
     limit = call.query_int("limit", 50, 1, 500)
-    cursor = call.request.args.get("cursor")
+    cursor = call.query_cursor()
     if direction == "out":
         docs, nxt = g.outbox.list_for_session(
             tenant.id, call.args["session_id"], limit=limit, cursor=cursor

@@ -11,6 +11,7 @@ from wagate import logs
 from wagate.adapters import firestore as fs
 from wagate.adapters import storage as gcs
 from wagate.adapters import tasks
+from wagate.adapters.guard import DependencyGuard
 from wagate.adapters.keyring import StaticKeyRing
 from wagate.clock import SystemClock
 from wagate.config import Settings
@@ -18,6 +19,7 @@ from wagate.services.directory import SessionDirectory
 from wagate.services.inbox import Inbox
 from wagate.services.media import Media
 from wagate.services.outbox import Outbox, Routing
+from wagate.services.ratelimit import RateLimiter
 from wagate.services.sessions import Sessions
 from wagate.services.tenants import Tenants
 from wagate.services.webhooks import WebhookDelivery
@@ -38,6 +40,12 @@ class Gateway:
     webhooks: WebhookDelivery | None
     inbox: Inbox
     media_files: Media
+    limiter: RateLimiter
+
+    @property
+    def guards(self) -> list[DependencyGuard]:
+        """The circuit breakers of this instance's dependencies (shown by /v1/health)."""
+        return [self.store.guard, self.queue.guard, self.media.guard]
 
 
 def task_auth(settings: Settings) -> tasks.TaskAuth:
@@ -62,14 +70,17 @@ def post_json(url: str, body: bytes, headers: dict[str, str]) -> int:
 def build(settings: Settings) -> Gateway:
     logs.configure(settings.log_format, settings.log_level)
     clock = SystemClock()
-    store = fs.FirestoreStore(fs.make_client(settings.project_id))
+    store = fs.FirestoreStore(fs.make_client(settings.project_id), DependencyGuard("firestore"))
     queue = tasks.CloudTasksQueue(
         tasks.make_client(settings.tasks_endpoint),
         settings.project_id,
         settings.region,
         task_auth(settings),
+        DependencyGuard("tasks"),
     )
-    media = gcs.GcsBlobStore(gcs.make_client(settings.project_id), settings.media_bucket)
+    media = gcs.GcsBlobStore(
+        gcs.make_client(settings.project_id), settings.media_bucket, DependencyGuard("storage")
+    )
     routing = Routing(settings.queue_prefix, settings.runner_url)
     directory = SessionDirectory(store)
     keyring = (
@@ -89,6 +100,7 @@ def build(settings: Settings) -> Gateway:
         webhooks=WebhookDelivery(store, keyring, post_json) if keyring else None,
         inbox=Inbox(store, directory),
         media_files=Media(media),
+        limiter=RateLimiter(store, clock),
     )
 
 

@@ -7,9 +7,17 @@ from __future__ import annotations
 
 import flask
 import functions_framework
+from werkzeug.exceptions import HTTPException
 
 from functions.api import router as api_router
 from functions.sweeper import router as sweeper_router
+from functions.web import framework_error
+
+# functions-framework runs this file inside the app context of the Flask app it is building:
+# requests its catch-all route refuses then answer in the error model too. (A plain import, as
+# by the OpenAPI generator, has no app to configure.)
+if flask.has_app_context():
+    flask.current_app.register_error_handler(HTTPException, framework_error)
 
 
 @functions_framework.http

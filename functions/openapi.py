@@ -44,6 +44,20 @@ ERROR_STATUSES = {
 }
 
 
+def _integer_header(description: str) -> dict[str, Any]:
+    return {"description": description, "required": True, "schema": {"type": "integer"}}
+
+
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": _integer_header("Requests allowed per window for this route"),
+    "RateLimit-Remaining": _integer_header(
+        "About how many requests are left in the window (an estimate across instances)"
+    ),
+    "RateLimit-Reset": _integer_header("Seconds until the window ends"),
+}
+RETRY_AFTER = {"Retry-After": _integer_header("Seconds to wait before retrying")}
+
+
 def _path(rule: str) -> tuple[str, list[str]]:
     names = re.findall(r"<(?:[^:>]+:)?([^>]+)>", rule)
     return re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule), names
@@ -155,6 +169,13 @@ def _operation(route: Route, params: list[str]) -> dict[str, Any]:
         if status == 401 and doc.auth is None:
             continue
         op["responses"].setdefault(str(status), {"description": text, "content": error_ref})
+    op["responses"]["503"].setdefault("headers", RETRY_AFTER)
+    if doc.rate_limit:
+        op["description"] = f"Rate limited per tenant: {doc.rate_limit} (configurable)."
+        for status, response in op["responses"].items():
+            if status.startswith("2"):
+                response["headers"] = RATE_LIMIT_HEADERS
+        op["responses"]["429"]["headers"] = {**RATE_LIMIT_HEADERS, **RETRY_AFTER}
     op["responses"]["500"] = {
         "description": "Internal error (never a stack trace)",
         "content": error_ref,

@@ -7,6 +7,7 @@ Every exception is rendered through wagate.http's single table; nothing else rea
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 
 import flask
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
 from werkzeug.exceptions import NotFound as WzNotFound
 from werkzeug.routing import Map, Rule
@@ -26,6 +28,10 @@ from wagate.logs import get_logger
 log = get_logger("wagate.http")
 M = TypeVar("M", bound=BaseModel)
 MAX_JSON_BYTES = 1024 * 1024
+# Ids in paths and page cursors (the id of a page's last document): wagate and WhatsApp ids
+# are letters, digits and a few separators. Anything else cannot name a document, and would
+# reach Firestore as a malformed path (a Firestore error, not a client one).
+ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}")
 
 
 @dataclass
@@ -54,6 +60,16 @@ class Call:
         if len(data) > limit:
             raise errors.PayloadTooLarge(f"the body is larger than {limit} bytes", field="body")
         return bytes(data)
+
+    def query_cursor(self, name: str = "cursor") -> str | None:
+        value = self.request.args.get(name)
+        if value is None:
+            return None
+        if not ID.fullmatch(value):
+            raise errors.ValidationFailed(
+                f"{name} must be the next_cursor of a previous page", field=name
+            )
+        return value
 
     def query_int(self, name: str, default: int, lo: int, hi: int) -> int:
         value = self.request.args.get(name)
@@ -99,6 +115,7 @@ class Doc:
     query: dict[str, tuple[str, str]] = field(default_factory=dict)  # name → (json type, text)
     headers: dict[str, str] = field(default_factory=dict)  # request header → description
     tags: tuple[str, ...] = ()
+    rate_limit: str | None = None  # the tenant limit that applies, e.g. "60 per minute"
 
 
 @dataclass(frozen=True)
@@ -141,6 +158,9 @@ class Router:
                 raise errors.MethodNotAllowed(
                     f"{request.method} is not allowed here (allowed: {allowed})", field="method"
                 ) from None
+            for name, value in args.items():
+                if not ID.fullmatch(str(value)):
+                    raise errors.NotFound(f"no such {name.removesuffix('_id')}", field=name)
             call = Call(request, {k: str(v) for k, v in args.items()}, request_id)
             response = _to_response(self._handlers[str(endpoint)](call))
             response.headers.update(call.response_headers)
@@ -156,6 +176,26 @@ class Router:
             ms=round((time.monotonic() - started) * 1000, 1),
         )
         return response
+
+
+# What functions-framework's own Flask layer refuses before our router runs (a path its
+# catch-all route does not match, an unreadable body) still answers in the error model.
+FRAMEWORK_ERRORS: dict[int, type[errors.WagateError]] = {
+    400: errors.ValidationFailed,
+    404: errors.NotFound,
+    405: errors.MethodNotAllowed,
+    413: errors.PayloadTooLarge,
+}
+
+
+def framework_error(error: HTTPException) -> Any:
+    """Flask error handler (registered in functions.main) rendering through wagate.http."""
+    code = error.code or 500
+    if code < 400:  # a routing redirect is an answer, not an error
+        return error.get_response()
+    fallback = errors.ValidationFailed if code < 500 else errors.Internal
+    wagate_error = FRAMEWORK_ERRORS.get(code, fallback)(error.description or error.name)
+    return _error_response(wagate_error, _request_id(flask.request), None)
 
 
 def _error_response(error: Exception, request_id: str, call: Call | None) -> flask.Response:

@@ -1,16 +1,27 @@
 """Structured logging: JSON lines in Cloud Logging's format in the cloud (severity, message,
 trace, request id, session id), a readable console format locally.
 
-A redaction processor removes secrets, API keys, auth state and message bodies from every
-event before it is rendered, whatever the caller passed.
+Every line goes through one redaction step before it is rendered, whatever the caller passed
+and whoever logged it (wagate's structlog loggers and the libraries' standard `logging` records,
+which are rendered by the same processors):
+- values under sensitive keys (secret, token, api key, authorization, body, content, text ...)
+  are replaced whole;
+- strings that look like credentials (wagate API and admin keys, webhook secrets, bearer
+  tokens) are cut out wherever they appear, exception tracebacks included;
+- the values of this process's secret settings (environment variables named like
+  WAGATE_*_SECRET, *_KEY, *_KEYS, *_TOKEN, *_PASSWORD) are cut out wherever they appear, so even
+  an exception message that quotes one cannot leak it.
+Message bodies are covered by the first rule only: code must log ids, never content (a test,
+tests/integration/test_redaction_logs.py, drives every path and greps the output).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -22,14 +33,46 @@ SENSITIVE_KEYS = re.compile(
     r"body|content|caption|text|key_material|admin_key|cookie)",
     re.IGNORECASE,
 )
-# Values that look like bearer tokens / wagate keys, wherever they appear.
-SENSITIVE_VALUES = re.compile(r"(wg_(live|admin)_[A-Za-z0-9_-]{8,}|Bearer\s+\S+)")
+# Values that look like credentials, wherever they appear.
+SENSITIVE_VALUES = re.compile(
+    r"(wg_(live|admin)_[A-Za-z0-9_-]{8,}|whsec_[A-Za-z0-9_-]{8,}|Bearer\s+\S+)", re.IGNORECASE
+)
 SAFE_KEYS = frozenset({"event", "message", "level", "severity", "timestamp", "logger"})
+# Environment variables holding secrets, and the shortest value worth scrubbing (shorter ones
+# would cut ordinary words out of log lines).
+SECRET_ENV = re.compile(r"(SECRET|PASSWORD|TOKEN|_KEY|_KEYS)$", re.IGNORECASE)
+MIN_SECRET_LEN = 12
+_NOISY = ("urllib3", "google", "grpc", "aiohttp.access", "werkzeug", "httpx", "httpcore")
+
+_registered: set[str] = set()
+_known_secrets: re.Pattern[str] | None = None
+_handler: logging.Handler | None = None
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Scrub these exact values (and each part of a comma/colon-separated list, such as a key
+    ring `kid:base64key,...`) from every log line of this process from now on."""
+    global _known_secrets
+    found = {v for v in values if len(v) >= MIN_SECRET_LEN}
+    for value in list(found):
+        found.update(p for p in re.split(r"[,:]", value) if len(p) >= MIN_SECRET_LEN)
+    if found <= _registered:
+        return
+    _registered.update(found)
+    # Longest first, so a secret that contains another is cut out whole.
+    alternatives = sorted(_registered, key=len, reverse=True)
+    _known_secrets = re.compile("|".join(re.escape(v) for v in alternatives))
+
+
+def secrets_from_environment(environ: Mapping[str, str] | None = None) -> list[str]:
+    env = os.environ if environ is None else environ
+    return [value for name, value in env.items() if SECRET_ENV.search(name) and value]
 
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return SENSITIVE_VALUES.sub(REDACTED, value)
+        value = SENSITIVE_VALUES.sub(REDACTED, value)
+        return _known_secrets.sub(REDACTED, value) if _known_secrets is not None else value
     if isinstance(value, dict):
         return {k: (REDACTED if _sensitive(k) else _scrub(v)) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -37,12 +80,14 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def _sensitive(key: str) -> bool:
-    return key not in SAFE_KEYS and bool(SENSITIVE_KEYS.search(key))
+def _sensitive(key: Any) -> bool:
+    return isinstance(key, str) and key not in SAFE_KEYS and bool(SENSITIVE_KEYS.search(key))
 
 
 def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event.keys()):
+        if key.startswith("_"):  # structlog's own bookkeeping (the LogRecord of a library line)
+            continue
         event[key] = REDACTED if _sensitive(key) else _scrub(event[key])
     return event
 
@@ -59,12 +104,17 @@ def _cloud_logging_fields(
 
 
 def configure(fmt: str = "json", level: str = "INFO", stream: Any = None) -> None:
-    """Configure structlog and the standard library once per process."""
+    """Configure structlog and the standard library (once per process; calling it again
+    replaces the previous set-up)."""
+    global _handler
+    register_secrets(secrets_from_environment())
     out = stream or sys.stderr
+    # Tracebacks are rendered to text *before* redaction, so they are scrubbed too.
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
         redact,
     ]
     renderer: Any
@@ -74,15 +124,26 @@ def configure(fmt: str = "json", level: str = "INFO", stream: Any = None) -> Non
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=False)
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(
-        stream=out, level=level.upper(), format="%(levelname)s %(name)s %(message)s"
+    # Library records take the same road: same redaction, same format.
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
     )
-    for noisy in ("urllib3", "google", "grpc", "aiohttp.access", "werkzeug"):
+    root = logging.getLogger()
+    if _handler is not None:
+        root.removeHandler(_handler)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    _handler = handler
+    for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

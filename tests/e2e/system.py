@@ -12,6 +12,11 @@ import httpx
 from wagate.devstack.stack import Stack
 
 T = TypeVar("T")
+GENEROUS_LIMITS = {
+    "sends_per_minute": 100_000,
+    "session_creates_per_minute": 10_000,
+    "qr_fetches_per_5_minutes": 10_000,
+}
 
 
 def eventually(check: Callable[[], T | None], timeout: float = 20.0, every: float = 0.1) -> T:
@@ -34,9 +39,11 @@ class System:
     # ------------------------------------------------------------ tenants and sessions
 
     def tenant(self, name: str = "acme", **body: Any) -> dict[str, Any]:
+        # Tests poll QR codes and send in bursts: far above the default per-tenant limits.
+        limits = {**GENEROUS_LIMITS, **body.pop("limits", {})}
         response = self.api.post(
             "/v1/admin/tenants",
-            json={"name": name, **body},
+            json={"name": name, "limits": limits, **body},
             headers={"Authorization": f"Bearer {self.stack.admin_key}"},
         )
         assert response.status_code == 201, response.text

@@ -184,3 +184,20 @@ def test_a_revoked_key_is_refused(api: Api) -> None:
         api.call("POST", "/v1/admin/tenants", tenant["api_key"], json={"name": "x"}).status_code
         == 401
     )
+
+
+def test_malformed_ids_and_cursors_are_client_errors_in_the_error_model(api: Api) -> None:
+    key = api.tenant()["api_key"]
+    admin = api.admin_key
+    for response in (
+        api.call("GET", "/v1/messages/__main__", key),  # not a Firestore document id
+        api.call("DELETE", "/v1/admin/tenants/created_at/keys/__main__", admin),
+        api.call("GET", "/v1/sessions/a%0Ab", key),  # refused by functions-framework's routing
+        api.call("GET", "/favicon.ico"),
+    ):
+        assert response.status_code == 404, response.data
+        assert response.get_json()["error"]["code"] == "not_found"
+    for cursor in ("", "a/b", "__x__"):
+        listed = api.call("GET", "/v1/sessions", key, query_string={"cursor": cursor})
+        assert listed.status_code == 400, listed.data
+        assert listed.get_json()["error"]["details"][0]["field"] == "cursor"

@@ -20,6 +20,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from pydantic import BaseModel
 
+from wagate.adapters.guard import DependencyGuard
 from wagate.contracts import Document
 from wagate.errors import (
     AlreadyExists,
@@ -104,12 +105,17 @@ def check_fence(lease: Any, fence: Fence) -> None:
 
 class FirestoreRepository(Generic[D]):
     def __init__(
-        self, client: firestore.Client, collection: firestore.CollectionReference, model: type[D]
+        self,
+        client: firestore.Client,
+        collection: firestore.CollectionReference,
+        model: type[D],
+        guard: DependencyGuard,
     ) -> None:
         self._client = client
         self._coll = collection
         self._model = model
         self._path = collection.id
+        self._guard = guard
 
     def _decode(self, snap: Any) -> D:
         data = snap.to_dict() or {}
@@ -117,7 +123,7 @@ class FirestoreRepository(Generic[D]):
         return self._model.model_validate(data)
 
     def get(self, doc_id: str) -> D | None:
-        with translated(f"{self._path}/{doc_id}"):
+        with self._guard.call("get"), translated(f"{self._path}/{doc_id}"):
             snap = self._coll.document(doc_id).get(retry=_RETRY, timeout=CALL_TIMEOUT_S)
         return self._decode(snap) if snap.exists else None
 
@@ -125,17 +131,17 @@ class FirestoreRepository(Generic[D]):
         if not doc_ids:
             return []
         refs = [self._coll.document(i) for i in doc_ids]
-        with translated(f"{self._path} (batch get)"):
+        with self._guard.call("get_many"), translated(f"{self._path} (batch get)"):
             snaps = list(self._client.get_all(refs, retry=_RETRY, timeout=CALL_TIMEOUT_S))
         by_id = {s.id: self._decode(s) for s in snaps if s.exists}
         return [by_id[i] for i in doc_ids if i in by_id]
 
     def create(self, doc: D) -> None:
-        with translated(f"{self._path}/{doc.id}"):
+        with self._guard.call("create"), translated(f"{self._path}/{doc.id}"):
             self._coll.document(doc.id).create(to_fields(doc), timeout=CALL_TIMEOUT_S)
 
     def put(self, doc: D) -> None:
-        with translated(f"{self._path}/{doc.id}"):
+        with self._guard.call("put"), translated(f"{self._path}/{doc.id}"):
             self._coll.document(doc.id).set(to_fields(doc), retry=_RETRY, timeout=CALL_TIMEOUT_S)
 
     def put_many(self, docs: Sequence[D]) -> None:
@@ -143,7 +149,7 @@ class FirestoreRepository(Generic[D]):
             batch = self._client.batch()
             for doc in docs[start : start + BATCH_LIMIT]:
                 batch.set(self._coll.document(doc.id), to_fields(doc))
-            with translated(f"{self._path} (batch write)"):
+            with self._guard.call("batch_write"), translated(f"{self._path} (batch write)"):
                 batch.commit(retry=_RETRY, timeout=CALL_TIMEOUT_S)
 
     def upsert(self, doc_id: str, fn: Callable[[D | None], D], *, fence: Fence | None = None) -> D:
@@ -164,7 +170,7 @@ class FirestoreRepository(Generic[D]):
             transaction.set(ref, to_fields(new))
             result[:] = [new]
 
-        with translated(f"{self._path}/{doc_id} (transaction)"):
+        with self._guard.call("transaction"), translated(f"{self._path}/{doc_id} (transaction)"):
             run(self._client.transaction(max_attempts=10))
         return result[0]
 
@@ -198,23 +204,26 @@ class FirestoreRepository(Generic[D]):
                 transaction.set(ref, to_fields(new))
                 results[ref.id] = new
 
-        with translated(f"{self._path} ({len(refs)} documents, transaction)"):
+        with (
+            self._guard.call("transaction"),
+            translated(f"{self._path} ({len(refs)} documents, transaction)"),
+        ):
             run(self._client.transaction(max_attempts=10))
         return results
 
     def delete(self, doc_id: str) -> None:
-        with translated(f"{self._path}/{doc_id}"):
+        with self._guard.call("delete"), translated(f"{self._path}/{doc_id}"):
             self._coll.document(doc_id).delete(retry=_RETRY, timeout=CALL_TIMEOUT_S)
 
     def patch(self, doc_id: str, fields: dict[str, Any]) -> None:
-        with translated(f"{self._path}/{doc_id} (patch)"):
+        with self._guard.call("patch"), translated(f"{self._path}/{doc_id} (patch)"):
             self._coll.document(doc_id).update(encode(fields), timeout=CALL_TIMEOUT_S)
 
     def count(self, where: Sequence[Where] = ()) -> int:
         q: Any = self._coll
         for w in where:
             q = q.where(filter=FieldFilter(w.field, w.op, encode(w.value)))
-        with translated(f"{self._path} (count)"):
+        with self._guard.call("count"), translated(f"{self._path} (count)"):
             result = q.count().get(timeout=CALL_TIMEOUT_S)
         return int(result[0][0].value)
 
@@ -234,7 +243,7 @@ class FirestoreRepository(Generic[D]):
             direction = firestore.Query.DESCENDING if descending else firestore.Query.ASCENDING
             # "id" is the document key, not a stored field.
             q = q.order_by("__name__" if order_by == "id" else order_by, direction=direction)
-        with translated(f"{self._path} (query)"):
+        with self._guard.call("query"), translated(f"{self._path} (query)"):
             if start_after is not None:
                 cursor = self._coll.document(start_after).get(timeout=CALL_TIMEOUT_S)
                 if not cursor.exists:
@@ -248,33 +257,34 @@ class FirestoreRepository(Generic[D]):
 class FirestoreStore:
     """ports.Store on Firestore."""
 
-    def __init__(self, client: firestore.Client) -> None:
+    def __init__(self, client: firestore.Client, guard: DependencyGuard | None = None) -> None:
         self.client = client
+        self.guard = guard or DependencyGuard("firestore")
 
     def collection(self, name: str, model: type[D]) -> FirestoreRepository[D]:
-        return FirestoreRepository(self.client, self.client.collection(name), model)
+        return FirestoreRepository(self.client, self.client.collection(name), model, self.guard)
 
     def subcollection(
         self, parent: str, parent_id: str, name: str, model: type[D]
     ) -> FirestoreRepository[D]:
         coll = self.client.collection(parent).document(parent_id).collection(name)
-        return FirestoreRepository(self.client, coll, model)
+        return FirestoreRepository(self.client, coll, model, self.guard)
 
     def patch_many(self, patches: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
         for start in range(0, len(patches), BATCH_LIMIT):
             batch = self.client.batch()
             for name, doc_id, fields in patches[start : start + BATCH_LIMIT]:
                 batch.update(self.client.collection(name).document(doc_id), encode(fields))
-            with translated(f"{len(patches)} patches"):
+            with self.guard.call("batch_write"), translated(f"{len(patches)} patches"):
                 batch.commit(timeout=CALL_TIMEOUT_S)
 
     def create_together(self, docs: Sequence[tuple[str, Document]]) -> None:
         batch = self.client.batch()
         for name, doc in docs:
             batch.create(self.client.collection(name).document(doc.id), to_fields(doc))
-        with translated(", ".join(f"{n}/{d.id}" for n, d in docs)):
+        with self.guard.call("batch_write"), translated(", ".join(f"{n}/{d.id}" for n, d in docs)):
             batch.commit(timeout=CALL_TIMEOUT_S)
 
     def ping(self) -> None:
-        with translated("ping"):
+        with self.guard.call("ping"), translated("ping"):
             self.client.collection("_wagate").document("ping").get(timeout=3.0)

@@ -13,6 +13,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from wagate.adapters.guard import DependencyGuard
 from wagate.errors import DependencyUnavailable, NotFound, StaleGeneration, WagateError
 from wagate.ports import Blob, BlobInfo
 
@@ -53,14 +54,17 @@ def translated(what: str) -> Iterator[None]:
 class GcsBlobStore:
     """ports.BlobStore on one bucket."""
 
-    def __init__(self, client: storage.Client, bucket: str) -> None:
+    def __init__(
+        self, client: storage.Client, bucket: str, guard: DependencyGuard | None = None
+    ) -> None:
         self._client = client
+        self.guard = guard or DependencyGuard("storage")
         self._bucket = client.bucket(bucket)
         self.bucket_name = bucket
 
     def ensure_bucket(self, *, versioning: bool = True) -> None:
         """Create the bucket if missing (local stack and tests; Terraform does it in the cloud)."""
-        with translated(f"bucket {self.bucket_name}"):
+        with self.guard.call("ensure_bucket"), translated(f"bucket {self.bucket_name}"):
             try:
                 self._client.get_bucket(self.bucket_name, timeout=CALL_TIMEOUT_S)
             except gexc.NotFound:
@@ -80,7 +84,7 @@ class GcsBlobStore:
         blob = self._bucket.blob(name)
         if metadata:
             blob.metadata = metadata
-        with translated(f"object {name}"):
+        with self.guard.call("put"), translated(f"object {name}"):
             blob.upload_from_string(
                 data,
                 content_type=content_type,
@@ -94,12 +98,12 @@ class GcsBlobStore:
         """One download; the generation comes from the response's x-goog-generation header,
         so the bytes and the generation always belong together."""
         blob = self._bucket.blob(name, generation=generation)
-        with translated(f"object {name}"):
+        with self.guard.call("get"), translated(f"object {name}"):
             data = blob.download_as_bytes(timeout=CALL_TIMEOUT_S, checksum="md5", retry=RETRY)
         return Blob(name, data, int(blob.generation or generation or 0), dict(blob.metadata or {}))
 
     def list_objects(self, prefix: str = "") -> list[BlobInfo]:
-        with translated(f"list {prefix}"):
+        with self.guard.call("list"), translated(f"list {prefix}"):
             blobs = list(
                 self._client.list_blobs(
                     self._bucket, prefix=prefix, timeout=CALL_TIMEOUT_S, retry=RETRY
@@ -108,14 +112,14 @@ class GcsBlobStore:
         return [_info(b) for b in blobs]
 
     def head(self, name: str) -> BlobInfo:
-        with translated(f"object {name}"):
+        with self.guard.call("head"), translated(f"object {name}"):
             blob = self._bucket.get_blob(name, timeout=CALL_TIMEOUT_S, retry=RETRY)
         if blob is None:
             raise NotFound(f"object {name} not found")
         return _info(blob)
 
     def versions(self, name: str) -> list[BlobInfo]:
-        with translated(f"versions of {name}"):
+        with self.guard.call("versions"), translated(f"versions of {name}"):
             blobs = list(
                 self._client.list_blobs(
                     self._bucket,
@@ -130,7 +134,7 @@ class GcsBlobStore:
         return sorted(found, key=lambda b: b.generation, reverse=True)
 
     def delete(self, name: str, *, generation: int | None = None) -> None:
-        with translated(f"object {name}"):
+        with self.guard.call("delete"), translated(f"object {name}"):
             try:
                 self._bucket.delete_blob(
                     name, generation=generation, timeout=CALL_TIMEOUT_S, retry=RETRY
@@ -139,7 +143,7 @@ class GcsBlobStore:
                 return
 
     def ping(self) -> None:
-        with translated(f"bucket {self.bucket_name}"):
+        with self.guard.call("ping"), translated(f"bucket {self.bucket_name}"):
             self._client.get_bucket(self.bucket_name, timeout=5.0, retry=RETRY)
 
 

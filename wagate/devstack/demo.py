@@ -90,7 +90,12 @@ def demo(stack: Stack, hooks_port: int) -> None:
         json={
             "name": "Acme Shop",
             "webhook_url": f"http://127.0.0.1:{hooks_port}/hooks",
-            "limits": {"pacing_per_second": 5, "pacing_burst": 10},
+            # The demo polls for the QR code ten times a second: above the default 5 per 5 min.
+            "limits": {
+                "pacing_per_second": 5,
+                "pacing_burst": 10,
+                "qr_fetches_per_5_minutes": 1000,
+            },
         },
     ).json()
     key, secret = created["api_key"], created["webhook_secret"]
