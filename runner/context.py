@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 
 from runner.io import Offload
+from runner.journal import JOURNAL_FILE, DurableWrites, Journal
 from wagate.config import Settings
 from wagate.contracts import MessageDoc, SessionDoc, TenantDoc
 from wagate.domain.backoff import Backoff
@@ -27,15 +28,21 @@ class ShardContext:
     state_dir: Path
     backoff: Backoff = field(default_factory=Backoff)
     fence: Fence | None = None
+    # Writes that must survive a store outage (runner/journal.py); one in state_dir if not given.
+    durable_writes: InitVar[DurableWrites | None] = None
 
     sessions: Repository[SessionDoc] = field(init=False)
     messages: Repository[MessageDoc] = field(init=False)
     tenants: Repository[TenantDoc] = field(init=False)
+    durable: DurableWrites = field(init=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, durable_writes: DurableWrites | None) -> None:
         self.sessions = self.store.collection("sessions", SessionDoc)
         self.messages = self.store.collection("messages", MessageDoc)
         self.tenants = self.store.collection("tenants", TenantDoc)
+        self.durable = durable_writes or DurableWrites(
+            Journal(self.state_dir / JOURNAL_FILE), self.io, self.store
+        )
 
     @property
     def shard(self) -> int:

@@ -3,6 +3,12 @@ message status, and handed to the tenant's webhook through a Cloud Tasks queue.
 
 The webhook task's name is derived from the event id, so a replayed event (history sync after
 a reconnect, a redelivered receipt) is refused by Cloud Tasks instead of delivered twice.
+
+While Firestore is unreachable both go to the runner's journal (runner/journal.py) before the
+engine acknowledges them to WhatsApp, and are stored and announced when it is back: the replay
+handlers here (`replay_status_events`, `replay_inbound`) do what the direct path does,
+idempotently. Outbound status events of our own sends (sent, failed, dead) are replayed by the
+same handler, so a message's statuses are applied in the order they happened.
 """
 
 from __future__ import annotations
@@ -10,12 +16,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from functools import partial
+
+from pydantic import BaseModel
 
 from runner.context import ShardContext
-from runner.writes import GroupCommit, SentIndex
+from runner.journal import Entry
+from runner.writes import RECEIPTS, GroupCommit, MessageEvent, SentIndex, apply_status_events
 from wagate.contracts import InboundDoc, MessageDoc, WebhookEvent, WebhookTask
 from wagate.domain import events as ev
-from wagate.domain.messages import MessageStatus, advance_by_receipt
+from wagate.domain.messages import ON_WHATSAPP, MessageStatus, advance_by_receipt
 from wagate.errors import AlreadyExists, NotFound, TaskAlreadyExists, WagateError
 from wagate.logs import get_logger
 from wagate.ports import TaskSpec, Where
@@ -29,14 +39,32 @@ def event_id(*parts: str) -> str:
     return "evt_" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
 
 
+class InboundRecord(BaseModel):
+    """A received message, journaled while the store was unreachable."""
+
+    doc: InboundDoc
+
+
 class InboundSink:
     def __init__(self, ctx: ShardContext, writes: GroupCommit, index: SentIndex) -> None:
         self._ctx = ctx
         self._writes = writes
         self._index = index
+        self._durable = ctx.durable
         self._webhook_urls: dict[str, tuple[float, str | None]] = {}
         self.inbound_count = 0
         self.receipt_count = 0
+        self._durable.handle("message", self.replay_status_events, batched=True)
+        self._durable.handle("inbound", self.replay_inbound)
+        self._remember_journaled_sends()
+
+    def _remember_journaled_sends(self) -> None:
+        """After a restart: messages whose `sent` still waits in the journal are known as sent
+        (a redelivered task is answered without sending, a receipt finds its message)."""
+        for entry in self._durable.journal.entries("message"):
+            event = MessageEvent.model_validate_json(entry.body)
+            if event.message_id and event.status in ON_WHATSAPP:
+                self._index.put(event.wa_id, event.message_id, event.status)
 
     async def accept(
         self, tenant_id: str, session_id: str, event: ev.Receipt | ev.InboundMessage
@@ -49,8 +77,9 @@ class InboundSink:
         except WagateError as e:
             log.warning("inbound event not stored", session_id=session_id, error=e.message)
 
+    # ------------------------------------------------------------ inbound messages
+
     async def _inbound(self, tenant_id: str, session_id: str, msg: ev.InboundMessage) -> None:
-        ctx = self._ctx
         doc = InboundDoc(
             id=msg.wa_id,
             session_id=session_id,
@@ -61,114 +90,184 @@ class InboundSink:
             content=msg.content,
             ts=msg.ts,
             from_history=msg.from_history,
-            received_at=ctx.clock.now(),
+            received_at=self._ctx.clock.now(),
         )
-        repo = ctx.store.subcollection("sessions", session_id, "inbound", InboundDoc)
+        await self._durable.write(
+            "inbound",
+            f"inbound/{session_id}/{msg.wa_id}",
+            InboundRecord(doc=doc),
+            lambda: self._store_and_announce(doc, replay=False),
+        )
+
+    async def _store_and_announce(self, doc: InboundDoc, *, replay: bool) -> None:
+        ctx = self._ctx
+        repo = ctx.store.subcollection("sessions", doc.session_id, "inbound", InboundDoc)
         try:
             await ctx.io(repo.create, doc)
         except AlreadyExists:
-            return  # seen before (history sync, redelivery): already stored and announced
-        self.inbound_count += 1
+            if not replay:
+                return  # seen before (history sync, redelivery): already stored and announced
+            # Replayed: stored by an earlier attempt of this very record (same received_at),
+            # whose announcement may not have happened; otherwise a duplicate delivery.
+            stored = await ctx.io(repo.get, doc.id)
+            if stored is None or stored.received_at != doc.received_at:
+                return
+        else:
+            self.inbound_count += 1
         await self._webhook(
-            tenant_id,
+            doc.tenant_id,
             WebhookEvent(
-                id=event_id(session_id, "in", msg.wa_id),
+                id=event_id(doc.session_id, "in", doc.id),
                 type="message.received",
-                session_id=session_id,
+                session_id=doc.session_id,
                 created_at=ctx.clock.now(),
                 data=doc.model_dump(mode="json", exclude={"tenant_id"}),
             ),
         )
 
+    async def replay_inbound(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            await self._store_and_announce(
+                InboundRecord.model_validate_json(entry.body).doc, replay=True
+            )
+
+    # ------------------------------------------------------------ receipts
+
     async def _receipt(self, tenant_id: str, session_id: str, receipt: ev.Receipt) -> None:
-        ctx = self._ctx
         target = MessageStatus(receipt.kind)
         for wa_id in receipt.wa_ids:
             await self._index.settled(wa_id)  # a receipt may overtake our own 'sent' write
             known = self._index.get(wa_id)
-            if known is not None:
-                message_id, status = known
-                new = advance_by_receipt(status, target)
-                if new == status:
-                    continue
-                await self._writes.patch(
-                    "messages",
-                    message_id,
-                    {
-                        "status": new,
-                        f"status_times.{new.value}": receipt.ts,
-                        "updated_at": ctx.clock.now(),
-                    },
+            event = MessageEvent(
+                message_id=known[0] if known else None,
+                session_id=session_id,
+                tenant_id=tenant_id,
+                wa_id=wa_id,
+                status=target,
+                at=receipt.ts,
+            )
+            if known is None:
+                await self._durable.write(
+                    "message",
+                    f"messages/wa/{wa_id}",
+                    event,
+                    partial(self._receipt_unknown, event),
                 )
-                self._index.put(wa_id, message_id, new)
-                self.receipt_count += 1
-                if new == target:
-                    await self._announce(tenant_id, session_id, message_id, wa_id, target, receipt)
                 continue
-            await self._receipt_unknown(tenant_id, session_id, wa_id, target, receipt)
+            message_id, status = known
+            new = advance_by_receipt(status, target)
+            if new == status:
+                continue
+            await self._durable.write(
+                "message",
+                f"messages/{message_id}",
+                event,
+                partial(self._receipt_known, event, new),
+            )
+            self._index.put(wa_id, message_id, new)
 
-    async def _receipt_unknown(
-        self,
-        tenant_id: str,
-        session_id: str,
-        wa_id: str,
-        target: MessageStatus,
-        receipt: ev.Receipt,
-    ) -> None:
+    async def _receipt_known(self, receipt: MessageEvent, new: MessageStatus) -> None:
+        """A receipt for a message sent here: its current status is known, a patch will do."""
+        assert receipt.message_id is not None
+        await self._writes.patch(
+            "messages",
+            receipt.message_id,
+            {
+                "status": new,
+                f"status_times.{new.value}": receipt.at,
+                "updated_at": self._ctx.clock.now(),
+            },
+        )
+        self.receipt_count += 1
+        if new == receipt.status:
+            await self._announce(receipt.model_copy(update={"status": new}))
+
+    async def _receipt_unknown(self, receipt: MessageEvent) -> None:
         """A receipt for a message this runner did not send (before a restart): look it up."""
         ctx = self._ctx
-        found = await ctx.io(
-            ctx.messages.query,
-            [Where("session_id", "==", session_id), Where("wa_id", "==", wa_id)],
-            limit=1,
-        )
-        if not found:
+        message_id = await self._find(receipt)
+        if message_id is None:
             return  # a receipt for a message sent from the phone itself
-        message = found[0]
         now = ctx.clock.now()
-
-        def apply(doc: MessageDoc) -> MessageDoc:
-            status = advance_by_receipt(doc.status, target)
-            if status == doc.status:
-                return doc
-            times = {**doc.status_times, status.value: receipt.ts}
-            return doc.model_copy(
-                update={"status": status, "status_times": times, "updated_at": now}
-            )
-
+        event = receipt.model_copy(update={"message_id": message_id})
         try:
-            updated = await ctx.io(ctx.messages.update, message.id, apply)
+            updated = await ctx.io(
+                ctx.messages.update, message_id, lambda d: apply_status_events(d, [event], now)
+            )
         except NotFound:
             return
-        self._index.put(wa_id, message.id, updated.status)
+        self._index.put(receipt.wa_id, message_id, updated.status)
         self.receipt_count += 1
-        if updated.status == target:
-            await self._announce(tenant_id, session_id, message.id, wa_id, target, receipt)
+        if updated.status == receipt.status:
+            await self._announce(event)
 
-    async def _announce(
-        self,
-        tenant_id: str,
-        session_id: str,
-        message_id: str,
-        wa_id: str,
-        target: MessageStatus,
-        receipt: ev.Receipt,
-    ) -> None:
+    async def _find(self, receipt: MessageEvent) -> str | None:
+        ctx = self._ctx
+        found: list[MessageDoc] = await ctx.io(
+            ctx.messages.query,
+            [Where("session_id", "==", receipt.session_id), Where("wa_id", "==", receipt.wa_id)],
+            limit=1,
+        )
+        return found[0].id if found else None
+
+    async def replay_status_events(self, entries: list[Entry]) -> None:
+        """Journaled status events (our sends' outcomes, receipts), in order, one transaction
+        for the whole run; then the receipts' webhook events (their names make a repeat
+        harmless)."""
+        ctx = self._ctx
+        events: list[MessageEvent] = []
+        for entry in entries:
+            event = MessageEvent.model_validate_json(entry.body)
+            if event.message_id is None:
+                found = await self._find(event)
+                if found is None:
+                    continue
+                event = event.model_copy(update={"message_id": found})
+            events.append(event)
+        by_message: dict[str, list[MessageEvent]] = {}
+        for event in events:
+            assert event.message_id is not None
+            by_message.setdefault(event.message_id, []).append(event)
+        if not by_message:
+            return
+        now = ctx.clock.now()
+        results = await ctx.io(
+            ctx.messages.update_many,
+            list(by_message),
+            lambda d: apply_status_events(d, by_message[d.id], now),
+        )
+        for message_id, result in results.items():
+            if isinstance(result, Exception):
+                log.warning(
+                    "journaled status not applied", message_id=message_id, error=str(result)
+                )
+                continue
+            self._index.put(result.wa_id, result.id, result.status)
+            for event in by_message[message_id]:
+                # Announced if the message went through this status (not when it was skipped).
+                if event.status in RECEIPTS and event.status.value in result.status_times:
+                    self.receipt_count += 1
+                    await self._announce(event)
+
+    async def _announce(self, receipt: MessageEvent) -> None:
+        assert receipt.message_id is not None
         await self._webhook(
-            tenant_id,
+            receipt.tenant_id,
             WebhookEvent(
-                id=event_id(session_id, "status", message_id, target.value),
+                id=event_id(receipt.session_id, "status", receipt.message_id, receipt.status.value),
                 type="message.status",
-                session_id=session_id,
+                session_id=receipt.session_id,
                 created_at=self._ctx.clock.now(),
                 data={
-                    "message_id": message_id,
-                    "wa_id": wa_id,
-                    "status": target.value,
-                    "ts": receipt.ts.isoformat(),
+                    "message_id": receipt.message_id,
+                    "wa_id": receipt.wa_id,
+                    "status": receipt.status.value,
+                    "ts": receipt.at.isoformat(),
                 },
             ),
         )
+
+    # ------------------------------------------------------------ webhooks
 
     async def _webhook(self, tenant_id: str, event: WebhookEvent) -> None:
         ctx = self._ctx

@@ -1,5 +1,19 @@
 """Keeps this runner's shard lease: waits for it, renews it, and tells the runner when it is
-won or lost. Sockets may be held only between `on_won` and `on_lost`."""
+won or lost. Sockets may be held only between `on_won` and `on_lost`.
+
+When the store cannot be reached the lease is neither renewed nor lost: the runner keeps
+serving its connected sessions (SPEC §4, docs/outage.md). The lease lives in that same store,
+so while it is unreachable nobody else can take the shard over either; once it answers again,
+a renewal that finds our token still there carries on, and one that finds another holder
+(`FencedOut`) stops everything. The remaining corner — a runner cut off from Firestore while
+a second instance can reach it and takes over after the TTL — leads to two sockets for the
+same accounts for a while: WhatsApp keeps one (440 "replaced" for the other), and a message
+both send carries the same WhatsApp id, which the recipient deduplicates.
+
+Lease calls get no deadline of their own here: a renewal that hangs on an unreachable store
+only delays the next one while the fence stays, and giving up early to try again would pile
+transactions onto the one shard document (a slow store gets slower).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +24,7 @@ from runner.io import Offload
 from wagate.errors import DependencyUnavailable, FencedOut, LeaseHeld
 from wagate.logs import get_logger
 from wagate.ports import Fence, ShardLeases
+from wagate.services.monitoring import LEASE_RENEWALS
 
 log = get_logger("wagate.runner.lease")
 
@@ -71,15 +86,18 @@ class LeaseKeeper:
         try:
             await self._io(self._leases.renew, self.shard, self.holder, self.fence.token, self._ttl)
             self.renewals += 1
+            LEASE_RENEWALS.labels("ok").inc()
             self.store_unreachable_since = None
         except FencedOut:
+            LEASE_RENEWALS.labels("fenced_out").inc()
             await self.lose("taken over by another instance")
         except DependencyUnavailable:
+            LEASE_RENEWALS.labels("store_unreachable").inc()
             # Nobody else can take the lease without the store either: keep serving the
-            # connected sessions (SPEC §4: survive a Firestore outage) and keep trying.
+            # connected sessions (module docstring) and keep trying.
             if self.store_unreachable_since is None:
                 self.store_unreachable_since = asyncio.get_running_loop().time()
-            log.warning("lease renewal failed: store unreachable", shard=self.shard)
+                log.warning("lease renewal failed: store unreachable; serving on", shard=self.shard)
 
     async def lose(self, why: str) -> None:
         if self.fence is None:

@@ -8,20 +8,37 @@
 4. Record `sent` (fenced) and answer 200. A crash between 3 and 4 leads to a resend with the
    same WhatsApp id, which the recipient deduplicates.
 Permanent errors → `dead` + 200 (the queue must stop); the last attempt → `dead` + 200.
+
+While Firestore is unreachable (docs/outage.md) a task that carries a snapshot of its message
+is sent from it without the claim: the order check uses what this runner knows is pending,
+the WhatsApp id still makes a resend harmless, and the outcome is written to the local journal
+(fsync'd) before the 200. A task without a snapshot needs the store: 503.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
+from datetime import datetime
 
 from runner.context import ShardContext
 from runner.pacing import Pacer
 from runner.supervisor import SessionSupervisor
-from runner.writes import GroupClaim, GroupCommit, OrderGate, SendKey, SentIndex
+from runner.writes import (
+    STORE_CLAIM_TIMEOUT_S,
+    STORE_READ_TIMEOUT_S,
+    GroupClaim,
+    GroupCommit,
+    MessageEvent,
+    OrderGate,
+    SendKey,
+    SentIndex,
+    within,
+)
 from wagate.contracts import MessageDoc, MessageError, SendTask, TenantLimits
+from wagate.domain.ids import whatsapp_message_id
 from wagate.domain.messages import CLAIMABLE, ON_WHATSAPP, MessageStatus, transition
 from wagate.errors import (
     DependencyUnavailable,
@@ -51,6 +68,7 @@ class _AlreadyDone(Exception):
 
 ORDER_WAIT_S = 25.0
 LIMITS_CACHE_S = 60.0
+LIMITS_RETRY_S = 5.0  # the store did not answer: use what we know, ask again this soon
 UNWRITTEN_GRACE_S = 120.0  # well inside the queue's 60 s dispatch deadline
 
 
@@ -104,7 +122,11 @@ class SendHandler:
         self._index = index
         self._limits: dict[str, tuple[float, TenantLimits]] = {}
         self._order = ChatOrder()
+        self._durable = ctx.durable
+        self._unclaimed_attempts: dict[str, int] = {}  # sends made without the store's claim
+        gate.index = index  # messages sent here are not pending, whatever the store says yet
         self.sent = 0
+        self.sent_without_store = 0
         self.deduplicated = 0
 
     async def handle(
@@ -119,10 +141,26 @@ class SendHandler:
         if not supervisor.connected:
             return Outcome(503, {"reason": f"session is {supervisor.state.value}"}, retry_after=5)
         if task.to is None or task.created_at is None:  # a task from an older api version
-            current = await ctx.io(ctx.messages.get, task.message_id)
+            try:
+                current = await within(
+                    STORE_READ_TIMEOUT_S, ctx.io(ctx.messages.get, task.message_id)
+                )
+            except DependencyUnavailable as e:
+                return Outcome(503, {"reason": e.message}, retry_after=5)
             if current is None:
                 return Outcome(200, {"status": "unknown_message"})
             task = task.model_copy(update={"to": current.to, "created_at": current.created_at})
+        assert task.to is not None and task.created_at is not None
+        wa_id = whatsapp_message_id(task.message_id)
+        known = self._index.get(wa_id)
+        if known is not None and known[1] in ON_WHATSAPP:
+            # Sent from here before (its `sent` may still wait in the journal): never again.
+            self.deduplicated += 1
+            self._forget(task.message_id, task.session_id, task.to)
+            return Outcome(200, {"status": known[1].value, "deduplicated": True})
+        self._gate.saw(
+            self._send_key(task), task.snapshot.send_at if task.snapshot is not None else None
+        )
         try:
             if not await self._wait_for_earlier(task):
                 return Outcome(503, {"reason": "an earlier message to this chat is pending"}, 2)
@@ -132,39 +170,96 @@ class SendHandler:
         wait = self._pacer.take(task.session_id, limits.pacing_per_second, limits.pacing_burst)
         if wait > 0:
             return Outcome(429, {"reason": "session pacing"}, retry_after=wait)
+        claimed = True
         try:
+            if task.snapshot is not None and self._durable.store_degraded:
+                # Known outage: do not wait for the claim's timeout on every send.
+                raise DependencyUnavailable("the store is unreachable")
             doc = await self._claim(task, fence)
         except _AlreadyDone as done:
             self._pacer.give_back(task.session_id)
             self.deduplicated += 1
+            self._forget(task.message_id, task.session_id, task.to)
             return Outcome(200, {"status": done.doc.status.value, "deduplicated": True})
         except NotFound:
             self._pacer.give_back(task.session_id)
-            # The api writes the message and creates its task at the same time: a young task
-            # may arrive first. An old one whose message never appeared was for a failed write.
-            age = (ctx.clock.now() - task.created_at).total_seconds() if task.created_at else 1e9
+            # Older api versions created the task alongside the write: a young task may arrive
+            # first. An old one whose message never appeared was for a failed write.
+            age = (ctx.clock.now() - task.created_at).total_seconds()
             if age < UNWRITTEN_GRACE_S:
                 return Outcome(503, {"reason": "message not written yet"}, retry_after=1)
+            self._forget(task.message_id, task.session_id, task.to)
             return Outcome(200, {"status": "unknown_message"})
+        except DependencyUnavailable as e:
+            unclaimed = self._from_snapshot(task)
+            if unclaimed is None:  # no snapshot: only the store knows what to send
+                self._pacer.give_back(task.session_id)
+                return Outcome(503, {"reason": e.message}, retry_after=5)
+            self._durable.note_outage(e.message)
+            doc, claimed = unclaimed, False
+            self._index.sending(doc.wa_id)
         except WagateError as e:
             self._pacer.give_back(task.session_id)
             return Outcome(503, {"reason": e.message}, retry_after=5)
         try:
-            return await self._send(doc, supervisor, fence)
+            return await self._send(doc, supervisor, fence, claimed=claimed)
         finally:
             self._index.done(doc.wa_id)
             await self._order.finished(doc.session_id, doc.to)
 
+    @staticmethod
+    def _send_key(task: SendTask, now: datetime | None = None) -> SendKey:
+        assert task.to is not None and task.created_at is not None
+        return SendKey(
+            task.message_id,
+            task.session_id,
+            task.to,
+            task.created_at,
+            now or task.created_at,
+            whatsapp_message_id(task.message_id),
+        )
+
+    def _from_snapshot(self, task: SendTask) -> MessageDoc | None:
+        """The message as its task describes it, for a send without the store."""
+        snapshot = task.snapshot
+        if snapshot is None or task.to is None or task.created_at is None:
+            return None
+        attempt = self._unclaimed_attempts.get(task.message_id, 0) + 1
+        self._unclaimed_attempts[task.message_id] = attempt
+        return MessageDoc(
+            id=task.message_id,
+            tenant_id=snapshot.tenant_id,
+            session_id=task.session_id,
+            shard=self._ctx.shard,
+            to=task.to,
+            content=snapshot.content,
+            priority=snapshot.priority,
+            send_at=snapshot.send_at,
+            status=MessageStatus.SENDING,
+            attempts=attempt,
+            wa_id=whatsapp_message_id(task.message_id),
+            created_at=task.created_at,
+            updated_at=self._ctx.clock.now(),
+        )
+
     async def _wait_for_earlier(self, message: SendTask) -> bool:
         """True once no older, due message to the same chat is pending (bounded wait)."""
         ctx = self._ctx
-        assert message.to is not None and message.created_at is not None
-        to, created_at = message.to, message.created_at
+        assert message.to is not None
+        to = message.to
         deadline = asyncio.get_running_loop().time() + ORDER_WAIT_S
 
         async def blocked() -> bool:
-            key = SendKey(message.message_id, message.session_id, to, created_at, ctx.clock.now())
-            return await self._gate.has_earlier(key)
+            key = self._send_key(message, ctx.clock.now())
+            if message.snapshot is not None and self._durable.store_degraded:
+                return self._gate.known_earlier(key)  # the store is away: what we know
+            try:
+                return await within(STORE_READ_TIMEOUT_S, self._gate.has_earlier(key))
+            except DependencyUnavailable as e:
+                if message.snapshot is None:
+                    raise
+                self._durable.note_outage(e.message)
+                return self._gate.known_earlier(key)
 
         async with self._order.watching(message.session_id, to) as cond, cond:
             # The check runs under the condition's lock, so a predecessor finishing meanwhile
@@ -179,12 +274,22 @@ class SendHandler:
         return True
 
     async def _tenant_limits(self, tenant_id: str) -> TenantLimits:
-        """The tenant's pacing limits, re-read at most once a minute."""
+        """The tenant's pacing limits, re-read at most once a minute; the last known ones (or
+        the defaults) while the store does not answer."""
         now = asyncio.get_running_loop().time()
         cached = self._limits.get(tenant_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        tenant = await self._ctx.io(self._ctx.tenants.get, tenant_id)
+        if self._durable.store_degraded:
+            return cached[1] if cached is not None else TenantLimits()
+        try:
+            tenant = await within(
+                STORE_READ_TIMEOUT_S, self._ctx.io(self._ctx.tenants.get, tenant_id)
+            )
+        except DependencyUnavailable:
+            limits = cached[1] if cached is not None else TenantLimits()
+            self._limits[tenant_id] = (now + LIMITS_RETRY_S, limits)
+            return limits
         limits = tenant.limits if tenant else TenantLimits()
         self._limits[tenant_id] = (now + LIMITS_CACHE_S, limits)
         return limits
@@ -206,33 +311,40 @@ class SendHandler:
                 }
             )
 
-        claimed = await self._claims.claim(task.message_id, claim, fence)
+        claimed = await within(
+            STORE_CLAIM_TIMEOUT_S, self._claims.claim(task.message_id, claim, fence)
+        )
         self._index.sending(claimed.wa_id)
         self._index.put(claimed.wa_id, claimed.id, MessageStatus.SENDING)
         return claimed
 
-    async def _send(self, doc: MessageDoc, supervisor: SessionSupervisor, fence: Fence) -> Outcome:
+    async def _send(
+        self, doc: MessageDoc, supervisor: SessionSupervisor, fence: Fence, *, claimed: bool
+    ) -> Outcome:
         content = doc.content.model_dump(mode="json", exclude={"type"}, exclude_none=True)
+        started = self._ctx.clock.now()
         try:
             ack = await supervisor.send(doc.wa_id, doc.to, doc.content.type, content)
         except PermanentSendError as e:
-            await self._finish(doc, fence, MessageStatus.DEAD, error=e)
+            await self._finish(doc, fence, MessageStatus.DEAD, e, claimed=claimed, started=started)
             return Outcome(200, {"status": "dead", "reason": e.message})
         except TransientSendError as e:
             last = doc.attempts >= self._ctx.settings.max_send_attempts
             status = MessageStatus.DEAD if last else MessageStatus.FAILED
-            await self._finish(doc, fence, status, error=e)
+            await self._finish(doc, fence, status, e, claimed=claimed, started=started)
             if last:
                 return Outcome(200, {"status": "dead", "reason": e.message})
             return Outcome(
                 503, {"status": "failed", "reason": e.message}, retry_after=e.retry_after or 5
             )
         self.sent += 1
-        try:
+        event = self._event(doc, MessageStatus.SENT, ack.server_ts, claimed, started)
+
+        def patch_sent() -> Awaitable[None]:
             # A blind patch, group-committed: the claim (fenced) made this message ours, and
             # receipts for it wait until this write is durable (SentIndex), so the status
             # cannot move backwards.
-            await self._writes.patch(
+            return self._writes.patch(
                 "messages",
                 doc.id,
                 {
@@ -241,27 +353,65 @@ class SendHandler:
                     "updated_at": self._ctx.clock.now(),
                 },
             )
-            self._index.put(doc.wa_id, doc.id, MessageStatus.SENT)
+
+        try:
+            journaled = await self._durable.write(
+                "message", f"messages/{doc.id}", event, patch_sent if claimed else None
+            )
         except DependencyUnavailable:
-            # WhatsApp has the message; the retry will resend with the same id (deduplicated by
-            # the recipient) and record it then.
+            # Neither the store nor the journal took it. WhatsApp has the message; the retry
+            # resends with the same id (deduplicated by the recipient) and records it then.
             return Outcome(503, {"status": "sent", "reason": "could not record yet"}, 5)
+        self._index.put(doc.wa_id, doc.id, MessageStatus.SENT)
+        self._forget(doc.id, doc.session_id, doc.to)
+        if journaled:
+            self.sent_without_store += 1
+            return Outcome(200, {"status": "sent", "wa_id": doc.wa_id, "recorded": "journal"})
         return Outcome(200, {"status": "sent", "wa_id": doc.wa_id})
+
+    def _forget(self, message_id: str, session_id: str, to: str) -> None:
+        """Sent, dead or gone: no longer pending for its chat's order, no attempts to count."""
+        self._gate.finished(message_id, session_id, to)
+        self._unclaimed_attempts.pop(message_id, None)
+
+    @staticmethod
+    def _event(
+        doc: MessageDoc,
+        status: MessageStatus,
+        at: datetime,
+        claimed: bool,
+        started: datetime,
+        error: WagateError | None = None,
+    ) -> MessageEvent:
+        return MessageEvent(
+            message_id=doc.id,
+            session_id=doc.session_id,
+            tenant_id=doc.tenant_id,
+            wa_id=doc.wa_id,
+            status=status,
+            at=at,
+            started_at=started,
+            claimed=claimed,
+            error_code=error.code if error is not None else None,
+            error_message=error.message if error is not None else None,
+        )
 
     async def _finish(
         self,
         doc: MessageDoc,
         fence: Fence,
         status: MessageStatus,
+        error: WagateError,
         *,
-        error: WagateError | None = None,
-        server_ts: object = None,
+        claimed: bool,
+        started: datetime,
     ) -> None:
+        """Record `failed` or `dead`: in the store (fenced), or the journal while it is away."""
         ctx = self._ctx
         now = ctx.clock.now()
 
         def record(current: MessageDoc) -> MessageDoc:
-            if current.status in ON_WHATSAPP and status != MessageStatus.SENT:
+            if current.status in ON_WHATSAPP:
                 return current  # a receipt overtook us: WhatsApp has it
             try:
                 new = transition(current.status, status)
@@ -269,18 +419,25 @@ class SendHandler:
                 return current
             update: dict[str, object] = {
                 "status": new,
-                "status_times": {**current.status_times, new.value: server_ts or now},
+                "status_times": {**current.status_times, new.value: now},
                 "updated_at": now,
-            }
-            if error is not None:
-                update["errors"] = [
+                "errors": [
                     *current.errors[-19:],
                     MessageError(
                         at=now, code=error.code, message=error.message, attempt=current.attempts
                     ),
-                ]
-            if new == MessageStatus.DEAD and error is not None:
+                ],
+            }
+            if new == MessageStatus.DEAD:
                 update["dead_reason"] = f"{error.code}: {error.message}"
             return current.model_copy(update=update)
 
-        await ctx.io(ctx.messages.update, doc.id, record, fence=fence)
+        def update_in_store() -> Awaitable[MessageDoc]:
+            return ctx.io(ctx.messages.update, doc.id, record, fence=fence)
+
+        event = self._event(doc, status, now, claimed, started, error)
+        await self._durable.write(
+            "message", f"messages/{doc.id}", event, update_in_store if claimed else None
+        )
+        if status == MessageStatus.DEAD:
+            self._forget(doc.id, doc.session_id, doc.to)

@@ -1,10 +1,15 @@
-"""Group commit of field patches, and the index of messages this runner sent.
+"""Group commit of field patches, the index of messages this runner sent, batched claims and
+order checks, and how a message's status events (sent, failed, dead, receipts) are applied.
 
 Many concurrent send handlers each need one small durable write ("sent", a receipt). Each
 round trip to Firestore costs far more than its payload, so patches that arrive within a few
 milliseconds are committed together in one batch; every caller still waits until its own write
 is durable. Hand-written: it is a few lines over the store port, and no library does group
 commit for Firestore.
+
+`MessageEvent` is the journaled form of a status write made while the store was unreachable
+(runner/journal.py); `apply_status_events` replays it by the status machine's rules, so a
+replay never moves a message backwards and applying it twice changes nothing.
 """
 
 from __future__ import annotations
@@ -12,18 +17,46 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from runner.io import Offload
-from wagate.contracts import MessageDoc
-from wagate.domain.messages import PENDING_VALUES, MessageStatus
-from wagate.errors import WagateError
+from wagate.contracts import MessageDoc, MessageError
+from wagate.domain.messages import (
+    ON_WHATSAPP,
+    PENDING_VALUES,
+    MessageStatus,
+    advance_by_receipt,
+    can_transition,
+)
+from wagate.errors import DependencyUnavailable, WagateError
 from wagate.ports import Fence, Store, Where
 
 Key = tuple[str, str]
+T = TypeVar("T")
+
+# Store calls on the send path give up after this and the send carries on without the store
+# (the adapter's own deadline for reads is 10 s; a claim is a transaction, and a slow but
+# working store must not be taken for a dead one).
+STORE_READ_TIMEOUT_S = 10.0
+STORE_CLAIM_TIMEOUT_S = 15.0
+
+
+async def within(seconds: float, call: Awaitable[T]) -> T:
+    """A store call that does not answer in time is an outage (DependencyUnavailable). Only
+    for calls whose late completion is harmless — reads, and the claim (a claim that lands
+    after its send went ahead finds the message `sent`, or leaves it `sending` for the
+    replayed outcome); writes go through runner/journal.py, which tracks late ones."""
+    try:
+        return await asyncio.wait_for(call, seconds)
+    except TimeoutError:
+        raise DependencyUnavailable(
+            f"the store did not answer within {seconds:.0f}s", retry_after=5
+        ) from None
 
 
 class GroupCommit:
@@ -60,6 +93,10 @@ class GroupCommit:
             for _, _, future in batch:
                 if not future.done():
                     future.set_result(None)
+        except DependencyUnavailable as e:
+            for _, _, future in batch:  # an outage fails them all; retrying each alone won't help
+                if not future.done():
+                    future.set_exception(e)
         except WagateError:
             # Isolate the failing document(s): retry each one alone.
             for (collection, doc_id), fields, future in batch:
@@ -139,8 +176,12 @@ class GroupClaim:
     async def _flush_soon(self) -> None:
         await asyncio.sleep(self._window_s)
         while self._pending:
+            # A claim whose caller gave up (the store was too slow) is not run: its send went
+            # ahead without it.
+            self._pending = [item for item in self._pending if not item[3].done()]
             batch, self._pending = self._pending[: self._limit], self._pending[self._limit :]
-            await self._run(batch)
+            if batch:
+                await self._run(batch)
 
     async def _run(
         self, batch: list[tuple[str, ClaimFn, Fence, asyncio.Future[MessageDoc]]]
@@ -179,7 +220,13 @@ class GroupClaim:
 class OrderGate:
     """Answers "is an older, due message to this chat still pending?" for many sends at once:
     one query per few-millisecond window over the shard's pending messages, checked in memory
-    per chat. If the window's answer is truncated, each send asks its own precise query."""
+    per chat. If the window's answer is truncated, each send asks its own precise query.
+
+    It also remembers which messages it knows to be pending (tasks seen here, and what its
+    queries returned), so that while the store is unreachable `known_earlier` can still keep
+    the order among the messages this runner knows of (docs/outage.md). Messages this runner
+    already sent (the SentIndex) never count as pending, even before the store has heard.
+    """
 
     def __init__(
         self, store: Store, io: Offload, shard: int, window_s: float = 0.003, limit: int = 300
@@ -191,6 +238,9 @@ class OrderGate:
         self._limit = limit
         self._pending: list[tuple[SendKey, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._known: dict[Key, dict[str, _Known]] = {}
+        self._learned_at = 0.0
+        self.index: SentIndex | None = None
         self.queries = 0
 
     async def has_earlier(self, key: SendKey) -> bool:
@@ -200,10 +250,66 @@ class OrderGate:
             self._flusher = asyncio.create_task(self._flush_soon())
         return await future
 
+    # ------------------------------------------------------------ what this runner knows
+
+    def saw(self, key: SendKey, send_at: datetime | None) -> None:
+        """A task for this message reached the runner: it is pending until `finished`."""
+        chat = self._known.setdefault((key.session_id, key.to), {})
+        chat[key.message_id] = _Known(key.created_at, send_at, key.wa_id)
+
+    def finished(self, message_id: str, session_id: str, to: str) -> None:
+        chat = self._known.get((session_id, to))
+        if chat is not None:
+            chat.pop(message_id, None)
+            if not chat:
+                del self._known[(session_id, to)]
+
+    def known_earlier(self, key: SendKey) -> bool:
+        """has_earlier without the store: only the messages this runner knows of."""
+        chat = self._known.get((key.session_id, key.to), {})
+        return any(
+            message_id != key.message_id
+            and known.created_at < key.created_at
+            and (known.send_at is None or known.send_at <= key.now)
+            and not self._settled(known.wa_id)
+            for message_id, known in chat.items()
+        )
+
+    def _settled(self, wa_id: str) -> bool:
+        entry = self.index.get(wa_id) if self.index is not None and wa_id else None
+        return entry is not None and entry[1] in ON_WHATSAPP
+
+    def _learn(self, older: list[MessageDoc], bound: datetime, complete: bool) -> None:
+        """Remember what a query returned; if it was complete up to `bound`, forget the
+        messages older than `bound` it did not return (they are not pending any more). At most
+        once a second: it is for a rainy day, and queries run many times a second under load."""
+        now = asyncio.get_running_loop().time()
+        if now - self._learned_at < LEARN_EVERY_S:
+            return
+        self._learned_at = now
+        returned = {m.id for m in older}
+        if complete:
+            for chat_key in list(self._known):
+                chat = self._known[chat_key]
+                for message_id in [
+                    i for i, k in chat.items() if k.created_at < bound and i not in returned
+                ]:
+                    del chat[message_id]
+                if not chat:
+                    del self._known[chat_key]
+        for m in older:
+            if not self._settled(m.wa_id):
+                chat = self._known.setdefault((m.session_id, m.to), {})
+                chat[m.id] = _Known(m.created_at, m.send_at, m.wa_id)
+
+    # ------------------------------------------------------------ the store
+
     async def _flush_soon(self) -> None:
         await asyncio.sleep(self._window_s)
         while self._pending:
-            batch, self._pending = self._pending, []
+            batch, self._pending = [(k, f) for k, f in self._pending if not f.done()], []
+            if not batch:
+                continue
             try:
                 answers = await self._answer([key for key, _ in batch])
             except Exception as e:
@@ -228,8 +334,9 @@ class OrderGate:
             limit=self._limit,
         )
         self.queries += 1
+        self._learn(older, newest, complete=len(older) < self._limit)
         if len(older) < self._limit:
-            return [_blocked(key, older) for key in keys]
+            return [self._blocked(key, older) for key in keys]
         return [await self._precise(key) for key in keys]  # a backlog: ask per chat
 
     async def _precise(self, key: SendKey) -> bool:
@@ -244,7 +351,29 @@ class OrderGate:
             limit=20,
         )
         self.queries += 1
-        return _blocked(key, older)
+        return self._blocked(key, older)
+
+    def _blocked(self, key: SendKey, older: list[MessageDoc]) -> bool:
+        """An older message to the same chat that is due (a scheduled one does not block)."""
+        return any(
+            m.session_id == key.session_id
+            and m.to == key.to
+            and m.created_at < key.created_at
+            and m.id != key.message_id
+            and (m.send_at is None or m.send_at <= key.now)
+            and not self._settled(m.wa_id)  # sent here; the store hears of it on replay
+            for m in older
+        )
+
+
+LEARN_EVERY_S = 1.0
+
+
+@dataclass(frozen=True)
+class _Known:
+    created_at: datetime
+    send_at: datetime | None
+    wa_id: str
 
 
 @dataclass(frozen=True)
@@ -254,15 +383,77 @@ class SendKey:
     to: str
     created_at: datetime
     now: datetime
+    wa_id: str = ""
 
 
-def _blocked(key: SendKey, older: list[MessageDoc]) -> bool:
-    """An older message to the same chat that is due (a scheduled one does not block)."""
-    return any(
-        m.session_id == key.session_id
-        and m.to == key.to
-        and m.created_at < key.created_at
-        and m.id != key.message_id
-        and (m.send_at is None or m.send_at <= key.now)
-        for m in older
-    )
+# ---------------------------------------------------------------- status events
+
+
+class MessageEvent(BaseModel):
+    """One status write for an outbound message, as journaled while the store was away."""
+
+    message_id: str | None  # None: a receipt for a message not sent here; found by wa_id
+    session_id: str
+    tenant_id: str
+    wa_id: str
+    status: MessageStatus  # sent, failed, dead (our sends) or delivered, read (receipts)
+    at: datetime  # the status time (WhatsApp's ack / receipt time)
+    started_at: datetime | None = None  # when the send began (an unclaimed send's `sending`)
+    # False: the send went ahead without the store's claim, which would have counted the
+    # attempt and set `sending`; the replay does both.
+    claimed: bool = True
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+RECEIPTS = frozenset({MessageStatus.DELIVERED, MessageStatus.READ})
+
+
+def apply_status_events(
+    doc: MessageDoc, events: Sequence[MessageEvent], now: datetime
+) -> MessageDoc:
+    for event in events:
+        doc = apply_status_event(doc, event, now)
+    return doc
+
+
+def apply_status_event(doc: MessageDoc, event: MessageEvent, now: datetime) -> MessageDoc:
+    """The message after `event`, by the status machine's rules; unchanged if the event is
+    stale (a receipt behind the current status, a send outcome after WhatsApp has it)."""
+    current, target = doc.status, event.status
+    if target in RECEIPTS:
+        new = advance_by_receipt(current, target)
+        if new == current:
+            return doc
+        times = {**doc.status_times, new.value: event.at}
+        return doc.model_copy(update={"status": new, "status_times": times, "updated_at": now})
+    if current in ON_WHATSAPP or current == MessageStatus.DEAD:
+        return doc  # WhatsApp has it, or an operator must decide: a late outcome changes nothing
+    steps = [target] if current == MessageStatus.SENDING else [MessageStatus.SENDING, target]
+    status: MessageStatus = current
+    for step in steps:
+        if not can_transition(status, step):
+            return doc
+        status = step
+    attempts = doc.attempts if event.claimed else doc.attempts + 1
+    times = dict(doc.status_times)
+    if len(steps) == 2:
+        times[MessageStatus.SENDING.value] = event.started_at or event.at
+    times[target.value] = event.at
+    update: dict[str, Any] = {
+        "status": target,
+        "attempts": attempts,
+        "status_times": times,
+        "updated_at": now,
+    }
+    if event.error_code is not None:
+        error = MessageError(
+            at=event.at,
+            code=event.error_code,
+            message=event.error_message or "",
+            attempt=attempts,
+        )
+        update["errors"] = [*doc.errors[-19:], error]
+        if target == MessageStatus.DEAD:
+            update["dead_reason"] = f"{event.error_code}: {event.error_message or ''}"
+    return doc.model_copy(update=update)

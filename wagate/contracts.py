@@ -83,6 +83,9 @@ class SessionDoc(Document):
     reconnect_attempts: int = 0
     last_reason: int | None = None
     last_backup: BackupInfo | None = None
+    # When the engine last handed over changed credentials/keys (docs/operations.md, "Key
+    # material age"): the auth state itself is opaque, its age is what wagate can observe.
+    keys_changed_at: datetime | None = None
     counters: dict[str, int] = Field(default_factory=dict)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -180,6 +183,8 @@ class MessageDoc(Document):
     dead_reason: str | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # Set when maintenance replaced the content of a delivered message by a placeholder.
+    content_pruned_at: datetime | None = None
 
 
 class InboundDoc(Document):
@@ -236,6 +241,17 @@ class IdempotencyDoc(Document):
 # ---------------------------------------------------------------- task payloads
 
 
+class SendSnapshot(BaseModel):
+    """The immutable part of a message the runner needs to send it without reading the store
+    (a Firestore outage, docs/outage.md). Only put on tasks of messages already written."""
+
+    model_config = ConfigDict(extra="forbid")
+    tenant_id: str
+    content: MessageContent
+    priority: Literal["high", "normal", "bulk"] = "normal"
+    send_at: datetime | None = None
+
+
 class SendTask(BaseModel):
     model_config = ConfigDict(extra="forbid")
     message_id: str
@@ -243,6 +259,7 @@ class SendTask(BaseModel):
     # Copies of immutable message fields, so the runner can order per chat without a read.
     to: str | None = None
     created_at: datetime | None = None
+    snapshot: SendSnapshot | None = None  # None on tasks of older api versions
 
 
 class ControlTask(BaseModel):
@@ -420,3 +437,78 @@ class MediaView(ApiModel):
     content_type: str
     size: int
     sha256: str
+
+
+# ---------------------------------------------------------------- operations: notices, maintenance
+
+
+class AlertNotice(ApiModel):
+    """What the operators' alert webhook receives when an alert opens or resolves (signed like
+    tenant webhooks, X-Wagate-Signature)."""
+
+    event: Literal["alert.opened", "alert.resolved"]
+    id: str
+    kind: str
+    subject: str
+    severity: Literal["info", "warning", "critical"]
+    message: str
+    first_seen: datetime
+    last_seen: datetime
+    count: int
+    resolved_at: datetime | None = None
+
+    @classmethod
+    def of(cls, alert: AlertDoc) -> AlertNotice:
+        return cls(
+            event="alert.resolved" if alert.resolved_at else "alert.opened",
+            id=alert.id,
+            kind=alert.kind,
+            subject=alert.subject,
+            severity=alert.severity,
+            message=alert.message,
+            first_seen=alert.first_seen,
+            last_seen=alert.last_seen,
+            count=alert.count,
+            resolved_at=alert.resolved_at,
+        )
+
+
+class CountSample(BaseModel):
+    at: datetime
+    count: int
+
+
+class CountHistory(Document):
+    """ops_state/{name}: recent samples of a count the sweeper watches (dead letters)."""
+
+    samples: list[CountSample] = Field(default_factory=list)
+
+
+class Watermark(Document):
+    """ops_state/{name}: how far a resumable maintenance pass got."""
+
+    until: datetime
+
+
+class MaintenanceReport(BaseModel):
+    """What one maintenance run pruned (or, with dry_run, would prune) and counted."""
+
+    dry_run: bool
+    inbound_pruned: int = 0
+    message_bodies_pruned: int = 0
+    backup_versions_expired: int = Field(
+        0,
+        description="Superseded backup versions holding expired key material, past the kept "
+        "ones: the bucket's lifecycle rule deletes them",
+    )
+    orphan_backups_pruned: int = 0
+    sessions_scanned: int = 0
+    keys_fresh: int = 0
+    keys_aging: int = 0
+    keys_expired: int = 0
+    keys_unknown: int = 0
+    incomplete: list[str] = Field(
+        default_factory=list,
+        description="Passes that stopped at their per-run limit; the next run continues",
+    )
+    errors: list[str] = Field(default_factory=list)

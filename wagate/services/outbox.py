@@ -4,13 +4,19 @@ accept(): validate → one atomic Firestore write (message + idempotency record)
 Cloud Task. If the task cannot be created the message stays `accepted` and the sweeper
 enqueues it later; the task name is derived from the message id, so a duplicate enqueue is
 refused by Cloud Tasks itself.
+
+The task carries a snapshot of the message (SendSnapshot) so the runner can send it while
+Firestore is unreachable (docs/outage.md). That is why the task is created only *after* the
+write succeeded: a task created alongside a write that then fails (an outage, an
+Idempotency-Key repeat) would be sent from its snapshot by a runner that cannot check the
+store, although the client was told the message was not accepted — a duplicate at the
+recipient once the client retries.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +25,7 @@ from wagate.contracts import (
     IdempotencyDoc,
     MessageDoc,
     SendMessageRequest,
+    SendSnapshot,
     SendTask,
     TenantDoc,
 )
@@ -72,7 +79,6 @@ class Outbox:
         self._clock = clock
         self._routing = routing
         self._directory = directory
-        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="enqueue")
 
     def accept(
         self,
@@ -105,29 +111,23 @@ class Outbox:
             created_at=now,
             updated_at=now,
         )
-        # The write and the task are independent round trips: issue them together. A task that
-        # reaches the runner before its message is written is retried (the runner answers 503
-        # for a young task whose message it cannot find yet), and a write that fails leaves a
-        # task the runner drops once it is old.
-        task = self._pool.submit(self.enqueue, doc)
-        try:
-            if idempotency_key is None:
-                self._store.create_together([("messages", doc)])
-            else:
-                record = IdempotencyDoc(
-                    id=self._idempotency_id(tenant.id, idempotency_key),
-                    tenant_id=tenant.id,
-                    message_id=message_id,
-                    request_sha256=fingerprint,
-                    created_at=now,
-                    expire_at=now + IDEMPOTENCY_TTL,
-                )
-                try:
-                    self._store.create_together([("idempotency", record), ("messages", doc)])
-                except AlreadyExists:
-                    return Accepted(self._first_result(record, fingerprint), created=False)
-        finally:
-            task.result()  # enqueue() never raises for an outage: False means "sweeper later"
+        if idempotency_key is None:
+            self._store.create_together([("messages", doc)])
+        else:
+            record = IdempotencyDoc(
+                id=self._idempotency_id(tenant.id, idempotency_key),
+                tenant_id=tenant.id,
+                message_id=message_id,
+                request_sha256=fingerprint,
+                created_at=now,
+                expire_at=now + IDEMPOTENCY_TTL,
+            )
+            try:
+                self._store.create_together([("idempotency", record), ("messages", doc)])
+            except AlreadyExists:
+                return Accepted(self._first_result(record, fingerprint), created=False)
+        # Only now: the task's snapshot may be sent without the store (module docstring).
+        self.enqueue(doc)  # never raises for an outage: False means "the sweeper, later"
         return Accepted(doc, created=True)
 
     def _idempotency_id(self, tenant_id: str, key: str) -> str:
@@ -152,13 +152,23 @@ class Outbox:
         return message
 
     def enqueue(self, doc: MessageDoc) -> bool:
-        """Create the send task; False (message stays as it is) if Cloud Tasks is down."""
+        """Create the send task of a message that is written; False (message stays as it is)
+        if Cloud Tasks is down."""
         task = TaskSpec(
             queue=send_queue(self._routing.queue_prefix, doc.shard, doc.priority),
             name=ids.send_task_name(doc.id, doc.task_generation),
             url=self._routing.runner_url(doc.shard) + "/tasks/send",
             body=SendTask(
-                message_id=doc.id, session_id=doc.session_id, to=doc.to, created_at=doc.created_at
+                message_id=doc.id,
+                session_id=doc.session_id,
+                to=doc.to,
+                created_at=doc.created_at,
+                snapshot=SendSnapshot(
+                    tenant_id=doc.tenant_id,
+                    content=doc.content,
+                    priority=doc.priority,
+                    send_at=doc.send_at,
+                ),
             )
             .model_dump_json()
             .encode(),

@@ -1,0 +1,187 @@
+"""The send path while the store is unreachable (runner/sending.py, docs/outage.md), on the
+in-memory store with an outage switch: a task with a snapshot is sent and its outcome
+journaled before the 200, a redelivery is not sent again, a task without one waits for the
+store, and per-chat order holds among the messages the runner knows of."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+import runner.sending as sending
+from runner.pacing import Pacer
+from runner.sending import SendHandler
+from runner.writes import GroupClaim, GroupCommit, OrderGate, SendKey, SentIndex
+from tests.unit.test_journal import T0, World
+from wagate.contracts import SendSnapshot, SendTask, TenantDoc, TenantLimits, TextContent
+from wagate.domain import events as ev
+from wagate.domain.ids import whatsapp_message_id
+from wagate.domain.messages import MessageStatus as S
+from wagate.domain.sessions import SessionState
+from wagate.ports import Fence
+
+
+class Phone:
+    """Stands in for a connected session's supervisor: records what reached WhatsApp."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+        self.tenant_id = "ten_1"
+        self.state = SessionState.CONNECTED
+        self.connected = True
+
+    async def send(self, wa_id: str, to: str, kind: str, content: dict[str, Any]) -> ev.MessageAck:
+        self.sent.append((to, content["body"]))
+        return ev.MessageAck(wa_id, T0 + timedelta(seconds=len(self.sent)))
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path)
+    w.ctx.fence = Fence(0, 7)
+    w.memory.collection("tenants", TenantDoc).put(
+        TenantDoc(
+            id="ten_1", name="acme", limits=TenantLimits(pacing_per_second=50, pacing_burst=50)
+        )
+    )
+    yield w
+    w.io.shutdown()
+
+
+def handler(world: World) -> SendHandler:
+    index = SentIndex()
+    world.sink(index)  # the replay handlers, as the shard registers them
+    return SendHandler(
+        world.ctx,
+        Pacer(),
+        GroupCommit(world.store, world.io),
+        index,
+        GroupClaim(world.store, world.io),
+        OrderGate(world.store, world.io, 0),
+    )
+
+
+def task(
+    world: World, mid: str, body: str, *, snapshot: bool = True, offset_s: int = 0
+) -> SendTask:
+    doc = world.message(mid)
+    created = T0 + timedelta(seconds=offset_s)
+    world.memory.collection("messages", type(doc)).put(
+        doc.model_copy(update={"created_at": created, "content": TextContent(body=body)})
+    )
+    return SendTask(
+        message_id=mid,
+        session_id="ses_1",
+        to=doc.to,
+        created_at=created,
+        snapshot=SendSnapshot(tenant_id="ten_1", content=TextContent(body=body))
+        if snapshot
+        else None,
+    )
+
+
+def test_a_task_with_a_snapshot_is_sent_during_an_outage_and_recorded_after(
+    world: World,
+) -> None:
+    sender, phone = handler(world), Phone()
+
+    async def scenario() -> None:
+        world.outage.down = True
+        t = task(world, "msg_1", "hello")
+        first = await sender.handle(t, cast(Any, phone), draining=False)
+        assert first.status == 200 and first.body["recorded"] == "journal"
+        again = await sender.handle(t, cast(Any, phone), draining=False)  # redelivered
+        assert again.status == 200 and again.body["deduplicated"] is True
+        assert world.stored("msg_1").status == S.ACCEPTED  # the store has not heard yet
+        world.outage.down = False
+        await world.replay()
+
+    asyncio.run(scenario())
+    assert phone.sent == [("+15550001111", "hello")]
+    stored = world.stored("msg_1")
+    assert stored.status == S.SENT and stored.attempts == 1
+    assert "sending" in stored.status_times
+
+
+def test_a_task_without_a_snapshot_waits_for_the_store(world: World) -> None:
+    sender, phone = handler(world), Phone()
+
+    async def scenario() -> None:
+        world.outage.down = True
+        outcome = await sender.handle(
+            task(world, "msg_1", "old", snapshot=False), cast(Any, phone), draining=False
+        )
+        assert outcome.status == 503
+
+    asyncio.run(scenario())
+    assert phone.sent == []
+
+
+def test_during_an_outage_a_later_message_waits_for_an_earlier_one_the_runner_knows(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sending, "ORDER_WAIT_S", 0.2)
+    sender, phone = handler(world), Phone()
+    first, second = task(world, "msg_1", "first"), task(world, "msg_2", "second", offset_s=1)
+
+    async def scenario() -> None:
+        world.outage.down = True
+        # The first message's task came and was paced (429) before: the runner knows it.
+        sender._gate.saw(SendKey("msg_1", "ses_1", first.to or "", T0, T0, "w1"), None)
+        blocked = await sender.handle(second, cast(Any, phone), draining=False)
+        assert blocked.status == 503
+        assert (await sender.handle(first, cast(Any, phone), draining=False)).status == 200
+        assert (await sender.handle(second, cast(Any, phone), draining=False)).status == 200
+
+    asyncio.run(scenario())
+    assert [body for _, body in phone.sent] == ["first", "second"]
+
+
+def test_the_order_gate_knows_what_is_pending_without_the_store(world: World) -> None:
+    gate = OrderGate(world.store, world.io, 0)
+    gate.index = SentIndex()
+    now = T0 + timedelta(minutes=1)
+
+    def key(mid: str, offset_s: int) -> SendKey:
+        return SendKey(mid, "ses_1", "+1555", T0 + timedelta(seconds=offset_s), now, "w" + mid)
+
+    gate.saw(key("a", 0), send_at=now + timedelta(hours=1))  # scheduled later: no block
+    assert not gate.known_earlier(key("c", 2))
+    gate.saw(key("b", 1), send_at=None)
+    assert gate.known_earlier(key("c", 2))
+    assert not gate.known_earlier(key("b", 1))  # not blocked by itself or later ones
+    gate.index.put("wb", "b", S.SENT)  # sent here; the store just has not heard yet
+    assert not gate.known_earlier(key("c", 2))
+    gate.index = SentIndex()
+    gate.finished("b", "ses_1", "+1555")
+    assert not gate.known_earlier(key("c", 2))
+
+
+def test_a_transient_failure_during_an_outage_is_journaled_as_failed(world: World) -> None:
+    from wagate.errors import TransientSendError
+
+    class Flaky(Phone):
+        async def send(
+            self, wa_id: str, to: str, kind: str, content: dict[str, Any]
+        ) -> ev.MessageAck:
+            raise TransientSendError("no ack in time", retry_after=3)
+
+    sender = handler(world)
+
+    async def scenario() -> None:
+        world.outage.down = True
+        outcome = await sender.handle(task(world, "msg_1", "x"), cast(Any, Flaky()), draining=False)
+        assert outcome.status == 503 and outcome.body["status"] == "failed"
+        world.outage.down = False
+        await world.replay()
+
+    asyncio.run(scenario())
+    stored = world.stored("msg_1")
+    assert stored.status == S.FAILED and stored.attempts == 1
+    assert stored.errors[-1].code == "send_transient"
+    assert whatsapp_message_id("msg_1") == stored.wa_id
