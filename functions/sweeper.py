@@ -1,18 +1,58 @@
-"""The sweeper (Cloud Scheduler, every minute): re-enqueues stuck messages."""
+"""The sweeper function: reconciliation every minute (/sweep: stuck messages, dead letters
+growing, session alerts whose cause is gone), maintenance every hour (/maintenance), and the
+deliveries of the webhook queue (/webhooks/deliver for tenants, /alerts/deliver for operators).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import threading
+from datetime import timedelta
 from typing import Any
 
 from functions import auth
-from functions.app import gateway
+from functions.app import Gateway, gateway, post_json
 from functions.web import Call, Router
-from wagate.contracts import WebhookTask
-from wagate.errors import DependencyUnavailable
-from wagate.services.sweeper import Sweeper
+from wagate.adapters import storage as gcs
+from wagate.contracts import AlertNotice, SessionDoc, WebhookTask
+from wagate.errors import DependencyUnavailable, WagateError
+from wagate.logs import get_logger
+from wagate.services.alerts import ALERT_DELIVER_PATH, Alerts, AlertWebhook, QueuedAlertNotifier
+from wagate.services.maintenance import Maintenance, Retention
+from wagate.services.sweeper import DeadLetterWatch, Sweeper
 
 router = Router()
+log = get_logger("wagate.sweeper")
+
+
+def alerts_of(g: Gateway) -> Alerts:
+    notifier = QueuedAlertNotifier(g.queue, g.settings.queue_prefix, g.settings.sweeper_url)
+    return Alerts(g.store, g.clock, notifier)
+
+
+_backups_lock = threading.Lock()
+_backups: dict[int, gcs.GcsBlobStore] = {}
+
+
+def backup_bucket_of(g: Gateway) -> gcs.GcsBlobStore:
+    """The backup bucket, for maintenance only (so it is built here, on first use, rather than
+    for every api instance); it shares the gateway's Cloud Storage breaker."""
+    with _backups_lock:
+        bucket = _backups.get(id(g))
+        if bucket is None:
+            bucket = _backups[id(g)] = gcs.GcsBlobStore(
+                gcs.make_client(g.settings.project_id), g.settings.backup_bucket, g.media.guard
+            )
+        return bucket
+
+
+def retention_of(g: Gateway) -> Retention:
+    s = g.settings
+    return Retention(
+        inbound=timedelta(days=s.retention_inbound_days),
+        message_bodies=timedelta(days=s.retention_message_body_days),
+        key_max_age=timedelta(days=s.key_max_age_days),
+    )
 
 
 @router.route("/healthz", methods=["GET"])
@@ -24,8 +64,40 @@ def healthz(call: Call) -> Any:
 def sweep(call: Call) -> Any:
     g = gateway()
     auth.internal(call, g.settings)
-    report = Sweeper(g.store, g.outbox, g.clock).sweep()
-    return dataclasses.asdict(report)
+    report = Sweeper(
+        g.store,
+        g.outbox,
+        g.clock,
+        g.queue,
+        g.settings.queue_prefix,
+        stuck_after=timedelta(seconds=g.settings.sweep_stuck_after_s),
+    ).sweep()
+    result: dict[str, Any] = dataclasses.asdict(report)
+    alerts = alerts_of(g)
+    # The re-enqueue above is what must not be lost; the checks below only report.
+    try:
+        reading = DeadLetterWatch(g.store, g.clock, alerts).check()
+        result["dead_letters"] = {"count": reading.count, "growth": reading.growth}
+        result["alerts_resolved"] = alerts.resolve_cleared(
+            g.store.collection("sessions", SessionDoc)
+        )
+    except WagateError as e:
+        log.warning("sweep checks failed", error=e.message)
+        result["checks_error"] = e.message
+    return result
+
+
+@router.route("/maintenance", methods=["POST"])
+def maintenance(call: Call) -> Any:
+    """Prune by retention, age key material, remove orphan backups (docs/operations.md).
+    `?dry_run=true` counts without deleting."""
+    g = gateway()
+    auth.internal(call, g.settings)
+    dry_run = call.request.args.get("dry_run", "false").lower() in ("1", "true", "yes")
+    report = Maintenance(
+        g.store, backup_bucket_of(g), g.clock, retention_of(g), alerts=alerts_of(g)
+    ).run(dry_run=dry_run)
+    return report.model_dump(mode="json")
 
 
 @router.route("/webhooks/deliver", methods=["POST"])
@@ -37,3 +109,20 @@ def deliver_webhook(call: Call) -> Any:
         raise DependencyUnavailable("WAGATE_BACKUP_KEYS is not configured: cannot sign webhooks")
     status = g.webhooks.deliver(task)
     return {"delivered": task.event.id, "receiver_status": status}
+
+
+@router.route(ALERT_DELIVER_PATH, methods=["POST"])
+def deliver_alert(call: Call) -> Any:
+    g = gateway()
+    auth.internal(call, g.settings)
+    notice = call.json_body(AlertNotice)
+    secret = g.settings.alert_webhook_secret
+    webhook = AlertWebhook(
+        g.settings.alert_webhook_url,
+        secret.get_secret_value() if secret else None,
+        post_json,
+    )
+    status = webhook.deliver(notice)
+    if status is None:
+        return {"delivered": False, "reason": "no alert webhook is configured"}
+    return {"delivered": True, "receiver_status": status}

@@ -1,43 +1,62 @@
-"""The runner's HTTP surface (aiohttp): task endpoints for Cloud Tasks, health for Cloud Run,
-metrics for Prometheus."""
+"""The runner's HTTP surface (aiohttp): task endpoints for Cloud Tasks, health for Cloud Run
+and operators, metrics for Prometheus (docs/operations.md lists every field and metric).
+
+- /healthz: the process is alive (Cloud Run's startup and liveness probes).
+- /readyz: 200 only while it holds its shard lease, is not draining, and Firestore (and Cloud
+  Storage, when backups go there) answered the last probe.
+- /health: ok | degraded | error with the reasons; `?detailed=true` adds sessions by state,
+  send backlog, circuit breakers, store latency percentiles, memory trend, backup ages
+  (`&per_session=true`: every session's). Answers 503 when the status is error.
+- /metrics: Prometheus text format.
+"""
 
 from __future__ import annotations
 
 import hmac
 import json
-import os
-import time
 from typing import Any
 
-import psutil
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
 from pydantic import BaseModel, ValidationError
 
 from runner.lease import LeaseKeeper
+from runner.monitor import RunnerMonitor
 from runner.sending import SendHandler
 from runner.shard import Shard
-from wagate import __version__
 from wagate.adapters.tasks import INTERNAL_TOKEN_HEADER
 from wagate.contracts import ControlTask, SendTask
 from wagate.errors import Unauthenticated, ValidationFailed, WagateError
 from wagate.http import render_error
 from wagate.logs import get_logger
+from wagate.services.monitoring import MESSAGES, SEND_TIMINGS
 
 log = get_logger("wagate.runner.http")
 
 SEND_RESULTS = Counter("wagate_send_results_total", "Send task outcomes", ["status"])
 SESSIONS = Gauge("wagate_sessions", "Sessions on this runner by state", ["state"])
 LEASE_HELD = Gauge("wagate_lease_held", "1 while this runner holds its shard lease")
+CIRCUIT = Gauge(
+    "wagate_circuit_state",
+    "Circuit breaker per dependency: 0 closed, 1 half-open, 2 open",
+    ["dependency"],
+)
+BACKLOG = Gauge("wagate_send_backlog", "Pending messages of this shard (last count)")
+RSS = Gauge("wagate_memory_rss_bytes", "Resident memory at the last snapshot")
+STORE_P99 = Gauge(
+    "wagate_store_latency_p99_seconds", "Firestore call latency p99 over the rolling window"
+)
+BREAKER_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 
 
 class RunnerApp:
-    def __init__(self, shard: Shard, lease: LeaseKeeper, sender: SendHandler) -> None:
+    def __init__(
+        self, shard: Shard, lease: LeaseKeeper, sender: SendHandler, monitor: RunnerMonitor
+    ) -> None:
         self.shard = shard
         self.lease = lease
         self.sender = sender
-        self.started = time.monotonic()
-        self.process = psutil.Process(os.getpid())
+        self.monitor = monitor
 
     def build(self) -> web.Application:
         app = web.Application(client_max_size=2 * 1024 * 1024)
@@ -105,10 +124,20 @@ class RunnerApp:
         except Exception as e:  # never a stack trace to the queue; it retries
             return self._error(e, request)
         SEND_RESULTS.labels(str(outcome.status)).inc()
+        self._count(task, outcome.body)
         headers = {}
         if outcome.retry_after is not None:
             headers["Retry-After"] = str(max(1, round(outcome.retry_after)))
         return web.json_response(outcome.body, status=outcome.status, headers=headers)
+
+    def _count(self, task: SendTask, body: dict[str, object]) -> None:
+        status = body.get("status")
+        if body.get("deduplicated"):
+            MESSAGES.labels("deduplicated").inc()
+        elif status == "sent" and isinstance(body.get("wa_id"), str):
+            SEND_TIMINGS.sent(str(body["wa_id"]), task.created_at, self.shard.ctx.clock.now())
+        elif status in ("failed", "dead"):
+            MESSAGES.labels(str(status)).inc()
 
     async def control(self, request: web.Request) -> web.Response:
         try:
@@ -125,38 +154,41 @@ class RunnerApp:
         return web.json_response({"status": "ok"})
 
     async def readyz(self, request: web.Request) -> web.Response:
-        reasons = []
-        if not self.lease.held:
-            reasons.append("does not hold the shard lease")
-        if self.shard.draining:
-            reasons.append("draining")
+        reasons = self.monitor.unready_reasons()
         if reasons:
             return web.json_response({"status": "not_ready", "reasons": reasons}, status=503)
         return web.json_response({"status": "ready", "shard": self.shard.ctx.shard})
 
     async def health(self, request: web.Request) -> web.Response:
-        body: dict[str, Any] = {
-            "status": "ok" if self.lease.held and not self.shard.draining else "degraded",
-            "version": __version__,
-            "shard": self.shard.ctx.shard,
-            "holder": self.lease.holder,
-            "lease_held": self.lease.held,
-            "uptime_s": round(time.monotonic() - self.started, 1),
-        }
-        if request.query.get("detailed") == "true":
-            body["sessions"] = self.shard.by_state()
-            body["memory_rss_bytes"] = self.process.memory_info().rss
+        detailed = request.query.get("detailed") == "true"
+        body = self.monitor.health(
+            detailed=detailed, per_session=request.query.get("per_session") == "true"
+        )
+        if detailed:  # kept for the benchmarks and older tooling
             body["sent"] = self.sender.sent
             body["deduplicated"] = self.sender.deduplicated
             body["inbound"] = self.shard.inbound.inbound_count
             body["receipts"] = self.shard.inbound.receipt_count
-        return web.Response(text=json.dumps(body), content_type="application/json")
+        return web.Response(
+            text=json.dumps(body),
+            content_type="application/json",
+            status=503 if body["status"] == "error" else 200,
+        )
 
     async def metrics(self, request: web.Request) -> web.Response:
         LEASE_HELD.set(1 if self.lease.held else 0)
         SESSIONS.clear()
         for state, count in self.shard.by_state().items():
             SESSIONS.labels(state).set(count)
+        for breaker in self.monitor.breakers:
+            CIRCUIT.labels(breaker.name).set(BREAKER_VALUE.get(breaker.state, 0))
+        if self.monitor.backlog is not None:
+            BACKLOG.set(self.monitor.backlog)
+        if self.monitor.memory.latest is not None:
+            RSS.set(self.monitor.memory.latest)
+        p99 = self.monitor.latency.percentiles("firestore").p99
+        if p99 is not None:
+            STORE_P99.set(p99)
         return web.Response(
             body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )

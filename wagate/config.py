@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     lease_renew_s: float = Field(3.0, gt=0.1, description="Shard lease renewal period")
     engine: Literal["simulator", "whatsmeow"] = Field("simulator", description="WhatsApp engine")
     simulator_url: str = Field("http://127.0.0.1:8070", description="Simulator base URL")
+    whatsmeow_proxy: str | None = Field(
+        None, description="engine=whatsmeow: proxy for WhatsApp traffic (socks5:// or http://)"
+    )
     persistence: Literal["cloud", "hybrid", "local"] = Field(
         "hybrid", description="Where session auth state is kept"
     )
@@ -65,6 +68,26 @@ class Settings(BaseSettings):
     backup_period_s: float = Field(300.0, gt=0, description="Periodic backup interval")
     send_ack_timeout_s: float = Field(20.0, gt=0, description="Wait for WhatsApp's server ack")
     max_send_attempts: int = Field(10, ge=1, description="Attempts before a message is dead")
+    sweep_stuck_after_s: float = Field(
+        120.0, gt=0, description="Sweeper: a pending message untouched this long is re-enqueued"
+    )
+
+    # --- operations (docs/operations.md)
+    alert_webhook_url: str | None = Field(
+        None, description="Operators' webhook: alert opened/resolved notices (sweeper delivers)"
+    )
+    alert_webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 secret that signs alert notices"
+    )
+    retention_inbound_days: int = Field(
+        30, ge=1, le=3650, description="Maintenance: received messages older than this go"
+    )
+    retention_message_body_days: int = Field(
+        30, ge=1, le=3650, description="Maintenance: content of delivered/read messages goes"
+    )
+    key_max_age_days: int = Field(
+        30, ge=1, le=365, description="Session key material unchanged this long is expired"
+    )
 
     # --- api
     admin_key: SecretStr | None = Field(None, description="Admin API key (tenants, keys)")

@@ -30,6 +30,7 @@ from wagate.contracts import (
     RecoveryAction,
     SessionDoc,
 )
+from wagate.services.ratelimit import RateLimitShard
 
 COMPONENTS = ("api", "sweeper", "runner")
 
@@ -58,14 +59,17 @@ WHERE: dict[str, dict[str, str | None]] = {
     "runner_urls": {"api": ENV, "sweeper": ENV, "runner": ENV},
     "tasks_service_account": {"api": ENV, "sweeper": ENV, "runner": ENV},
     "internal_secret": {"api": None, "sweeper": None, "runner": None},
-    "backup_bucket": {"api": None, "sweeper": None, "runner": ENV},
-    "media_bucket": {"api": ENV, "sweeper": None, "runner": None},
+    # The sweeper's maintenance deletes orphan backups.
+    "backup_bucket": {"api": None, "sweeper": ENV, "runner": ENV},
+    # The real engine (engine = whatsmeow) sends uploaded media, so it reads the bucket.
+    "media_bucket": {"api": ENV, "sweeper": None, "runner": IF},
     "shard_id": {"api": None, "sweeper": None, "runner": ENV},
     "instance_id": {"api": None, "sweeper": None, "runner": None},
     "lease_ttl_s": {"api": None, "sweeper": None, "runner": None},
     "lease_renew_s": {"api": None, "sweeper": None, "runner": None},
     "engine": {"api": None, "sweeper": None, "runner": ENV},
     "simulator_url": {"api": None, "sweeper": None, "runner": IF},
+    "whatsmeow_proxy": {"api": None, "sweeper": None, "runner": None},
     "persistence": {"api": None, "sweeper": None, "runner": ENV},
     "state_dir": {"api": None, "sweeper": None, "runner": ENV},
     # The key ring encrypts backups (runner) and seals tenants' webhook secrets (api seals
@@ -75,6 +79,13 @@ WHERE: dict[str, dict[str, str | None]] = {
     "backup_period_s": {"api": None, "sweeper": None, "runner": None},
     "send_ack_timeout_s": {"api": None, "sweeper": None, "runner": None},
     "max_send_attempts": {"api": None, "sweeper": None, "runner": None},
+    "sweep_stuck_after_s": {"api": None, "sweeper": None, "runner": None},
+    # Alert notices are delivered (signed) by the sweeper's /alerts/deliver; the URL is optional.
+    "alert_webhook_url": {"api": None, "sweeper": IF, "runner": None},
+    "alert_webhook_secret": {"api": None, "sweeper": SECRET, "runner": None},
+    "retention_inbound_days": {"api": None, "sweeper": None, "runner": None},
+    "retention_message_body_days": {"api": None, "sweeper": None, "runner": None},
+    "key_max_age_days": {"api": None, "sweeper": None, "runner": None},
     "admin_key": {"api": SECRET, "sweeper": None, "runner": None},
     # Set for completeness (the api's public base URL); no code reads it yet.
     "api_url": {"api": ENV, "sweeper": None, "runner": None},
@@ -93,7 +104,12 @@ DEFAULT_IN_CLOUD = {
     "backup_period_s": "tuned in code",
     "send_ack_timeout_s": "tuned in code, inside the 60 s dispatch deadline",
     "max_send_attempts": "tuned in code",
+    "sweep_stuck_after_s": "tuned in code (2 min); the chaos test shortens it",
     "simulator_url": "only with engine = simulator",
+    "whatsmeow_proxy": "direct egress by default; set it to send WhatsApp traffic via a proxy",
+    "retention_inbound_days": "code default (30 d, the Firestore TTL on inbound expire_at)",
+    "retention_message_body_days": "code default (30 d); docs/operations.md",
+    "key_max_age_days": "code default (30 d, the backup bucket's non-current max age)",
 }
 
 _SETTINGS_READ = re.compile(r"settings\.([a-z_]+)")
@@ -219,7 +235,11 @@ def test_cloud_mode_and_identities_are_wired() -> None:
 
 def test_plain_environment_never_carries_a_secret() -> None:
     secret_names = {s["env"] for s in tf.module().locals["secrets"].values()}
-    assert secret_names == {"WAGATE_BACKUP_KEYS", "WAGATE_ADMIN_KEY"}
+    assert secret_names == {
+        "WAGATE_BACKUP_KEYS",
+        "WAGATE_ADMIN_KEY",
+        "WAGATE_ALERT_WEBHOOK_SECRET",
+    }
     for component in COMPONENTS:
         env = component_env(component)
         for name in secret_names & set(env):
@@ -359,6 +379,7 @@ def test_the_routes_infra_targets_exist() -> None:
     assert '"/v1/health"' in api
     assert '@router.route("/sweep", methods=["POST"])' in sweeper
     assert '@router.route("/webhooks/deliver", methods=["POST"])' in sweeper
+    assert '@router.route("/maintenance", methods=["POST"])' in sweeper
     for route in (
         'web.get("/healthz"',
         'web.get("/readyz"',
@@ -419,8 +440,11 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
     "sweeper": {
         ("project", "roles/datastore.user"),
         ("queues:send", "roles/cloudtasks.enqueuer"),
+        ("queues:webhook", "roles/cloudtasks.enqueuer"),  # alert notices
         ("service_account:tasks_invoker", "roles/iam.serviceAccountUser"),
+        ("bucket:backups", "roles/storage.objectAdmin"),  # maintenance: orphan backups
         ("secret:backup_keys", "roles/secretmanager.secretAccessor"),
+        ("secret:alert_webhook_secret", "roles/secretmanager.secretAccessor"),
     },
     "runner": {
         ("project", "roles/datastore.user"),
@@ -428,6 +452,7 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("queues:send", "roles/cloudtasks.taskRunner"),
         ("service_account:tasks_invoker", "roles/iam.serviceAccountUser"),
         ("bucket:backups", "roles/storage.objectAdmin"),
+        ("bucket:media", "roles/storage.objectViewer"),  # the real engine sends uploads
         ("secret:backup_keys", "roles/secretmanager.secretAccessor"),
     },
     "tasks_invoker": {
@@ -623,6 +648,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "idempotency": IdempotencyDoc,
     "inbound": InboundDoc,
     "recovery_actions": RecoveryAction,
+    "rate_limits": RateLimitShard,
 }
 
 
@@ -676,6 +702,19 @@ def test_scheduler_posts_to_the_sweeper_every_minute_with_its_audience() -> None
     assert target["http_method"] == "POST"
     assert target["uri"] == "${local.sweeper_url}/sweep"
     assert expr(block(target, "oidc_token")["audience"]) == "local.sweeper_url"
+
+
+def test_scheduler_runs_maintenance_hourly_as_the_tasks_invoker() -> None:
+    m = tf.module()
+    job = m.resource("google_cloud_scheduler_job", "maintenance")
+    assert m.variables["maintenance_schedule"]["default"] == "17 * * * *"
+    assert expr(job["schedule"]) == "var.maintenance_schedule"
+    target = block(job, "http_target")
+    assert target["http_method"] == "POST"
+    assert target["uri"] == "${local.sweeper_url}/maintenance"
+    token = block(target, "oidc_token")
+    assert expr(token["audience"]) == "local.sweeper_url"
+    assert expr(token["service_account_email"]) == "google_service_account.tasks_invoker.email"
 
 
 # ---------------------------------------------------------------- monitoring

@@ -1,6 +1,8 @@
 """The sweeper function on the real emulators: a message whose task was never created (Cloud
 Tasks was down at accept) is enqueued; an orphaned one gets a new task generation; a
-scheduled one that is not due is left alone; the endpoint needs the internal token."""
+scheduled one that is not due is left alone; the endpoint needs the internal token. Dead
+letters growing raise an alert once per cooldown, resolved when the growth stops; session
+alerts whose cause is gone are resolved by the sweep."""
 
 from __future__ import annotations
 
@@ -11,12 +13,18 @@ from typing import Any
 import pytest
 
 from tests.integration.api_client import Api
+from wagate.adapters.firestore import FirestoreStore, make_client
+from wagate.adapters.memory import FixedClock
 from wagate.adapters.tasks import INTERNAL_TOKEN_HEADER
-from wagate.contracts import MessageDoc, TextContent
+from wagate.contracts import AlertDoc, MessageDoc, SessionDoc, TextContent
 from wagate.domain.ids import new_message_id, send_task_name, whatsapp_message_id
+from wagate.domain.messages import MessageStatus
+from wagate.domain.sessions import SessionState
 from wagate.errors import TaskAlreadyExists
 from wagate.ports import TaskSpec
 from wagate.queues import send_queue
+from wagate.services.alerts import Alerts, alert_id
+from wagate.services.sweeper import DeadLetterReading, DeadLetterWatch
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +82,13 @@ def test_stuck_messages_are_enqueued_and_scheduled_ones_left_alone(sweeper: Api)
     secret = gateway().settings.internal_secret.get_secret_value()  # type: ignore[union-attr]
     response = sweeper.call("POST", "/sweep", headers={INTERNAL_TOKEN_HEADER: secret})
     assert response.status_code == 200, response.get_json()
-    assert response.get_json() == {"reenqueued": 2, "regenerated": 1, "enqueue_failures": 0}
+    assert response.get_json() == {
+        "reenqueued": 2,
+        "regenerated": 1,
+        "enqueue_failures": 0,
+        "dead_letters": {"count": 0, "growth": 0},
+        "alerts_resolved": [],
+    }
     assert task_exists(send_task_name(never_enqueued.id, 0))
     assert messages.get(orphaned.id).task_generation == 1  # type: ignore[union-attr]
     assert task_exists(send_task_name(orphaned.id, 1))
@@ -90,3 +104,52 @@ def test_the_sweeper_refuses_calls_without_the_internal_token(sweeper: Api) -> N
         response = sweeper.call("POST", "/sweep", headers=headers)
         assert response.status_code == 401
         assert response.get_json()["error"]["code"] == "unauthenticated"
+
+
+def dead(count: int) -> list[MessageDoc]:
+    return [stuck(timedelta(minutes=1), status=MessageStatus.DEAD) for _ in range(count)]
+
+
+def test_dead_letters_growing_is_raised_once_and_resolved_when_growth_stops(
+    firestore_env: dict[str, str],
+) -> None:
+    store = FirestoreStore(make_client(firestore_env["WAGATE_PROJECT_ID"]))
+    messages = store.collection("messages", MessageDoc)
+    clock = FixedClock()
+    alerts = Alerts(store, clock)
+    watch = DeadLetterWatch(store, clock, alerts, window=timedelta(minutes=15), grow_over=10)
+    messages.put_many(dead(3))
+    assert watch.check() == DeadLetterReading(count=3, growth=0, alert=None)
+    clock.advance(60)
+    messages.put_many(dead(12))
+    assert watch.check() == DeadLetterReading(count=15, growth=12, alert="raised")
+    clock.advance(60)
+    messages.put_many(dead(12))
+    assert watch.check() == DeadLetterReading(count=27, growth=24, alert=None)  # cooldown
+    # Past the first samples, still growing a little: the alert stays open.
+    clock.advance(15 * 60)
+    messages.put_many(dead(2))
+    reading = watch.check()
+    assert reading.alert is None and 0 < reading.growth <= 10
+    alert = store.collection("health_alerts", AlertDoc).get(
+        alert_id("dead_letters_growing", "messages")
+    )
+    assert alert is not None and alert.count == 1 and alert.resolved_at is None
+    # No new dead letter for a whole window: resolved.
+    clock.advance(16 * 60)
+    assert watch.check() == DeadLetterReading(count=29, growth=0, alert="resolved")
+    assert alerts.open_alerts() == []
+
+
+def test_the_sweep_resolves_session_alerts_whose_cause_is_gone(sweeper: Api) -> None:
+    from functions.app import gateway
+
+    g = gateway()
+    sessions = g.store.collection("sessions", SessionDoc)
+    sessions.put(SessionDoc(id="ses_ok", tenant_id="ten_x", shard=0, state=SessionState.CONNECTED))
+    Alerts(g.store, g.clock).raise_alert("session_failing", "ses_ok", "5 reconnects failed")
+    secret = g.settings.internal_secret.get_secret_value()  # type: ignore[union-attr]
+    response = sweeper.call("POST", "/sweep", headers={INTERNAL_TOKEN_HEADER: secret})
+    assert response.status_code == 200
+    assert response.get_json()["alerts_resolved"] == [alert_id("session_failing", "ses_ok")]
+    assert Alerts(g.store, g.clock).open_alerts() == []

@@ -1,8 +1,12 @@
-"""The sweeper's reconciliation pass: nothing accepted may stay unsent without a task.
+"""The sweeper's reconciliation pass: nothing accepted may stay unsent without a task; and the
+dead-letter watch, which raises `dead_letters_growing` (see the end of this module).
 
 - `accepted`/`queued` for longer than STUCK_AFTER past its send time: the task was probably
   never created (Cloud Tasks was down) → enqueue with the same task name (a duplicate is
   refused by Cloud Tasks, so this is safe to repeat).
+- `sending`/`failed` for longer than STUCK_AFTER and its task is no longer in the queue (a
+  queue that lost it, or an answer that completed the task before the status write landed)
+  → enqueue under a new task generation.
 - still pending after ORPHANED_AFTER: the task itself is gone (dropped after its retry limit,
   or its name is remembered after a completed attempt) → enqueue under a new task generation.
   A second delivery of the same message is harmless: the runner's claim is transactional and
@@ -14,9 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from wagate.contracts import MessageDoc
+from wagate.contracts import CountHistory, CountSample, MessageDoc
+from wagate.domain.ids import send_task_name
 from wagate.domain.messages import PENDING_VALUES, MessageStatus
-from wagate.ports import Clock, Store, Where
+from wagate.ports import Clock, Store, TaskQueue, Where
+from wagate.queues import send_queue
+from wagate.services.alerts import Alerts
 from wagate.services.outbox import Outbox
 
 STUCK_AFTER = timedelta(minutes=2)
@@ -32,23 +39,38 @@ class SweepReport:
 
 
 class Sweeper:
-    def __init__(self, store: Store, outbox: Outbox, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        outbox: Outbox,
+        clock: Clock,
+        queue: TaskQueue,
+        queue_prefix: str,
+        *,
+        stuck_after: timedelta = STUCK_AFTER,
+    ) -> None:
         self._messages = store.collection("messages", MessageDoc)
         self._outbox = outbox
         self._clock = clock
+        self._queue = queue
+        self._queue_prefix = queue_prefix
+        self._stuck_after = stuck_after
 
     def sweep(self) -> SweepReport:
         report = SweepReport()
         now = self._clock.now()
         stale = self._messages.query(
-            [Where("status", "in", PENDING_VALUES), Where("updated_at", "<", now - STUCK_AFTER)],
+            [
+                Where("status", "in", PENDING_VALUES),
+                Where("updated_at", "<", now - self._stuck_after),
+            ],
             limit=BATCH,
         )
         for doc in stale:
             due = doc.send_at or doc.created_at
-            if due > now - STUCK_AFTER:
+            if due > now - self._stuck_after:
                 continue  # a scheduled send that is not due yet
-            if doc.updated_at < now - ORPHANED_AFTER:
+            if doc.updated_at < now - ORPHANED_AFTER or self._task_lost(doc):
                 doc = self._regenerate(doc)
                 report.regenerated += 1
             elif doc.status not in (MessageStatus.ACCEPTED, MessageStatus.QUEUED):
@@ -59,6 +81,12 @@ class Sweeper:
                 report.enqueue_failures += 1
         return report
 
+    def _task_lost(self, doc: MessageDoc) -> bool:
+        if doc.status in (MessageStatus.ACCEPTED, MessageStatus.QUEUED):
+            return False  # re-enqueued under the same name below; a live task refuses it
+        queue = send_queue(self._queue_prefix, doc.shard, doc.priority)
+        return not self._queue.exists(queue, send_task_name(doc.id, doc.task_generation))
+
     def _regenerate(self, doc: MessageDoc) -> MessageDoc:
         now = self._clock.now()
         return self._messages.update(
@@ -67,3 +95,66 @@ class Sweeper:
                 update={"task_generation": d.task_generation + 1, "updated_at": now}
             ),
         )
+
+
+# ---------------------------------------------------------------- dead letters growing
+
+DEAD_LETTER_WINDOW = timedelta(minutes=15)
+DEAD_LETTER_GROWTH = 10
+_MAX_SAMPLES = 240
+
+
+@dataclass
+class DeadLetterReading:
+    count: int
+    growth: int  # since the oldest sample inside the window
+    alert: str | None  # "raised", "resolved" or None
+
+
+class DeadLetterWatch:
+    """Counts dead letters at every sweep (one count() aggregation) and keeps the recent counts
+    in ops_state/dead_letters, because the sweeper itself remembers nothing between runs.
+
+    `dead_letters_growing` is raised when the count grew by more than `grow_over` within
+    `window`, and resolved once it stopped growing (no growth within the window); in between
+    an open alert stays open."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        alerts: Alerts,
+        *,
+        window: timedelta = DEAD_LETTER_WINDOW,
+        grow_over: int = DEAD_LETTER_GROWTH,
+    ) -> None:
+        self._messages = store.collection("messages", MessageDoc)
+        self._history = store.collection("ops_state", CountHistory)
+        self._clock = clock
+        self._alerts = alerts
+        self._window = window
+        self._grow_over = grow_over
+
+    def check(self) -> DeadLetterReading:
+        count = self._messages.count([Where("status", "==", MessageStatus.DEAD.value)])
+        now = self._clock.now()
+
+        def add(current: CountHistory | None) -> CountHistory:
+            kept = [s for s in (current.samples if current else []) if s.at >= now - self._window]
+            kept.append(CountSample(at=now, count=count))
+            return CountHistory(id="dead_letters", samples=kept[-_MAX_SAMPLES:])
+
+        history = self._history.upsert("dead_letters", add)
+        growth = count - history.samples[0].count
+        alert = None
+        if growth > self._grow_over:
+            alert = self._alerts.track(
+                "dead_letters_growing",
+                "messages",
+                True,
+                f"{growth} new dead letters in {int(self._window.total_seconds() // 60)} min "
+                f"({count} in all): `wagate dead-letters list`",
+            )
+        elif growth <= 0:
+            alert = self._alerts.track("dead_letters_growing", "messages", False)
+        return DeadLetterReading(count, growth, alert)

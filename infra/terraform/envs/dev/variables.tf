@@ -100,3 +100,15 @@ variable "notification_channels" {
   description = "Cloud Monitoring notification channels (projects/P/notificationChannels/N) for every alert."
   default     = []
 }
+
+variable "alert_webhook_url" {
+  type        = string
+  description = "Operators' HTTPS webhook for alert opened/resolved notices (docs/operations.md); null sends none."
+  default     = null
+}
+
+variable "alert_webhook_secret_version" {
+  type        = string
+  description = "Version of the alert-webhook-secret secret that signs alert notices; null until one is added."
+  default     = null
+}

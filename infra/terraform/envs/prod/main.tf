@@ -24,6 +24,8 @@ module "wagate" {
   api_limits           = var.api_limits
   secret_versions      = var.secret_versions
 
-  notification_channels = var.notification_channels
-  deletion_protection   = true
+  notification_channels        = var.notification_channels
+  alert_webhook_url            = var.alert_webhook_url
+  alert_webhook_secret_version = var.alert_webhook_secret_version
+  deletion_protection          = true
 }

@@ -59,6 +59,7 @@ locals {
     idempotency      = { collection = "idempotency", field = "expire_at" }
     inbound          = { collection = "inbound", field = "expire_at" }
     recovery_actions = { collection = "recovery_actions", field = "expire_at" }
+    rate_limits      = { collection = "rate_limits", field = "expire_at" } # window end + 1 h
   }
 }
 

@@ -66,10 +66,15 @@ locals {
     WAGATE_API_URL      = local.api_url
   })
 
-  sweeper_env = merge(local.common_env, {
-    WAGATE_SHARD_COUNT = tostring(var.shard_count)
-    WAGATE_SWEEPER_URL = local.sweeper_url
-  })
+  sweeper_env = merge(
+    local.common_env,
+    {
+      WAGATE_SHARD_COUNT   = tostring(var.shard_count)
+      WAGATE_SWEEPER_URL   = local.sweeper_url
+      WAGATE_BACKUP_BUCKET = google_storage_bucket.backups.name # maintenance: orphan backups
+    },
+    var.alert_webhook_url != null ? { WAGATE_ALERT_WEBHOOK_URL = var.alert_webhook_url } : {},
+  )
 }
 
 resource "google_cloudfunctions2_function" "api" {
@@ -163,7 +168,8 @@ resource "google_cloudfunctions2_function" "sweeper" {
     environment_variables            = local.sweeper_env
 
     dynamic "secret_environment_variables" {
-      for_each = { for name, s in local.secrets : name => s if contains(s.accessor, "sweeper") }
+      # An optional secret (alert-webhook-secret) is mounted once a version of it is chosen.
+      for_each = { for name, s in local.secrets : name => s if contains(s.accessor, "sweeper") && s.version != null }
       content {
         key        = secret_environment_variables.value.env
         project_id = var.project_id

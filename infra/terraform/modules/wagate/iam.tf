@@ -4,8 +4,9 @@
 #   api            Firestore; enqueue send + control tasks (as tasks-invoker); list queues
 #                  (/v1/health pings Cloud Tasks); media objects; backup-keys (seals webhook
 #                  secrets) and admin-key
-#   sweeper        Firestore; re-enqueue send tasks (as tasks-invoker); backup-keys (opens
-#                  webhook secrets to sign deliveries)
+#   sweeper        Firestore; re-enqueue send tasks (as tasks-invoker); enqueue alert notices
+#                  on the webhook queue; backup objects (maintenance: orphan backups);
+#                  backup-keys (opens webhook secrets to sign deliveries); alert-webhook-secret
 #   runner         Firestore; enqueue webhook tasks (as tasks-invoker); run its pending send
 #                  tasks now after a takeover; backup objects; backup-keys
 #   tasks-invoker  the identity in Cloud Tasks' and Cloud Scheduler's OIDC tokens: may invoke
@@ -64,7 +65,7 @@ locals {
   # component => role => kinds of queue (send, control, webhook) it is granted on.
   queue_roles = {
     api     = { "roles/cloudtasks.enqueuer" = ["send", "control"] }
-    sweeper = { "roles/cloudtasks.enqueuer" = ["send"] }
+    sweeper = { "roles/cloudtasks.enqueuer" = ["send", "webhook"] }
     runner = {
       "roles/cloudtasks.enqueuer"   = ["webhook"]
       "roles/cloudtasks.taskRunner" = ["send"] # RunTask: nudge pending sends after a takeover
@@ -73,8 +74,12 @@ locals {
 
   # component => bucket => roles.
   bucket_roles = {
-    api    = { media = ["roles/storage.objectAdmin"] }
-    runner = { backups = ["roles/storage.objectAdmin"] }
+    api     = { media = ["roles/storage.objectAdmin"] }
+    sweeper = { backups = ["roles/storage.objectAdmin"] } # maintenance deletes orphan backups
+    runner = {
+      backups = ["roles/storage.objectAdmin"]
+      media   = ["roles/storage.objectViewer"] # engine = whatsmeow sends uploaded media
+    }
   }
 
   buckets = {

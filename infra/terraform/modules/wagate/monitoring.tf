@@ -1,8 +1,9 @@
 # Monitoring: log-based metrics over the components' structured JSON logs, and one alert policy
 # per alert kind of SPEC §7. Each policy has the best signal available today (a log line the
 # code emits, or a built-in Cloud Run / Firestore / Cloud Tasks metric) and, OR-ed with it, the
-# wagate health alert of the same kind (metric `health_alerts`, label kind), which counts log
-# lines `{"message": "health alert raised", "kind": …}` — see docs/deploy.md, "Alerts".
+# wagate health alert of the same kind (metric `health_alerts`, labels kind and severity), which
+# counts log lines `{"message": "health alert raised", "kind": …, "alert_severity": …}` written
+# by wagate/services/alerts.py — see docs/operations.md for every kind, threshold and cooldown.
 
 locals {
   runner_logs = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=~\"^${local.prefix}-runner-s[0-9]+$\""
@@ -14,7 +15,7 @@ locals {
       filter      = "${local.wagate_logs} AND jsonPayload.message=\"health alert raised\""
       labels = {
         kind     = "EXTRACT(jsonPayload.kind)"
-        severity = "EXTRACT(jsonPayload.severity)"
+        severity = "EXTRACT(jsonPayload.alert_severity)"
       }
     }
     lease_lost = {
@@ -33,8 +34,8 @@ locals {
       labels      = {}
     }
     store_unreachable = {
-      description = "Lease renewals that failed because Firestore was unreachable"
-      filter      = "${local.runner_logs} AND jsonPayload.message=\"lease renewal failed: store unreachable\""
+      description = "Firestore outages seen by a runner (logged once, when its lease renewal first fails)"
+      filter      = "${local.runner_logs} AND jsonPayload.message=\"lease renewal failed: store unreachable; serving on\""
       labels      = {}
     }
   }
@@ -79,7 +80,7 @@ locals {
       severity = "WARNING"
       conditions = [
         { name = "Firestore API p99 latency over threshold", filter = "metric.type=\"serviceruntime.googleapis.com/api/request_latencies\" AND resource.type=\"consumed_api\" AND resource.label.service=\"firestore.googleapis.com\"", aligner = "ALIGN_PERCENTILE_99", period = 300, duration = 600, threshold = var.alert_thresholds.store_latency_p99_seconds, reducer = "REDUCE_MAX", group_by = [] },
-        { name = "runners cannot reach Firestore", filter = "metric.type=\"logging.googleapis.com/user/${local.prefix}/store_unreachable\"", aligner = "ALIGN_SUM", period = 300, duration = 0, threshold = var.alert_thresholds.store_unreachable_per_5m, reducer = "REDUCE_SUM", group_by = [] },
+        { name = "runners cannot reach Firestore", filter = "metric.type=\"logging.googleapis.com/user/${local.prefix}/store_unreachable\"", aligner = "ALIGN_SUM", period = 300, duration = 0, threshold = 0, reducer = "REDUCE_SUM", group_by = [] },
         { name = "health alert store_latency", filter = "metric.type=\"logging.googleapis.com/user/${local.prefix}/health_alerts\" AND metric.label.kind=\"store_latency\"", aligner = "ALIGN_SUM", period = 300, duration = 0, threshold = 0, reducer = "REDUCE_SUM", group_by = [] },
       ]
     }
@@ -97,6 +98,13 @@ locals {
       conditions = [
         { name = "runner lost its shard lease", filter = "metric.type=\"logging.googleapis.com/user/${local.prefix}/lease_lost\"", aligner = "ALIGN_SUM", period = 300, duration = 0, threshold = 0, reducer = "REDUCE_SUM", group_by = [] },
         { name = "health alert lease_lost", filter = "metric.type=\"logging.googleapis.com/user/${local.prefix}/health_alerts\" AND metric.label.kind=\"lease_lost\"", aligner = "ALIGN_SUM", period = 300, duration = 0, threshold = 0, reducer = "REDUCE_SUM", group_by = [] },
+      ]
+    }
+    expired_keys = {
+      display  = "expired key material backlog"
+      severity = "WARNING"
+      conditions = [
+        { name = "health alert expired_keys (maintenance)", filter = "metric.type=\"logging.googleapis.com/user/${local.prefix}/health_alerts\" AND metric.label.kind=\"expired_keys\"", aligner = "ALIGN_SUM", period = 3600, duration = 0, threshold = 0, reducer = "REDUCE_SUM", group_by = [] },
       ]
     }
     send_backlog = {

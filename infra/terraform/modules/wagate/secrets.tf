@@ -4,6 +4,8 @@
 #   backup-keys  WAGATE_BACKUP_KEYS  key ring "kid:base64(32 bytes),…": encrypts session
 #                backups (runner) and seals tenants' webhook secrets (api seals, sweeper opens)
 #   admin-key    WAGATE_ADMIN_KEY    admin API key (api only)
+#   alert-webhook-secret  WAGATE_ALERT_WEBHOOK_SECRET  signs alert notices to the operators'
+#                webhook (sweeper only); mounted only once alert_webhook_secret_version is set
 # WAGATE_INTERNAL_SECRET is local-only: in the cloud internal endpoints take OIDC tokens.
 
 locals {
@@ -19,6 +21,12 @@ locals {
       env      = "WAGATE_ADMIN_KEY"
       version  = var.secret_versions.admin_key
       accessor = ["api"]
+    }
+    alert_webhook_secret = {
+      id       = "${local.prefix}-alert-webhook-secret"
+      env      = "WAGATE_ALERT_WEBHOOK_SECRET"
+      version  = var.alert_webhook_secret_version
+      accessor = ["sweeper"]
     }
   }
 

@@ -251,6 +251,39 @@ variable "sweeper_schedule" {
   }
 }
 
+variable "maintenance_schedule" {
+  type        = string
+  description = "Cron schedule (UTC) of the sweeper's /maintenance (retention, key material age, orphan backups)."
+  default     = "17 * * * *"
+
+  validation {
+    condition     = length(split(" ", trimspace(var.maintenance_schedule))) == 5
+    error_message = "maintenance_schedule must be a 5-field cron expression."
+  }
+}
+
+variable "alert_webhook_url" {
+  type        = string
+  description = "Operators' HTTPS webhook that receives alert opened/resolved notices (signed); null sends none."
+  default     = null
+
+  validation {
+    condition     = var.alert_webhook_url == null || can(regex("^https://", var.alert_webhook_url))
+    error_message = "alert_webhook_url must be an https:// URL."
+  }
+}
+
+variable "alert_webhook_secret_version" {
+  type        = string
+  description = "Version of the alert-webhook-secret Secret Manager secret that signs alert notices; null until one is added."
+  default     = null
+
+  validation {
+    condition     = var.alert_webhook_secret_version == null || can(regex("^(latest|[1-9][0-9]*)$", var.alert_webhook_secret_version))
+    error_message = "alert_webhook_secret_version must be latest or a version number."
+  }
+}
+
 # ---------------------------------------------------------------- data
 
 variable "firestore_location" {
@@ -364,7 +397,6 @@ variable "alert_thresholds" {
     reconnects_per_5m         = number
     backup_failures_per_15m   = number
     store_latency_p99_seconds = number
-    store_unreachable_per_5m  = number
     memory_utilization        = number
     send_queue_depth          = number
   })
@@ -373,7 +405,6 @@ variable "alert_thresholds" {
     reconnects_per_5m         = 50
     backup_failures_per_15m   = 5
     store_latency_p99_seconds = 0.5
-    store_unreachable_per_5m  = 3
     memory_utilization        = 0.85
     send_queue_depth          = 5000
   }
@@ -383,7 +414,7 @@ variable "alert_thresholds" {
       var.alert_thresholds.memory_utilization > 0 && var.alert_thresholds.memory_utilization < 1 &&
       var.alert_thresholds.store_latency_p99_seconds > 0 &&
       var.alert_thresholds.reconnects_per_5m >= 1 && var.alert_thresholds.backup_failures_per_15m >= 1 &&
-      var.alert_thresholds.store_unreachable_per_5m >= 1 && var.alert_thresholds.send_queue_depth >= 1
+      var.alert_thresholds.send_queue_depth >= 1
     )
     error_message = "alert_thresholds: memory_utilization is a fraction in (0, 1); the other thresholds must be positive."
   }
