@@ -18,6 +18,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "session-memory": ("bench.sessions", "run_memory"),
     "pipeline": ("bench.pipeline", "run_pipeline"),
     "accept-latency": ("bench.pipeline", "run_accept_latency"),
+    "backup-restore": ("bench.cli_restore", "run"),
 }
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 

@@ -94,6 +94,11 @@ class SessionBackups:
         self._mode = mode
         self._dir = state_dir
 
+    @property
+    def current_key_id(self) -> str:
+        """The key new backups are sealed with (the key ring's first)."""
+        return self._keyring.current_id
+
     @staticmethod
     def object_name(tenant_id: str, session_id: str) -> str:
         return f"sessions/{tenant_id}/{session_id}/auth.wgb"
@@ -206,3 +211,141 @@ class SessionBackups:
             )
         except StaleGeneration:
             return None  # the owner wrote a fresh backup meanwhile: already on the new key
+
+
+# ---------------------------------------------------------------- fleet operations
+# Whole-bucket operations for operators (export, emergency restore, key rotation). They work on
+# the sealed bytes: a backup is opened only to prove it authenticates or to re-seal it, and its
+# plaintext never leaves memory.
+
+OBJECT_PREFIX = "sessions/"
+
+
+def parse_object_name(name: str) -> tuple[str, str] | None:
+    """(tenant id, session id) of a live backup object, None for anything else in the bucket."""
+    parts = name.split("/")
+    if len(parts) != 4 or parts[0] != "sessions" or parts[3] != "auth.wgb":
+        return None
+    if not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+def verify_sealed(keyring: KeyRing, tenant_id: str, session_id: str, blob: bytes) -> str:
+    """The sha256 of the state a backup holds; BackupCorrupt if it does not authenticate."""
+    return hashlib.sha256(open_sealed(keyring, tenant_id, session_id, blob)).hexdigest()
+
+
+@dataclass(frozen=True)
+class Reencrypted:
+    """What re-encrypting one live backup with the current key did.
+
+    outcome: rotated (re-sealed and written) | current (already on the current key) |
+    missing (no live backup) | unreadable (does not authenticate: left alone) |
+    conflict (another writer replaced it meanwhile: run again).
+    """
+
+    outcome: str
+    previous_key_id: str | None = None
+    key_id: str | None = None
+    generation: int = 0
+    sha256: str | None = None  # of the state, as in SessionDoc.last_backup
+    detail: str = ""
+
+
+def reencrypt_live(
+    blobs: BlobStore, keyring: KeyRing, tenant_id: str, session_id: str, *, dry_run: bool = False
+) -> Reencrypted:
+    """Re-seal the live backup with the key ring's current key, preconditioned on the generation
+    it was read at, so a concurrent writer always wins. Idempotent: a backup already on the
+    current key is not rewritten. Unlike SessionBackups.rotate, a live backup that does not
+    authenticate is reported and left alone (restoring an older version is a restore decision,
+    not a rotation)."""
+    name = SessionBackups.object_name(tenant_id, session_id)
+    try:
+        live = blobs.get(name)
+    except NotFound:
+        return Reencrypted("missing")
+    try:
+        previous = key_id_of(live.data)
+    except BackupCorrupt as e:
+        return Reencrypted("unreadable", generation=live.generation, detail=e.message)
+    if previous == keyring.current_id:
+        return Reencrypted("current", previous, previous, live.generation)
+    try:
+        state = open_sealed(keyring, tenant_id, session_id, live.data)
+    except BackupCorrupt as e:
+        return Reencrypted("unreadable", previous, generation=live.generation, detail=e.message)
+    digest = hashlib.sha256(state).hexdigest()
+    if dry_run:
+        return Reencrypted("rotated", previous, keyring.current_id, live.generation, digest)
+    sealed = seal(keyring, tenant_id, session_id, state)
+    try:
+        generation = blobs.put(
+            name,
+            sealed,
+            if_generation_match=live.generation,
+            metadata={"key_id": keyring.current_id, "format": str(FORMAT_VERSION)},
+        )
+    except StaleGeneration:
+        return Reencrypted("conflict", previous, generation=live.generation)
+    return Reencrypted("rotated", previous, keyring.current_id, generation, digest)
+
+
+@dataclass(frozen=True)
+class PutBack:
+    """What putting an exported backup back into the bucket did (or would do).
+
+    outcome: restored (there was none) | unchanged (the live one is byte-identical) |
+    kept (a different live backup authenticates: it is newer, so it stays unless forced) |
+    replaced (the live one did not authenticate, or force) | conflict (another writer won).
+    """
+
+    outcome: str
+    generation: int = 0
+    detail: str = ""
+
+
+def put_back(
+    blobs: BlobStore,
+    keyring: KeyRing,
+    tenant_id: str,
+    session_id: str,
+    sealed: bytes,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+) -> PutBack:
+    """Write a verified, still-sealed backup back as the live object. Every write carries a
+    generation precondition (0 = must not exist), so it never overwrites a backup written after
+    it looked."""
+    name = SessionBackups.object_name(tenant_id, session_id)
+    try:
+        live = blobs.get(name)
+    except NotFound:
+        live = None
+    if live is not None and live.data == sealed:
+        return PutBack("unchanged", live.generation)
+    outcome, detail = "restored", ""
+    if live is not None:
+        try:
+            open_sealed(keyring, tenant_id, session_id, live.data)
+            if not force:
+                return PutBack(
+                    "kept", live.generation, "a different live backup authenticates; kept it"
+                )
+            outcome, detail = "replaced", "replaced a valid live backup (--force)"
+        except BackupCorrupt as e:
+            outcome, detail = "replaced", f"live backup refused: {e.message}"
+    if dry_run:
+        return PutBack(outcome, live.generation if live else 0, detail)
+    try:
+        generation = blobs.put(
+            name,
+            sealed,
+            if_generation_match=live.generation if live else 0,
+            metadata={"key_id": key_id_of(sealed), "format": str(FORMAT_VERSION)},
+        )
+    except StaleGeneration:
+        return PutBack("conflict", detail="another writer replaced the backup meanwhile")
+    return PutBack(outcome, generation, detail)
