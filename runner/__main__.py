@@ -16,7 +16,9 @@ from aiohttp import web
 from runner.app import RunnerApp
 from runner.context import ShardContext
 from runner.io import Offload
+from runner.journal import JOURNAL_FILE, DurableAlerts, DurableWrites, Journal
 from runner.lease import LeaseKeeper
+from runner.monitor import RunnerMonitor
 from runner.pacing import Pacer
 from runner.sending import SendHandler
 from runner.shard import Shard
@@ -25,14 +27,16 @@ from wagate import logs
 from wagate.adapters import firestore as fs
 from wagate.adapters import storage as gcs
 from wagate.adapters import tasks
+from wagate.adapters.guard import DependencyGuard
 from wagate.adapters.keyring import StaticKeyRing
 from wagate.clock import SystemClock
 from wagate.config import Settings
 from wagate.contracts import ShardLease
-from wagate.ports import WhatsAppEngine
-from wagate.services.alerts import Alerts
+from wagate.ports import CallObserver, WhatsAppEngine
+from wagate.services.alerts import QueuedAlertNotifier
 from wagate.services.backups import SessionBackups
 from wagate.services.leases import Leases
+from wagate.services.monitoring import CallLatency
 
 log = logs.get_logger("wagate.runner")
 SHUTDOWN_BUDGET_S = 8.0  # Cloud Run allows 10 s after SIGTERM
@@ -43,9 +47,21 @@ def make_engine(settings: Settings) -> WhatsAppEngine:
         from runner.engines.simulated import SimulatedEngine
 
         return SimulatedEngine(settings.simulator_url)
-    raise SystemExit(
-        "WAGATE_ENGINE=whatsmeow: the real WhatsApp engine is not built yet (see the open "
-        "'Real WhatsApp engine' issue); use WAGATE_ENGINE=simulator"
+    from runner.engines.whatsmeow import BucketMedia, WhatsmeowEngine
+    from wagate.contracts import SessionDoc
+
+    # The real engine sends uploaded media itself, so it reads the media bucket; the device
+    # stores (plaintext keys) stay on local disk, removed at close in `cloud` persistence.
+    media = BucketMedia(
+        gcs.GcsBlobStore(gcs.make_client(settings.project_id), settings.media_bucket),
+        fs.FirestoreStore(fs.make_client(settings.project_id)).collection("sessions", SessionDoc),
+    )
+    return WhatsmeowEngine(
+        Path(settings.state_dir) / "whatsmeow",
+        media=media,
+        keep_store=settings.persistence != "cloud",
+        log_level="DEBUG" if settings.log_level.upper() == "DEBUG" else "WARNING",
+        proxy=settings.whatsmeow_proxy,
     )
 
 
@@ -60,22 +76,38 @@ async def serve(settings: Settings) -> None:
     if settings.backup_keys is None:
         raise SystemExit("WAGATE_BACKUP_KEYS is required (a key ring 'kid:base64key')")
     clock = SystemClock()
-    store = fs.FirestoreStore(fs.make_client(settings.project_id))
+    latency = CallLatency()  # store latency percentiles (/health, alerts) and call metrics
+    observer: CallObserver = latency
+    # The store's breaker retries at every lease renewal: after an outage the lease must be
+    # renewed again before its TTL runs out, not a whole default reset timeout later.
+    store = fs.FirestoreStore(
+        fs.make_client(settings.project_id),
+        DependencyGuard("firestore", observer=observer, reset_timeout_s=settings.lease_renew_s),
+    )
     blobs = (
-        gcs.GcsBlobStore(gcs.make_client(settings.project_id), settings.backup_bucket)
+        gcs.GcsBlobStore(
+            gcs.make_client(settings.project_id),
+            settings.backup_bucket,
+            DependencyGuard("storage", observer=observer),
+        )
         if settings.persistence != "local"
         else None
     )
     state_dir = Path(settings.state_dir)
+    queue = tasks.CloudTasksQueue(
+        tasks.make_client(settings.tasks_endpoint),
+        settings.project_id,
+        settings.region,
+        task_auth(settings),
+        DependencyGuard("tasks", observer=observer),
+    )
+    io = Offload()
+    # Writes the store cannot take during an outage wait here, on local disk (docs/outage.md).
+    durable = DurableWrites(Journal(state_dir / JOURNAL_FILE), io, store)
     ctx = ShardContext(
         settings=settings,
         store=store,
-        queue=tasks.CloudTasksQueue(
-            tasks.make_client(settings.tasks_endpoint),
-            settings.project_id,
-            settings.region,
-            task_auth(settings),
-        ),
+        queue=queue,
         engine=make_engine(settings),
         backups=SessionBackups(
             blobs,
@@ -83,10 +115,17 @@ async def serve(settings: Settings) -> None:
             settings.persistence,
             state_dir,
         ),
-        alerts=Alerts(store, clock),
+        # Alert notices go through the webhook queue to the sweeper's /alerts/deliver.
+        alerts=DurableAlerts(
+            durable,
+            store,
+            clock,
+            QueuedAlertNotifier(queue, settings.queue_prefix, settings.sweeper_url),
+        ),
         clock=clock,
-        io=Offload(),
+        io=io,
         state_dir=state_dir,
+        durable_writes=durable,
     )
     writes = GroupCommit(store, ctx.io)
     index = SentIndex()
@@ -108,7 +147,15 @@ async def serve(settings: Settings) -> None:
     )
     gate = OrderGate(store, ctx.io, settings.shard_id)
     sender = SendHandler(ctx, Pacer(), writes, index, GroupClaim(store, ctx.io), gate)
-    app = RunnerApp(shard, lease, sender)
+    monitor = RunnerMonitor(
+        ctx,
+        shard,
+        lease,
+        latency=latency,
+        breakers=[store.guard, queue.guard, *([blobs.guard] if blobs is not None else [])],
+        blobs=blobs,
+    )
+    app = RunnerApp(shard, lease, sender, monitor)
     runner = web.AppRunner(app.build(), access_log=None, handle_signals=False)
     await runner.setup()
     port = int(os.environ.get("PORT", "8090"))
@@ -122,7 +169,9 @@ async def serve(settings: Settings) -> None:
     background = [
         asyncio.create_task(lease.run(), name="lease"),
         asyncio.create_task(shard.backup_loop(), name="backups"),
+        asyncio.create_task(monitor.run(), name="monitor"),
     ]
+    durable.start()  # replays what a previous process left in the journal, then keeps up
     await stop.wait()
     log.info("SIGTERM: draining", shard=settings.shard_id)
     try:
@@ -138,6 +187,8 @@ async def serve(settings: Settings) -> None:
         await runner.cleanup()
     with contextlib.suppress(Exception):
         await ctx.engine.aclose()
+    await durable.stop()  # what is still journaled is replayed by the next process
+    durable.journal.close()
     ctx.io.shutdown()
     log.info("runner stopped", shard=settings.shard_id)
 

@@ -133,6 +133,19 @@ class Shard:
         if task.action in ("start", "recover"):
             if doc.desired != DesiredState.RUNNING:
                 return 200, {"ignored": "session is stopped"}
+            restart = current is not None and (
+                current.ended or (task.action == "recover" and not current.connected)
+            )
+            if current is not None and restart:
+                # Start over from the stored backup: an operator may have restored it (`wagate
+                # backup restore`), or the session ended (banned, logged out). The flush keeps
+                # fresher credentials; against a restored backup its generation check fails.
+                self.supervisors.pop(doc.id, None)
+                try:
+                    await current.stop(flush=True)
+                except Exception as e:
+                    log.warning("flush before restart failed", session_id=doc.id, error=str(e))
+                current = None
             if current is None:
                 self._start(doc)
             else:
@@ -160,7 +173,13 @@ class Shard:
         while True:
             await asyncio.sleep(self.ctx.settings.backup_period_s)
             for supervisor in list(self.supervisors.values()):
-                await supervisor.periodic_backup()
+                try:
+                    await supervisor.periodic_backup()
+                except Exception as e:
+                    # One session's trouble (a store outage…) must not end the loop for all.
+                    log.warning(
+                        "periodic backup failed", session_id=supervisor.session_id, error=str(e)
+                    )
 
     async def drain(self) -> None:
         """SIGTERM: stop taking work, flush every backup, close every socket."""

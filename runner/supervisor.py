@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,13 @@ from wagate.errors import StaleGeneration, TransientSendError, WagateError
 from wagate.logs import get_logger
 from wagate.ports import EngineConnection
 from wagate.services.backups import BackupCorrupt
+from wagate.services.monitoring import (
+    BACKUP_FAILURES,
+    BACKUP_SECONDS,
+    RECONNECTS,
+    SEND_TIMINGS,
+    reason_label,
+)
 
 log = get_logger("wagate.runner.session")
 
@@ -49,10 +57,13 @@ class SessionSupervisor:
         self._connected = asyncio.Event()
         self._attempt = 0
         self._backup_generation: int | None = None
+        self._backup_key_id: str | None = None  # the key the live backup is sealed with
         self._pending_state: bytes | None = None
         self._backup_task: asyncio.Task[None] | None = None
         self._backup_lock = asyncio.Lock()
         self.last_backup_at: datetime | None = None
+        self.restored_backup_at = doc.last_backup.at if doc.last_backup else None  # for /health
+        self.keys_changed_at = doc.keys_changed_at
         self.backup_failures = 0
         self.reconnects = 0
         self._closing: asyncio.Task[None] | None = None
@@ -67,6 +78,11 @@ class SessionSupervisor:
     @property
     def connected(self) -> bool:
         return self._connected.is_set() and self._conn is not None
+
+    @property
+    def ended(self) -> bool:
+        """The session loop gave up (logged out, banned, failed): only a new start revives it."""
+        return self._task is not None and self._task.done()
 
     async def wait_connected(self, timeout: float) -> bool:
         with contextlib.suppress(TimeoutError):
@@ -179,6 +195,7 @@ class SessionSupervisor:
             return None
         self._auth_state = restored.state
         self._backup_generation = restored.generation
+        self._backup_key_id = restored.key_id
         if restored.fell_back:
             await ctx.io(
                 ctx.alerts.raise_alert,
@@ -220,6 +237,7 @@ class SessionSupervisor:
                     )
                     await ctx.io(ctx.alerts.resolve, "session_failing", self.session_id)
             case ev.AuthStateChanged(state=state):
+                self.keys_changed_at = ctx.clock.now()  # key material age (maintenance)
                 self._auth_state = state
                 self._pending_state = state
                 first = self._backup_generation in (0, None) and self.last_backup_at is None
@@ -229,6 +247,8 @@ class SessionSupervisor:
             case ev.MessageAck():
                 pass  # the engine resolves the waiting send itself
             case ev.Receipt() | ev.InboundMessage():
+                if isinstance(event, ev.Receipt):
+                    SEND_TIMINGS.receipt(event.kind, event.wa_ids, event.ts)
                 await self._inbound.accept(self.tenant_id, self.session_id, event)
         return None
 
@@ -236,6 +256,7 @@ class SessionSupervisor:
         """Decide what a disconnect means; False ends the supervisor."""
         ctx = self._ctx
         log.info("disconnected", session_id=self.session_id, reason=reason, policy=policy.value)
+        RECONNECTS.labels(reason_label(reason), policy.value).inc()
         if policy is ReconnectPolicy.LOGGED_OUT:
             self._auth_state = None
             self._pending_state = None
@@ -290,16 +311,12 @@ class SessionSupervisor:
 
     async def _update(self, **fields: Any) -> None:
         ctx = self._ctx
-        now = ctx.clock.now()
-
-        def apply(doc: SessionDoc) -> SessionDoc:
-            return doc.model_copy(update={**fields, "updated_at": now})
-
         fence = ctx.fence
         if fence is None:
             return  # not the owner any more: never write
         try:
-            await ctx.io(ctx.sessions.update, self.session_id, apply, fence=fence)
+            # Fenced; journaled while the store is unreachable, replayed in order after.
+            await ctx.durable.update_session(self.session_id, fence, fields, ctx.clock.now())
         except WagateError as e:
             log.warning("session state write failed", session_id=self.session_id, error=e.message)
 
@@ -320,6 +337,8 @@ class SessionSupervisor:
             if state is None:
                 return True
             ctx = self._ctx
+            keys_changed_at = self.keys_changed_at
+            started = time.perf_counter()
             try:
                 saved = await ctx.io(
                     ctx.backups.save,
@@ -330,6 +349,7 @@ class SessionSupervisor:
                 )
             except StaleGeneration:
                 # Someone else wrote this session's backup: we are not its owner any more.
+                BACKUP_FAILURES.labels("conflict").inc()
                 self.backup_failures += 1
                 await ctx.io(
                     ctx.alerts.raise_alert,
@@ -340,6 +360,7 @@ class SessionSupervisor:
                 )
                 return False
             except WagateError as e:
+                BACKUP_FAILURES.labels("error").inc()
                 self.backup_failures += 1
                 log.warning("backup failed", session_id=self.session_id, error=e.message)
                 if self.backup_failures >= 3:
@@ -351,10 +372,12 @@ class SessionSupervisor:
                     )
                 self._schedule_backup(min(60.0, 2.0 * self.backup_failures))
                 return False
+            BACKUP_SECONDS.observe(time.perf_counter() - started)
             if self._pending_state is state:
                 self._pending_state = None
             if saved.generation:
                 self._backup_generation = saved.generation
+            self._backup_key_id = saved.key_id
             self.backup_failures = 0
             self.last_backup_at = ctx.clock.now()
             await self._update(
@@ -363,11 +386,17 @@ class SessionSupervisor:
                     key_id=saved.key_id,
                     sha256=saved.sha256,
                     at=self.last_backup_at,
-                )
+                ),
+                keys_changed_at=keys_changed_at,
             )
             return True
 
     async def periodic_backup(self) -> None:
+        rotated = self._backup_key_id not in (None, self._ctx.backups.current_key_id)
+        if self._pending_state is None and rotated and self._auth_state is not None:
+            # The key ring rotated: re-seal the live backup with the new key. The runner owns
+            # this session's backup, so it finishes what `wagate keys rotate` must skip.
+            self._pending_state = self._auth_state
         if self._pending_state is not None:
             await self.flush_backup()
 

@@ -203,7 +203,18 @@ class TaskQueue(Protocol):
         """Dispatch a pending task at once, skipping its backoff (Cloud Tasks RunTask).
         NotFound if the task no longer exists (done, or never created)."""
 
+    def exists(self, queue: str, name: str) -> bool:
+        """Whether the task is still in its queue (pending or being attempted)."""
+
     def ping(self) -> None: ...
+
+
+class CallObserver(Protocol):
+    """Told about every call an adapter makes to its dependency (metrics, store latency)."""
+
+    def observe(self, dependency: str, operation: str, seconds: float, ok: bool) -> None:
+        """`ok`: the dependency answered. NotFound, Conflict and the like are answers; only a
+        DependencyUnavailable (unreachable, timed out, overloaded) is not."""
 
 
 class Clock(Protocol):

@@ -11,6 +11,10 @@ import httpx
 import pytest
 
 from tests.e2e.system import System, eventually
+from wagate.adapters.storage import GcsBlobStore, make_client
+from wagate.config import Settings
+from wagate.devstack.stack import generate_backup_keys
+from wagate.services.backups import SessionBackups, key_id_of
 
 pytestmark = pytest.mark.integration
 
@@ -139,6 +143,47 @@ def test_a_banned_number_fails_and_raises_an_alert(system: System) -> None:
     system.control("ban", phone=number, banned=True)
     after = system.wait_state(key, session["id"], "failed", timeout=20)
     assert after["last_reason"] == 403
+
+
+def test_recover_brings_back_a_session_that_gave_up_without_a_new_qr(system: System) -> None:
+    key = system.tenant()["api_key"]
+    number = phone(9)
+    session = system.paired_session(key, number)
+    pairings_before = system.sim.get("/control/pairings").json()
+    system.control("ban", phone=number, banned=True)
+    system.wait_state(key, session["id"], "failed", timeout=20)
+    system.control("ban", phone=number, banned=False)  # the appeal succeeded
+    recovered = system.call("POST", f"/v1/sessions/{session['id']}:recover", key)
+    assert recovered.status_code == 202, recovered.text
+    after = system.wait_state(key, session["id"], "connected", timeout=30)
+    assert after["jid"] == session["jid"]
+    assert system.sim.get("/control/pairings").json() == pairings_before
+
+
+def test_a_rotated_key_ring_re_seals_live_backups_with_the_new_key(system: System) -> None:
+    tenant = system.tenant()
+    key = tenant["api_key"]
+    session = system.paired_session(key, phone(0))
+    eventually(lambda: system.session(key, session["id"])["last_backup_at"])
+    settings = Settings()
+    blobs = GcsBlobStore(make_client(settings.project_id), settings.backup_bucket)
+    name = SessionBackups.object_name(tenant["id"], session["id"])
+    assert key_id_of(blobs.get(name).data) == "k1"
+    stack = system.stack
+    original = stack.backup_keys
+    rotated = generate_backup_keys().replace("k1:", "k9:", 1)
+    try:
+        stack.backup_keys = f"{rotated},{original}"  # k9 seals, k1 still opens
+        stack.config.extra_env["WAGATE_BACKUP_PERIOD_S"] = "1"
+        restart_runner(system, signal.SIGTERM)
+        system.wait_state(key, session["id"], "connected", timeout=30)
+        eventually(lambda: key_id_of(blobs.get(name).data) == "k9", timeout=30)
+    finally:
+        # Later tests' runners seal with k1 again and can still open what k9 sealed.
+        stack.backup_keys = f"{original},{rotated}"
+        stack.config.extra_env.pop("WAGATE_BACKUP_PERIOD_S", None)
+        restart_runner(system, signal.SIGTERM)
+    assert system.wait_state(key, session["id"], "connected", timeout=30)["jid"] == session["jid"]
 
 
 def test_a_user_stop_never_reconnects(system: System) -> None:

@@ -304,6 +304,10 @@ class MemoryTaskQueue:
                 raise NotFound(f"task {name} not found")
             self.ran.append((queue, name))
 
+    def exists(self, queue: str, name: str) -> bool:
+        with self._lock:
+            return any(t.queue == queue and t.name == name for t in self.tasks)
+
     def matching(self, pattern: str) -> list[TaskSpec]:
         with self._lock:
             return [t for t in self.tasks if fnmatch.fnmatch(t.name, pattern)]

@@ -19,6 +19,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import tasks_v2
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from wagate.adapters.guard import DependencyGuard
 from wagate.errors import DependencyUnavailable, NotFound, TaskAlreadyExists, WagateError
 from wagate.ports import TaskSpec
 
@@ -81,9 +82,15 @@ class CloudTasksQueue:
     """ports.TaskQueue on Cloud Tasks (or wagate's emulator)."""
 
     def __init__(
-        self, client: tasks_v2.CloudTasksClient, project: str, location: str, auth: TaskAuth
+        self,
+        client: tasks_v2.CloudTasksClient,
+        project: str,
+        location: str,
+        auth: TaskAuth,
+        guard: DependencyGuard | None = None,
     ) -> None:
         self._client = client
+        self.guard = guard or DependencyGuard("tasks")
         self._project = project
         self._location = location
         self._auth = auth
@@ -114,18 +121,33 @@ class CloudTasksQueue:
             proto.dispatch_deadline = duration_pb2.Duration(
                 seconds=int(timedelta(seconds=task.dispatch_deadline_s).total_seconds())
             )
-        with translated(f"task {task.name}"):
-            created = self._client.create_task(parent=parent, task=proto, timeout=CALL_TIMEOUT_S)
+        try:
+            with self.guard.call("create_task"), translated(f"task {task.name}"):
+                created = self._client.create_task(
+                    parent=parent, task=proto, timeout=CALL_TIMEOUT_S
+                )
+        except NotFound as e:  # only the queue can be missing: a deployment fault, not bad input
+            raise DependencyUnavailable(f"queue {task.queue} does not exist") from e
         return str(created.name)
 
     def run_now(self, queue: str, name: str) -> None:
-        with translated(f"task {name}"):
+        with self.guard.call("run_task"), translated(f"task {name}"):
             self._client.run_task(
                 name=f"{self.queue_path(queue)}/tasks/{name}", timeout=CALL_TIMEOUT_S
             )
 
+    def exists(self, queue: str, name: str) -> bool:
+        try:
+            with self.guard.call("get_task"), translated(f"task {name}"):
+                self._client.get_task(
+                    name=f"{self.queue_path(queue)}/tasks/{name}", timeout=CALL_TIMEOUT_S
+                )
+        except NotFound:  # done, dropped, deleted or never created
+            return False
+        return True
+
     def ping(self) -> None:
-        with translated("queues"):
+        with self.guard.call("ping"), translated("queues"):
             self._client.list_queues(
                 parent=f"projects/{self._project}/locations/{self._location}",
                 timeout=5.0,

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wagate.devstack.faultproxy import FaultProxy
 from wagate.devstack.prereqs import firestore_emulator_dir
 
 LOCALHOST = "127.0.0.1"
@@ -56,7 +57,7 @@ class Service:
 
     name: str
     argv: Sequence[str]
-    health_url: str
+    health_url: str | None  # None: ready once started (a process that serves nothing)
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
     ready_timeout_s: float = 60.0
@@ -84,7 +85,7 @@ class Service:
                     f"{self.name} exited with {self.process.returncode}; "
                     f"last log lines:\n{self.tail()}"
                 )
-            if http_ok(self.health_url):
+            if self.health_url is None or http_ok(self.health_url):
                 return
             time.sleep(0.1)
         raise StackError(f"{self.name} not ready after {self.ready_timeout_s}s:\n{self.tail()}")
@@ -134,7 +135,10 @@ class StackConfig:
     project: str = "wagate-local"
     shards: int = 1
     simulator_args: Sequence[str] = ()
+    sweep_every_s: float = 60.0  # the local Cloud Scheduler's period (60 s in the cloud)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Every service reaches Firestore through a FaultProxy a test can cut (`stack.firestore_proxy`).
+    firestore_proxy: bool = False
 
 
 class Stack:
@@ -153,6 +157,9 @@ class Stack:
             "sweeper": free_port(),
         }
         self.runner_ports = [free_port() for _ in range(self.config.shards)]
+        self.firestore_proxy = (
+            FaultProxy(self.ports["firestore"]) if self.config.firestore_proxy else None
+        )
         self.internal_secret = secrets.token_urlsafe(24)
         self.admin_key = "wg_admin_" + secrets.token_urlsafe(24)
         self.backup_keys = generate_backup_keys()
@@ -165,7 +172,7 @@ class Stack:
         c = self.config
         runner_urls = ",".join(f"http://{LOCALHOST}:{p}" for p in self.runner_ports)
         return {
-            "FIRESTORE_EMULATOR_HOST": f"{LOCALHOST}:{self.ports['firestore']}",
+            "FIRESTORE_EMULATOR_HOST": f"{LOCALHOST}:{self.firestore_port}",
             "STORAGE_EMULATOR_HOST": f"http://{LOCALHOST}:{self.ports['gcs']}",
             "GOOGLE_CLOUD_PROJECT": c.project,
             "WAGATE_PROJECT_ID": c.project,
@@ -191,6 +198,11 @@ class Stack:
         return env
 
     @property
+    def firestore_port(self) -> int:
+        """Where clients reach Firestore: the emulator, or the proxy in front of it."""
+        return self.firestore_proxy.port if self.firestore_proxy else self.ports["firestore"]
+
+    @property
     def url(self) -> dict[str, str]:
         return {name: f"http://{LOCALHOST}:{port}" for name, port in self.ports.items()}
 
@@ -199,7 +211,7 @@ class Stack:
 
     # ------------------------------------------------------------ services
 
-    def _service(self, name: str, argv: Sequence[str], health: str, **env: str) -> Service:
+    def _service(self, name: str, argv: Sequence[str], health: str | None, **env: str) -> Service:
         service = Service(name, argv, health, self.logs / f"{name}.log", self._child_env(**env))
         self.services[name] = service
         return service
@@ -212,6 +224,8 @@ class Stack:
             )
         port = self.ports["firestore"]
         argv = [gcloud, "emulators", "firestore", "start", f"--host-port={LOCALHOST}:{port}"]
+        if self.firestore_proxy is not None:
+            self.firestore_proxy.start()
         return self._service("firestore", argv, f"http://{LOCALHOST}:{port}/")
 
     def gcs_service(self) -> Service:
@@ -286,6 +300,18 @@ class Stack:
         )
         return self._service(target, argv, health)
 
+    def scheduler_service(self) -> Service:
+        """Cloud Scheduler's stand-in: POSTs the sweeper's jobs (wagate/devstack/scheduler.py)."""
+        argv = [
+            sys.executable,
+            "-m",
+            "wagate.devstack.scheduler",
+            f"--every={self.config.sweep_every_s}",
+            "/sweep",
+            "/maintenance@3600",  # hourly, as infra/terraform/modules/wagate/scheduler.tf
+        ]
+        return self._service("scheduler", argv, None)
+
     def start(self, *services: Service) -> None:
         """Start several services at once, then wait for each to answer."""
         for service in services:
@@ -327,10 +353,13 @@ class Stack:
             self.function_service("api"),
             self.function_service("sweeper"),
         )
+        self.start(self.scheduler_service())
 
     def stop(self) -> None:
         for service in reversed(list(self.services.values())):
             service.stop()
+        if self.firestore_proxy is not None:
+            self.firestore_proxy.stop()
 
     def reset_firestore(self) -> None:
         """Delete every document of the project (the emulator's own endpoint)."""

@@ -1,0 +1,271 @@
+"""The chaos test of SPEC §9: many sends while the runner is SIGKILLed, WhatsApp sockets drop
+and the Cloud Tasks emulator restarts (losing every queued task). Afterwards every accepted
+message must have reached its recipient exactly once, in the order accepted per chat, and
+every message document must say so.
+
+The default suite runs a shortened plan; `./dev test --slow` runs the SPEC's 10,000 sends.
+Clients behave as a careful production client does: each send carries an Idempotency-Key and
+is retried with the same key until the api answers 202.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.system import System, eventually
+from wagate.adapters.firestore import FirestoreStore, make_client
+from wagate.contracts import MessageDoc
+from wagate.devstack.provision import environment
+from wagate.devstack.stack import Stack, StackConfig
+from wagate.domain.messages import PENDING_VALUES
+from wagate.ports import Where
+
+pytestmark = pytest.mark.integration
+
+DONE = ("sent", "delivered", "read")
+
+
+@dataclass(frozen=True)
+class Plan:
+    sends: int
+    sessions: int
+    chats_per_session: int
+    runner_kills: int
+    socket_drops: int
+    tasks_restarts: int
+    senders: int = 8
+    settle_timeout_s: float = 300.0
+
+
+@dataclass
+class Record:
+    accepted: dict[str, tuple[int, str, str]] = field(default_factory=dict)  # id → (i, phone, to)
+    client_retries: int = 0
+    chaos: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def chaos_stack(tmp_path: Path) -> Iterator[System]:
+    stack = Stack(
+        StackConfig(
+            root=tmp_path,
+            simulator_args=("--receipt-delay-ms=50", "--read-delay-ms=100"),
+            sweep_every_s=3.0,
+            extra_env={
+                "WAGATE_BACKUP_DEBOUNCE_S": "0.2",
+                # Messages whose task died with the emulator are found in seconds, not minutes.
+                "WAGATE_SWEEP_STUCK_AFTER_S": "10",
+            },
+        )
+    )
+    try:
+        stack.start_all()
+        with environment(stack.env):
+            yield System(stack)
+    finally:
+        stack.stop()
+
+
+def _send_until_accepted(
+    system: System, key: str, sid: str, to: str, i: int, record: Record
+) -> str:
+    """POST with an Idempotency-Key, retried with the same key until the api answers 202."""
+    body = {"to": to, "content": {"type": "text", "body": f"chaos-{i}"}}
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": f"chaos-{i}"}
+    delay = 0.2
+    while True:
+        try:
+            response = system.api.post(f"/v1/sessions/{sid}/messages", json=body, headers=headers)
+            if response.status_code == 202:
+                return str(response.json()["id"])
+            assert response.status_code in (429, 503), response.text  # anything else is a bug
+        except httpx.HTTPError:
+            pass
+        record.client_retries += 1
+        time.sleep(delay)
+        delay = min(delay * 2, 3.0)
+
+
+def _restart_tasks_emulator(stack: Stack) -> None:
+    """Kill the Cloud Tasks emulator (every queued task is lost) and start a fresh one."""
+    stack.services["tasks"].kill()
+    stack.start(stack.tasks_service())
+    stack.provision()
+
+
+def _kill_runner(stack: Stack) -> None:
+    stack.services["runner-0"].kill()
+    stack.start(stack.runner_service(0))
+
+
+def _chaos(
+    system: System, plan: Plan, jids: list[str], record: Record, sending: threading.Event
+) -> None:
+    """Spread the planned faults over the sending period, in a random order."""
+    rng = random.Random(7)
+    actions: list[tuple[str, Callable[[], None]]] = []
+    actions += [("runner SIGKILL", lambda: _kill_runner(system.stack))] * plan.runner_kills
+    actions += [("tasks emulator restart", lambda: _restart_tasks_emulator(system.stack))] * (
+        plan.tasks_restarts
+    )
+    for n in range(plan.socket_drops):
+        jid = jids[n % len(jids)]
+        reason = rng.choice([408, 428, 500, 503, 515])
+        abrupt = rng.random() < 0.5
+        actions.append(
+            (
+                f"socket drop {reason}{' abrupt' if abrupt else ''}",
+                lambda jid=jid, reason=reason, abrupt=abrupt: system.control(  # type: ignore[misc]
+                    "drop", jid=jid, reason=reason, abrupt=abrupt
+                ),
+            )
+        )
+    rng.shuffle(actions)
+    # Expected sending time at a few hundred sends per second; faults land inside it.
+    gap = max(0.5, plan.sends / 150 / (len(actions) + 1))
+    for name, act in actions:
+        sending.wait(gap)  # once sending is over, the rest land while the backlog settles
+        act()
+        record.chaos.append(name)
+
+
+def _settle(store: FirestoreStore, tenant_id: str, timeout: float) -> list[MessageDoc]:
+    messages = store.collection("messages", MessageDoc)
+
+    def pending() -> int:
+        return messages.count(
+            [Where("tenant_id", "==", tenant_id), Where("status", "in", PENDING_VALUES)]
+        )
+
+    try:
+        eventually(lambda: pending() == 0, timeout=timeout, every=2.0)
+    finally:
+        docs = messages.query([Where("tenant_id", "==", tenant_id)], limit=100_000)
+        by_status: dict[str, int] = defaultdict(int)
+        for d in docs:
+            by_status[d.status.value] += 1
+        stuck = [d for d in docs if d.status.value in PENDING_VALUES][:5]
+        print(f"\nmessages by status: {dict(by_status)}")
+        shown = {"id", "status", "attempts", "errors", "updated_at", "task_generation"}
+        for d in stuck:
+            print(f"  stuck: {d.model_dump_json(include=shown)}")
+    return docs
+
+
+def run_chaos(system: System, plan: Plan) -> Record:
+    key_body = system.tenant(
+        "chaos",
+        limits={
+            "sends_per_minute": 100_000,
+            "session_creates_per_minute": 10_000,
+            "qr_fetches_per_5_minutes": 10_000,
+            "pacing_per_second": 100,
+            "pacing_burst": 100,
+        },
+    )
+    key, tenant_id = key_body["api_key"], key_body["id"]
+    stamp = int(time.time()) % 100_000
+    sessions = [
+        system.paired_session(key, f"+1555{stamp:05d}{n:03d}") for n in range(plan.sessions)
+    ]
+    chats = {
+        s["id"]: [f"+1666{stamp:05d}{n:02d}{c:03d}" for c in range(plan.chats_per_session)]
+        for n, s in enumerate(sessions)
+    }
+    phones = {s["id"]: f"+1555{stamp:05d}{n:03d}" for n, s in enumerate(sessions)}
+    record = Record()
+    sending = threading.Event()
+    lock = threading.Lock()
+
+    def send(i: int) -> None:
+        session = sessions[i % plan.sessions]
+        to = chats[session["id"]][(i // plan.sessions) % plan.chats_per_session]
+        mid = _send_until_accepted(system, key, session["id"], to, i, record)
+        with lock:
+            record.accepted[mid] = (i, phones[session["id"]], to)
+
+    chaos = threading.Thread(
+        target=_chaos, args=(system, plan, [s["jid"] for s in sessions], record, sending)
+    )
+    started = time.monotonic()
+    chaos.start()
+    with ThreadPoolExecutor(plan.senders) as pool:
+        list(pool.map(send, range(plan.sends)))
+    sending.set()
+    chaos.join()
+    accepted_s = time.monotonic() - started
+
+    store = FirestoreStore(make_client(system.stack.config.project))
+    docs = _settle(store, tenant_id, plan.settle_timeout_s)
+    settled_s = time.monotonic() - started
+    print(
+        f"\nchaos: {plan.sends} sends accepted in {accepted_s:.1f}s, all settled after "
+        f"{settled_s:.1f}s; {record.client_retries} client retries; faults: {record.chaos}"
+    )
+
+    # Every accepted message is one document, and it reached WhatsApp.
+    assert len(record.accepted) == plan.sends, "two sends were given the same id"
+    statuses = {d.id: d.status.value for d in docs}
+    assert set(statuses) == set(record.accepted)
+    not_sent = {mid: s for mid, s in statuses.items() if s not in DONE}
+    assert not not_sent, f"{len(not_sent)} messages did not reach WhatsApp: {not_sent}"
+
+    # Each recipient got each of its messages exactly once, in the order accepted.
+    created = {d.id: d.created_at for d in docs}
+    expected: dict[str, list[tuple[Any, str, str]]] = defaultdict(list)
+    for mid, (i, sender, to) in record.accepted.items():
+        expected[to].append((created[mid], sender.lstrip("+"), f"chaos-{i}"))
+    for to, wanted in expected.items():
+        lost = duplicated = 0
+        got = [(m["from"].lstrip("+"), m["content"]["body"]) for m in system.received(to)]
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        for item in got:
+            counts[item] += 1
+        for _, sender, body in wanted:
+            n = counts.get((sender, body), 0)
+            lost += n == 0
+            duplicated += max(0, n - 1)
+        in_order = [(s, b) for _, s, b in sorted(wanted)]
+        assert lost == 0 and duplicated == 0, f"lost {lost}, duplicated {duplicated} (to {to})"
+        assert got == in_order, f"chat {to}: received out of the accepted order"
+    return record
+
+
+def test_chaos_short_loses_and_duplicates_nothing(chaos_stack: System) -> None:
+    plan = Plan(
+        sends=600,
+        sessions=6,
+        chats_per_session=8,
+        runner_kills=1,
+        socket_drops=4,
+        tasks_restarts=1,
+    )
+    record = run_chaos(chaos_stack, plan)
+    assert len(record.chaos) == 6
+
+
+@pytest.mark.slow
+def test_chaos_10k_sends_lose_and_duplicate_nothing(chaos_stack: System) -> None:
+    plan = Plan(
+        sends=10_000,
+        sessions=20,
+        chats_per_session=10,
+        runner_kills=5,
+        socket_drops=20,
+        tasks_restarts=2,
+        senders=16,
+        settle_timeout_s=900.0,
+    )
+    record = run_chaos(chaos_stack, plan)
+    assert len(record.chaos) == 27
