@@ -46,6 +46,10 @@ class Plan:
     tasks_restarts: int
     senders: int = 8
     settle_timeout_s: float = 300.0
+    # Offered load: sends per second over the whole run (None: as fast as the clients can).
+    # The chaos test asks "is anything lost or doubled", not "how fast": a backlog far beyond
+    # the send rate only makes the run longer (see docs/benchmarks.md for throughput).
+    rate_per_s: float | None = None
 
 
 @dataclass
@@ -132,8 +136,9 @@ def _chaos(
             )
         )
     rng.shuffle(actions)
-    # Expected sending time at a few hundred sends per second; faults land inside it.
-    gap = max(0.5, plan.sends / 150 / (len(actions) + 1))
+    # Faults land inside the expected sending time.
+    sending_s = plan.sends / (plan.rate_per_s or 150)
+    gap = max(0.5, sending_s / (len(actions) + 1))
     for name, act in actions:
         sending.wait(gap)  # once sending is over, the rest land while the backlog settles
         act()
@@ -189,6 +194,8 @@ def run_chaos(system: System, plan: Plan) -> Record:
     lock = threading.Lock()
 
     def send(i: int) -> None:
+        if plan.rate_per_s:
+            time.sleep(max(0.0, started + i / plan.rate_per_s - time.monotonic()))
         session = sessions[i % plan.sessions]
         to = chats[session["id"]][(i // plan.sessions) % plan.chats_per_session]
         mid = _send_until_accepted(system, key, session["id"], to, i, record)
@@ -256,6 +263,7 @@ def test_chaos_short_loses_and_duplicates_nothing(chaos_stack: System) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_chaos_10k_sends_lose_and_duplicate_nothing(chaos_stack: System) -> None:
     plan = Plan(
         sends=10_000,
@@ -265,7 +273,8 @@ def test_chaos_10k_sends_lose_and_duplicate_nothing(chaos_stack: System) -> None
         socket_drops=20,
         tasks_restarts=2,
         senders=16,
-        settle_timeout_s=900.0,
+        settle_timeout_s=600.0,
+        rate_per_s=30,
     )
     record = run_chaos(chaos_stack, plan)
     assert len(record.chaos) == 27
