@@ -14,6 +14,7 @@ from functions import auth
 from functions.app import Gateway, gateway, post_json
 from functions.web import Call, Router
 from wagate.adapters import storage as gcs
+from wagate.config import Settings
 from wagate.contracts import AlertNotice, SessionDoc, WebhookTask
 from wagate.errors import DependencyUnavailable, WagateError
 from wagate.logs import get_logger
@@ -46,8 +47,8 @@ def backup_bucket_of(g: Gateway) -> gcs.GcsBlobStore:
         return bucket
 
 
-def retention_of(g: Gateway) -> Retention:
-    s = g.settings
+def retention_of(s: Settings) -> Retention:
+    """Maintenance retention from the settings (also used by `wagate cleanup`)."""
     return Retention(
         inbound=timedelta(days=s.retention_inbound_days),
         message_bodies=timedelta(days=s.retention_message_body_days),
@@ -95,7 +96,7 @@ def maintenance(call: Call) -> Any:
     auth.internal(call, g.settings)
     dry_run = call.request.args.get("dry_run", "false").lower() in ("1", "true", "yes")
     report = Maintenance(
-        g.store, backup_bucket_of(g), g.clock, retention_of(g), alerts=alerts_of(g)
+        g.store, backup_bucket_of(g), g.clock, retention_of(g.settings), alerts=alerts_of(g)
     ).run(dry_run=dry_run)
     return report.model_dump(mode="json")
 

@@ -1,28 +1,17 @@
 """`wagate cleanup [--dry-run]`: run the maintenance pass now (wagate.services.maintenance), the
 same one the sweeper runs every hour: prune inbound messages and delivered message bodies past
-retention, age the sessions' key material, drop superseded backup versions and orphan backups.
+retention, age the sessions' key material, count superseded backup versions and remove orphan
+backups.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import typer
 
+from functions.sweeper import retention_of
 from wagate.cli.context import connect
 from wagate.cli.output import JSON_OPTION, emit_json, err, fields, out, wants_json
-from wagate.config import Settings
-from wagate.services.maintenance import Maintenance, Retention
-
-
-def retention(settings: Settings) -> Retention:
-    """The retention the sweeper uses (functions/sweeper.py retention_of), from the same
-    settings."""
-    return Retention(
-        inbound=timedelta(days=settings.retention_inbound_days),
-        message_bodies=timedelta(days=settings.retention_message_body_days),
-        key_max_age=timedelta(days=settings.key_max_age_days),
-    )
+from wagate.services.maintenance import Maintenance
 
 
 def cleanup(
@@ -33,7 +22,7 @@ def cleanup(
     wants_json(as_json)
     op = connect()
     report = Maintenance(
-        op.store, op.backup_bucket, op.clock, retention(op.settings), alerts=op.alerts
+        op.store, op.backup_bucket, op.clock, retention_of(op.settings), alerts=op.alerts
     ).run(dry_run=dry_run)
     if as_json:
         emit_json(report)
