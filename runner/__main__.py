@@ -171,6 +171,18 @@ async def serve(settings: Settings) -> None:
         asyncio.create_task(shard.backup_loop(), name="backups"),
         asyncio.create_task(monitor.run(), name="monitor"),
     ]
+
+    def died(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # Loops catch what they expect; anything else must not leave a runner that is up
+            # but does nothing: stop, and let the platform start a fresh instance.
+            log.critical(
+                "background loop died; stopping", loop=task.get_name(), exc_info=task.exception()
+            )
+            stop.set()
+
+    for task in background:
+        task.add_done_callback(died)
     durable.start()  # replays what a previous process left in the journal, then keeps up
     await stop.wait()
     log.info("SIGTERM: draining", shard=settings.shard_id)
@@ -183,6 +195,7 @@ async def serve(settings: Settings) -> None:
         log.warning("shutdown budget exceeded; exiting anyway")
     for task in background:
         task.cancel()
+    await sender.close()
     with contextlib.suppress(Exception):
         await runner.cleanup()
     with contextlib.suppress(Exception):

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from runner.lease import LeaseKeeper
 from runner.monitor import RunnerMonitor
+from runner.parking import TaskRef
 from runner.sending import SendHandler
 from runner.shard import Shard
 from wagate.adapters.tasks import INTERNAL_TOKEN_HEADER
@@ -120,7 +121,9 @@ class RunnerApp:
             return self._error(e, request)
         supervisor = self.shard.supervisors.get(task.session_id)
         try:
-            outcome = await self.sender.handle(task, supervisor, draining=self.shard.draining)
+            outcome = await self.sender.handle(
+                task, supervisor, draining=self.shard.draining, ref=_task_ref(request)
+            )
         except Exception as e:  # never a stack trace to the queue; it retries
             return self._error(e, request)
         SEND_RESULTS.labels(str(outcome.status)).inc()
@@ -192,3 +195,10 @@ class RunnerApp:
         return web.Response(
             body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
+
+
+def _task_ref(request: web.Request) -> TaskRef | None:
+    """The dispatched task's queue and name, as Cloud Tasks sends them."""
+    queue = request.headers.get("X-CloudTasks-QueueName")
+    name = request.headers.get("X-CloudTasks-TaskName")
+    return TaskRef(queue, name) if queue and name else None

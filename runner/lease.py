@@ -21,7 +21,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from runner.io import Offload
-from wagate.errors import DependencyUnavailable, FencedOut, LeaseHeld
+from wagate.errors import Conflict, DependencyUnavailable, FencedOut, LeaseHeld
 from wagate.logs import get_logger
 from wagate.ports import Fence, ShardLeases
 from wagate.services.monitoring import LEASE_RENEWALS
@@ -58,12 +58,20 @@ class LeaseKeeper:
         return self.fence is not None
 
     async def run(self) -> None:
+        """Never ends on its own: a lease loop that died would leave the runner up but serving
+        nothing, for ever. An unexpected error is logged and the loop goes on."""
         while True:
-            if self.fence is None:
-                await self._acquire()
-            else:
-                await asyncio.sleep(self._renew_every)
-                await self._renew()
+            try:
+                if self.fence is None:
+                    await self._acquire()
+                else:
+                    await asyncio.sleep(self._renew_every)
+                    await self._renew()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("lease loop error; retrying", shard=self.shard)
+                await asyncio.sleep(1.0)
 
     async def _acquire(self) -> None:
         try:
@@ -73,7 +81,10 @@ class LeaseKeeper:
             log.info("lease held elsewhere; waiting", shard=self.shard, wait_s=round(wait, 1))
             await asyncio.sleep(wait)
             return
-        except DependencyUnavailable:
+        except (DependencyUnavailable, Conflict) as e:
+            # Conflict: the lock of a transaction whose process died (a SIGKILLed runner holds
+            # the shard document until the store times it out) or a racing instance.
+            log.info("lease not taken yet; retrying", shard=self.shard, why=e.message)
             await asyncio.sleep(1.0)
             return
         self.fence = Fence(self.shard, lease.token)
@@ -91,7 +102,7 @@ class LeaseKeeper:
         except FencedOut:
             LEASE_RENEWALS.labels("fenced_out").inc()
             await self.lose("taken over by another instance")
-        except DependencyUnavailable:
+        except (DependencyUnavailable, Conflict):
             LEASE_RENEWALS.labels("store_unreachable").inc()
             # Nobody else can take the lease without the store either: keep serving the
             # connected sessions (module docstring) and keep trying.

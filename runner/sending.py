@@ -25,6 +25,7 @@ from datetime import datetime
 
 from runner.context import ShardContext
 from runner.pacing import Pacer
+from runner.parking import Parking, TaskRef
 from runner.supervisor import SessionSupervisor
 from runner.writes import (
     STORE_CLAIM_TIMEOUT_S,
@@ -67,6 +68,7 @@ class _AlreadyDone(Exception):
 
 
 ORDER_WAIT_S = 25.0
+CONNECT_WATCH_S = 600.0  # parked sends of a session still down after this keep their backoff
 LIMITS_CACHE_S = 60.0
 LIMITS_RETRY_S = 5.0  # the store did not answer: use what we know, ask again this soon
 UNWRITTEN_GRACE_S = 120.0  # well inside the queue's 60 s dispatch deadline
@@ -125,20 +127,35 @@ class SendHandler:
         self._durable = ctx.durable
         self._unclaimed_attempts: dict[str, int] = {}  # sends made without the store's claim
         gate.index = index  # messages sent here are not pending, whatever the store says yet
+        self.parking = Parking(self._run_now)
+        self._watched: dict[str, asyncio.Task[None]] = {}
         self.sent = 0
         self.sent_without_store = 0
         self.deduplicated = 0
 
     async def handle(
-        self, task: SendTask, supervisor: SessionSupervisor | None, *, draining: bool
+        self,
+        task: SendTask,
+        supervisor: SessionSupervisor | None,
+        *,
+        draining: bool,
+        ref: TaskRef | None = None,
     ) -> Outcome:
+        """`ref` names the task (from Cloud Tasks' dispatch headers), so that a send turned
+        away for now can be woken when it can succeed (runner/parking.py)."""
         ctx = self._ctx
         fence = ctx.fence
+        self.parking.arrived(task.message_id)
         if draining or fence is None:
             return Outcome(503, {"reason": "not serving this shard now"}, retry_after=5)
         if supervisor is None:
             return Outcome(503, {"reason": "session not on this runner"}, retry_after=10)
         if not supervisor.connected:
+            if ref is not None and task.created_at is not None:
+                self.parking.park_for_session(
+                    task.message_id, task.session_id, task.created_at, ref
+                )
+                self._wake_on_connect(supervisor)
             return Outcome(503, {"reason": f"session is {supervisor.state.value}"}, retry_after=5)
         if task.to is None or task.created_at is None:  # a task from an older api version
             try:
@@ -157,18 +174,28 @@ class SendHandler:
             # Sent from here before (its `sent` may still wait in the journal): never again.
             self.deduplicated += 1
             self._forget(task.message_id, task.session_id, task.to)
+            self.parking.chat_moved(task.session_id, task.to)
             return Outcome(200, {"status": known[1].value, "deduplicated": True})
         self._gate.saw(
             self._send_key(task), task.snapshot.send_at if task.snapshot is not None else None
         )
         try:
             if not await self._wait_for_earlier(task):
+                if ref is not None:
+                    self.parking.park_for_chat(
+                        task.message_id, task.session_id, task.to, task.created_at, ref
+                    )
                 return Outcome(503, {"reason": "an earlier message to this chat is pending"}, 2)
         except WagateError as e:
             return Outcome(503, {"reason": e.message}, retry_after=5)
         limits = await self._tenant_limits(supervisor.tenant_id)
         wait = self._pacer.take(task.session_id, limits.pacing_per_second, limits.pacing_burst)
         if wait > 0:
+            if ref is not None:
+                self.parking.park_for_session(
+                    task.message_id, task.session_id, task.created_at, ref
+                )
+                self.parking.drip(task.session_id, wait)
             return Outcome(429, {"reason": "session pacing"}, retry_after=wait)
         claimed = True
         try:
@@ -180,6 +207,8 @@ class SendHandler:
             self._pacer.give_back(task.session_id)
             self.deduplicated += 1
             self._forget(task.message_id, task.session_id, task.to)
+            self.parking.chat_moved(task.session_id, task.to)
+            self.parking.session_moved(task.session_id)
             return Outcome(200, {"status": done.doc.status.value, "deduplicated": True})
         except NotFound:
             self._pacer.give_back(task.session_id)
@@ -201,11 +230,44 @@ class SendHandler:
         except WagateError as e:
             self._pacer.give_back(task.session_id)
             return Outcome(503, {"reason": e.message}, retry_after=5)
+        outcome = Outcome(503, {"reason": "send interrupted"}, retry_after=5)
         try:
-            return await self._send(doc, supervisor, fence, claimed=claimed)
+            outcome = await self._send(doc, supervisor, fence, claimed=claimed)
+            return outcome
         finally:
             self._index.done(doc.wa_id)
             await self._order.finished(doc.session_id, doc.to)
+            if outcome.status == 200:  # no longer pending: the chat's next send may go
+                self.parking.chat_moved(doc.session_id, doc.to)
+            self.parking.session_moved(doc.session_id)
+
+    async def _run_now(self, ref: TaskRef) -> bool:
+        try:
+            await self._ctx.io(self._ctx.queue.run_now, ref.queue, ref.name)
+        except NotFound:
+            return False
+        return True
+
+    def _wake_on_connect(self, supervisor: SessionSupervisor) -> None:
+        """Once the session is connected again, its parked sends go (one watcher a session)."""
+        sid = supervisor.session_id
+        if sid in self._watched:
+            return
+
+        async def watch() -> None:
+            try:
+                if await supervisor.wait_connected(CONNECT_WATCH_S):
+                    self.parking.session_connected(sid)
+            finally:
+                self._watched.pop(sid, None)
+
+        self._watched[sid] = asyncio.get_running_loop().create_task(watch())
+
+    async def close(self) -> None:
+        for job in list(self._watched.values()):
+            job.cancel()
+        await asyncio.gather(*self._watched.values(), return_exceptions=True)
+        await self.parking.close()
 
     @staticmethod
     def _send_key(task: SendTask, now: datetime | None = None) -> SendKey:

@@ -337,9 +337,25 @@ class OrderGate:
         self._learn(older, newest, complete=len(older) < self._limit)
         if len(older) < self._limit:
             return [self._blocked(key, older) for key in keys]
-        return [await self._precise(key) for key in keys]  # a backlog: ask per chat
+        # A backlog: one query per chat (many sends of a batch share one), oldest first.
+        chats: dict[tuple[str, str], list[SendKey]] = {}
+        for key in keys:
+            chats.setdefault((key.session_id, key.to), []).append(key)
+        answers: dict[tuple[str, datetime], bool] = {}
+        for chat_keys in chats.values():
+            newest_in_chat = max(chat_keys, key=lambda k: k.created_at)
+            chat_older = await self._precise(newest_in_chat)
+            complete = len(chat_older) < PRECISE_LIMIT
+            for key in chat_keys:
+                if complete or chat_older[-1].created_at >= key.created_at:
+                    answers[(key.message_id, key.created_at)] = self._blocked(key, chat_older)
+                else:  # truncated below this key's age: ask for it alone
+                    own = await self._precise(key)
+                    answers[(key.message_id, key.created_at)] = self._blocked(key, own)
+        return [answers[(key.message_id, key.created_at)] for key in keys]
 
-    async def _precise(self, key: SendKey) -> bool:
+    async def _precise(self, key: SendKey) -> list[MessageDoc]:
+        """The chat's oldest pending messages created before `key`."""
         older: list[MessageDoc] = await self._io(
             self._messages.query,
             [
@@ -348,10 +364,11 @@ class OrderGate:
                 Where("status", "in", PENDING_VALUES),
                 Where("created_at", "<", key.created_at),
             ],
-            limit=20,
+            order_by="created_at",
+            limit=PRECISE_LIMIT,
         )
         self.queries += 1
-        return self._blocked(key, older)
+        return older
 
     def _blocked(self, key: SendKey, older: list[MessageDoc]) -> bool:
         """An older message to the same chat that is due (a scheduled one does not block)."""
@@ -367,6 +384,7 @@ class OrderGate:
 
 
 LEARN_EVERY_S = 1.0
+PRECISE_LIMIT = 20
 
 
 @dataclass(frozen=True)

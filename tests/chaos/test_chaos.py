@@ -145,6 +145,28 @@ def _chaos(
         record.chaos.append(name)
 
 
+def _diagnose(system: System) -> None:
+    """What the runner and sweeper said, printed when the run does not settle."""
+    try:
+        health = httpx.get(
+            f"{system.stack.runner_url(0)}/health?detailed=true&per_session=true", timeout=5
+        )
+        print(f"runner health: {health.text[:3000]}")
+    except httpx.HTTPError as e:
+        print(f"runner health: unreachable ({e})")
+    for name in ("runner-0", "scheduler", "tasks"):
+        path = system.stack.logs / f"{name}.log"
+        if path.exists():
+            lines = [
+                line
+                for line in path.read_text(errors="replace").splitlines()
+                if "connectionpool" not in line
+            ]
+            print(f"--- {name}.log, last lines:")
+            for line in lines[-40:]:
+                print(f"  {line[:400]}")
+
+
 def _settle(store: FirestoreStore, tenant_id: str, timeout: float) -> list[MessageDoc]:
     messages = store.collection("messages", MessageDoc)
 
@@ -214,7 +236,11 @@ def run_chaos(system: System, plan: Plan) -> Record:
     accepted_s = time.monotonic() - started
 
     store = FirestoreStore(make_client(system.stack.config.project))
-    docs = _settle(store, tenant_id, plan.settle_timeout_s)
+    try:
+        docs = _settle(store, tenant_id, plan.settle_timeout_s)
+    except AssertionError:
+        _diagnose(system)
+        raise
     settled_s = time.monotonic() - started
     print(
         f"\nchaos: {plan.sends} sends accepted in {accepted_s:.1f}s, all settled after "
@@ -249,6 +275,7 @@ def run_chaos(system: System, plan: Plan) -> Record:
     return record
 
 
+@pytest.mark.timeout(600)  # the settle deadline (300 s) fails first, with a diagnosis
 def test_chaos_short_loses_and_duplicates_nothing(chaos_stack: System) -> None:
     plan = Plan(
         sends=600,
