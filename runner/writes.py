@@ -219,8 +219,10 @@ class GroupClaim:
 
 class OrderGate:
     """Answers "is an older, due message to this chat still pending?" for many sends at once:
-    one query per few-millisecond window over the shard's pending messages, checked in memory
-    per chat. If the window's answer is truncated, each send asks its own precise query.
+    the sends of a few-millisecond window share one indexed query per chat (the chat's oldest
+    pending messages; index session_id, to, status, created_at), run concurrently. A query per
+    chat reads at most a few documents, where one over the whole shard would read (and bill,
+    and parse) its whole backlog on every window.
 
     It also remembers which messages it knows to be pending (tasks seen here, and what its
     queries returned), so that while the store is unreachable `known_earlier` can still keep
@@ -228,18 +230,14 @@ class OrderGate:
     already sent (the SentIndex) never count as pending, even before the store has heard.
     """
 
-    def __init__(
-        self, store: Store, io: Offload, shard: int, window_s: float = 0.003, limit: int = 300
-    ):
+    def __init__(self, store: Store, io: Offload, shard: int, window_s: float = 0.003):
         self._messages = store.collection("messages", MessageDoc)
         self._io = io
         self._shard = shard
         self._window_s = window_s
-        self._limit = limit
         self._pending: list[tuple[SendKey, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._known: dict[Key, dict[str, _Known]] = {}
-        self._learned_at = 0.0
         self.index: SentIndex | None = None
         self.queries = 0
 
@@ -279,28 +277,23 @@ class OrderGate:
         entry = self.index.get(wa_id) if self.index is not None and wa_id else None
         return entry is not None and entry[1] in ON_WHATSAPP
 
-    def _learn(self, older: list[MessageDoc], bound: datetime, complete: bool) -> None:
-        """Remember what a query returned; if it was complete up to `bound`, forget the
-        messages older than `bound` it did not return (they are not pending any more). At most
-        once a second: it is for a rainy day, and queries run many times a second under load."""
-        now = asyncio.get_running_loop().time()
-        if now - self._learned_at < LEARN_EVERY_S:
-            return
-        self._learned_at = now
+    def _learn(self, chat: Key, older: list[MessageDoc], bound: datetime) -> None:
+        """Remember what a chat's query returned; if it was complete, forget the messages of
+        the chat older than `bound` that it did not return (they are not pending any more)."""
         returned = {m.id for m in older}
-        if complete:
-            for chat_key in list(self._known):
-                chat = self._known[chat_key]
-                for message_id in [
-                    i for i, k in chat.items() if k.created_at < bound and i not in returned
-                ]:
-                    del chat[message_id]
-                if not chat:
-                    del self._known[chat_key]
+        known = self._known.get(chat, {})
+        if len(older) < PRECISE_LIMIT:
+            for message_id in [
+                i for i, k in known.items() if k.created_at < bound and i not in returned
+            ]:
+                del known[message_id]
         for m in older:
             if not self._settled(m.wa_id):
-                chat = self._known.setdefault((m.session_id, m.to), {})
-                chat[m.id] = _Known(m.created_at, m.send_at, m.wa_id)
+                known[m.id] = _Known(m.created_at, m.send_at, m.wa_id)
+        if known:
+            self._known[chat] = known
+        else:
+            self._known.pop(chat, None)
 
     # ------------------------------------------------------------ the store
 
@@ -322,47 +315,37 @@ class OrderGate:
                     future.set_result(answer)
 
     async def _answer(self, keys: list[SendKey]) -> list[bool]:
-        newest = max(k.created_at for k in keys)
-        older: list[MessageDoc] = await self._io(
-            self._messages.query,
-            [
-                Where("shard", "==", self._shard),
-                Where("status", "in", PENDING_VALUES),
-                Where("created_at", "<", newest),
-            ],
-            order_by="created_at",
-            limit=self._limit,
-        )
-        self.queries += 1
-        self._learn(older, newest, complete=len(older) < self._limit)
-        if len(older) < self._limit:
-            return [self._blocked(key, older) for key in keys]
-        # A backlog: one query per chat (many sends of a batch share one), oldest first.
-        chats: dict[tuple[str, str], list[SendKey]] = {}
+        chats: dict[Key, list[SendKey]] = {}
         for key in keys:
             chats.setdefault((key.session_id, key.to), []).append(key)
         answers: dict[tuple[str, datetime], bool] = {}
-        for chat_keys in chats.values():
-            newest_in_chat = max(chat_keys, key=lambda k: k.created_at)
-            chat_older = await self._precise(newest_in_chat)
-            complete = len(chat_older) < PRECISE_LIMIT
+
+        async def one_chat(chat: Key, chat_keys: list[SendKey]) -> None:
+            newest = max(k.created_at for k in chat_keys)
+            older = await self._oldest_pending(chat, newest)
+            self._learn(chat, older, newest)
+            complete = len(older) < PRECISE_LIMIT
             for key in chat_keys:
-                if complete or chat_older[-1].created_at >= key.created_at:
-                    answers[(key.message_id, key.created_at)] = self._blocked(key, chat_older)
-                else:  # truncated below this key's age: ask for it alone
-                    own = await self._precise(key)
+                if not complete and older[-1].created_at < key.created_at:
+                    # Truncated below this send's age: ask for it alone.
+                    own = await self._oldest_pending(chat, key.created_at)
                     answers[(key.message_id, key.created_at)] = self._blocked(key, own)
+                else:
+                    answers[(key.message_id, key.created_at)] = self._blocked(key, older)
+
+        await asyncio.gather(*(one_chat(c, ks) for c, ks in chats.items()))
         return [answers[(key.message_id, key.created_at)] for key in keys]
 
-    async def _precise(self, key: SendKey) -> list[MessageDoc]:
-        """The chat's oldest pending messages created before `key`."""
+    async def _oldest_pending(self, chat: Key, before: datetime) -> list[MessageDoc]:
+        """The chat's oldest pending messages created before `before`."""
+        session_id, to = chat
         older: list[MessageDoc] = await self._io(
             self._messages.query,
             [
-                Where("session_id", "==", key.session_id),
-                Where("to", "==", key.to),
+                Where("session_id", "==", session_id),
+                Where("to", "==", to),
                 Where("status", "in", PENDING_VALUES),
-                Where("created_at", "<", key.created_at),
+                Where("created_at", "<", before),
             ],
             order_by="created_at",
             limit=PRECISE_LIMIT,
@@ -383,7 +366,6 @@ class OrderGate:
         )
 
 
-LEARN_EVERY_S = 1.0
 PRECISE_LIMIT = 20
 
 

@@ -1,6 +1,7 @@
 """The sweeper function on the real emulators: a message whose task was never created (Cloud
-Tasks was down at accept) is enqueued; an orphaned one gets a new task generation; a
-scheduled one that is not due is left alone; the endpoint needs the internal token. Dead
+Tasks was down at accept) is enqueued; one whose task finished without moving its status gets
+a new task generation; one whose task is alive is only moved back in the line; a scheduled one
+that is not due is left alone; the endpoint needs the internal token. Dead
 letters growing raise an alert once per cooldown, resolved when the growth stops; session
 alerts whose cause is gone are resolved by the sweep."""
 
@@ -70,15 +71,40 @@ def task_exists(name: str) -> bool:
     return False
 
 
+def forget_task(name: str) -> None:
+    """Create and delete a task: it is gone, but the queue remembers its name for a while."""
+    from functions.app import gateway
+    from wagate.adapters.tasks import make_client
+
+    queue = send_queue("wagate", 0)
+    gateway().queue.enqueue(
+        TaskSpec(
+            queue=queue,
+            name=name,
+            url="http://127.0.0.1:9/x",
+            body=b"{}",
+            schedule_time=datetime.now(UTC) + timedelta(days=1),
+        )
+    )
+    settings = gateway().settings
+    make_client(settings.tasks_endpoint).delete_task(
+        name=f"projects/{settings.project_id}/locations/{settings.region}/queues/{queue}"
+        f"/tasks/{name}"
+    )
+
+
 def test_stuck_messages_are_enqueued_and_scheduled_ones_left_alone(sweeper: Api) -> None:
     from functions.app import gateway
 
     messages = gateway().store.collection("messages", MessageDoc)
     never_enqueued = stuck(timedelta(minutes=3))
-    orphaned = stuck(timedelta(minutes=20))
+    finished = stuck(timedelta(minutes=20))  # its task completed, the status never moved
+    waiting = stuck(timedelta(minutes=3))  # its task is in the queue (a backlog, a retry)
     fresh = stuck(timedelta(seconds=10))
     scheduled = stuck(timedelta(minutes=3), send_at=datetime.now(UTC) + timedelta(hours=2))
-    messages.put_many([never_enqueued, orphaned, fresh, scheduled])
+    messages.put_many([never_enqueued, finished, waiting, fresh, scheduled])
+    forget_task(send_task_name(finished.id, 0))
+    assert not task_exists(send_task_name(waiting.id, 0))  # creates it
     secret = gateway().settings.internal_secret.get_secret_value()  # type: ignore[union-attr]
     response = sweeper.call("POST", "/sweep", headers={INTERNAL_TOKEN_HEADER: secret})
     assert response.status_code == 200, response.get_json()
@@ -86,17 +112,23 @@ def test_stuck_messages_are_enqueued_and_scheduled_ones_left_alone(sweeper: Api)
         "reenqueued": 2,
         "regenerated": 1,
         "enqueue_failures": 0,
+        "alive": 1,
         "dead_letters": {"count": 0, "growth": 0},
         "alerts_resolved": [],
     }
     assert task_exists(send_task_name(never_enqueued.id, 0))
-    assert messages.get(orphaned.id).task_generation == 1  # type: ignore[union-attr]
-    assert task_exists(send_task_name(orphaned.id, 1))
+    assert messages.get(finished.id).task_generation == 1  # type: ignore[union-attr]
+    assert task_exists(send_task_name(finished.id, 1))
     assert not task_exists(send_task_name(fresh.id, 0))
     assert not task_exists(send_task_name(scheduled.id, 0))
-    # Sweeping again is harmless: the same task names are refused by Cloud Tasks.
+    # The live one moved to the back of the line: the next sweeps look at others first.
+    touched = messages.get(waiting.id)
+    assert touched is not None and touched.updated_at > waiting.updated_at
+    assert touched.task_generation == 0 and touched.status == MessageStatus.ACCEPTED
+    # Sweeping again is harmless: every task is in the queue now.
     again = sweeper.call("POST", "/sweep", headers={INTERNAL_TOKEN_HEADER: secret})
     assert again.status_code == 200
+    assert again.get_json()["reenqueued"] == 0 and again.get_json()["regenerated"] == 0
 
 
 def test_the_sweeper_refuses_calls_without_the_internal_token(sweeper: Api) -> None:

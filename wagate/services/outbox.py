@@ -19,6 +19,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from wagate.contracts import (
     IDEMPOTENCY_TTL,
@@ -153,7 +154,12 @@ class Outbox:
 
     def enqueue(self, doc: MessageDoc) -> bool:
         """Create the send task of a message that is written; False (message stays as it is)
-        if Cloud Tasks is down."""
+        if Cloud Tasks is down. A task name Cloud Tasks already knows counts as enqueued."""
+        return self.create_task(doc) != "unavailable"
+
+    def create_task(self, doc: MessageDoc) -> Literal["created", "exists", "unavailable"]:
+        """Create the send task of a message that is written: "exists" when Cloud Tasks refuses
+        the name (a live task, or a finished one whose name it still remembers)."""
         task = TaskSpec(
             queue=send_queue(self._routing.queue_prefix, doc.shard, doc.priority),
             name=ids.send_task_name(doc.id, doc.task_generation),
@@ -178,10 +184,10 @@ class Outbox:
         try:
             self._queue.enqueue(task)
         except TaskAlreadyExists:
-            return True
+            return "exists"
         except DependencyUnavailable:
-            return False
-        return True
+            return "unavailable"
+        return "created"
 
     def get(self, tenant_id: str, message_id: str) -> MessageDoc:
         doc = self._messages.get(message_id) if ids.is_valid_id(message_id) else None

@@ -1,33 +1,37 @@
 """The sweeper's reconciliation pass: nothing accepted may stay unsent without a task; and the
 dead-letter watch, which raises `dead_letters_growing` (see the end of this module).
 
-- `accepted`/`queued` for longer than STUCK_AFTER past its send time: the task was probably
-  never created (Cloud Tasks was down) → enqueue with the same task name (a duplicate is
-  refused by Cloud Tasks, so this is safe to repeat).
-- `sending`/`failed` for longer than STUCK_AFTER and its task is no longer in the queue (a
-  queue that lost it, or an answer that completed the task before the status write landed)
-  → enqueue under a new task generation.
-- still pending after ORPHANED_AFTER: the task itself is gone (dropped after its retry limit,
-  or its name is remembered after a completed attempt) → enqueue under a new task generation.
-  A second delivery of the same message is harmless: the runner's claim is transactional and
-  the WhatsApp id is derived from the message id, so the recipient deduplicates a resend.
+Every pending message (`accepted`, `queued`, `sending`, `failed`) not updated for STUCK_AFTER
+past its send time is checked against the queue (one GetTask):
+
+- its task is alive (waiting for a retry, or for its turn in a backlog) → nothing to do; its
+  `updated_at` is touched so the next sweeps look at other messages first (the stuck query is
+  oldest-first and takes BATCH at a time, so without this a backlog of healthy messages would
+  hide a lost task behind it for as long as the backlog lasts);
+- its task is gone (never created because Cloud Tasks was down, lost by the queue, or completed
+  before the status write landed) → enqueue it under the same name; if Cloud Tasks still
+  remembers that name (a finished task's name is kept for a while), under a new task
+  generation.
+A second delivery of the same message is harmless: the runner's claim is transactional and the
+WhatsApp id is derived from the message id, so the recipient deduplicates a resend.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 
 from wagate.contracts import CountHistory, CountSample, MessageDoc
 from wagate.domain.ids import send_task_name
 from wagate.domain.messages import PENDING_VALUES, MessageStatus
+from wagate.errors import DependencyUnavailable, WagateError
 from wagate.ports import Clock, Store, TaskQueue, Where
 from wagate.queues import send_queue
 from wagate.services.alerts import Alerts
 from wagate.services.outbox import Outbox
 
 STUCK_AFTER = timedelta(minutes=2)
-ORPHANED_AFTER = timedelta(minutes=15)
 BATCH = 500
 
 
@@ -36,6 +40,7 @@ class SweepReport:
     reenqueued: int = 0
     regenerated: int = 0
     enqueue_failures: int = 0
+    alive: int = 0  # checked: their tasks are in the queue
 
 
 class Sweeper:
@@ -49,6 +54,7 @@ class Sweeper:
         *,
         stuck_after: timedelta = STUCK_AFTER,
     ) -> None:
+        self._store = store
         self._messages = store.collection("messages", MessageDoc)
         self._outbox = outbox
         self._clock = clock
@@ -66,26 +72,40 @@ class Sweeper:
             ],
             limit=BATCH,
         )
+        alive: list[str] = []
         for doc in stale:
             due = doc.send_at or doc.created_at
             if due > now - self._stuck_after:
                 continue  # a scheduled send that is not due yet
-            if doc.updated_at < now - ORPHANED_AFTER or self._task_lost(doc):
+            try:
+                if self._queue.exists(self._queue_of(doc), self._task_name(doc)):
+                    alive.append(doc.id)
+                    continue
+            except DependencyUnavailable:
+                report.enqueue_failures += 1
+                continue
+            outcome = self._outbox.create_task(doc)
+            if outcome == "exists":  # the name is remembered: a finished task of this message
                 doc = self._regenerate(doc)
                 report.regenerated += 1
-            elif doc.status not in (MessageStatus.ACCEPTED, MessageStatus.QUEUED):
-                continue  # sending/failed: its task is still retrying
-            if self._outbox.enqueue(doc):
+                outcome = self._outbox.create_task(doc)
+            if outcome == "created":
                 report.reenqueued += 1
             else:
                 report.enqueue_failures += 1
+        if alive:
+            # Only moves them back in the line; a failure here costs nothing but that.
+            with contextlib.suppress(WagateError):
+                self._store.patch_many([("messages", m, {"updated_at": now}) for m in alive])
+        report.alive = len(alive)
         return report
 
-    def _task_lost(self, doc: MessageDoc) -> bool:
-        if doc.status in (MessageStatus.ACCEPTED, MessageStatus.QUEUED):
-            return False  # re-enqueued under the same name below; a live task refuses it
-        queue = send_queue(self._queue_prefix, doc.shard, doc.priority)
-        return not self._queue.exists(queue, send_task_name(doc.id, doc.task_generation))
+    def _queue_of(self, doc: MessageDoc) -> str:
+        return send_queue(self._queue_prefix, doc.shard, doc.priority)
+
+    @staticmethod
+    def _task_name(doc: MessageDoc) -> str:
+        return send_task_name(doc.id, doc.task_generation)
 
     def _regenerate(self, doc: MessageDoc) -> MessageDoc:
         now = self._clock.now()
