@@ -4,19 +4,17 @@ what refused it clears, instead of waiting for the queue's exponential backoff."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 import runner.sending as sending
 from runner.parking import CONNECT_WAKE, Parking, TaskRef
+from tests.unit import test_journal_sending as journal_sending
 from tests.unit.test_journal import T0, World
 from tests.unit.test_journal_sending import Phone, handler, task
-from wagate.contracts import TenantDoc, TenantLimits
-from wagate.ports import Fence, TaskSpec
+from wagate.ports import TaskSpec
 
 
 class Woken:
@@ -122,17 +120,7 @@ def test_parking_is_bounded() -> None:
 # ---------------------------------------------------------------- in the send handler
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    w = World(tmp_path)
-    w.ctx.fence = Fence(0, 7)
-    w.memory.collection("tenants", TenantDoc).put(
-        TenantDoc(
-            id="ten_1", name="acme", limits=TenantLimits(pacing_per_second=50, pacing_burst=50)
-        )
-    )
-    yield w
-    w.io.shutdown()
+world = journal_sending.world  # the same fixture: a store, a journal and a tenant
 
 
 def test_a_send_refused_for_its_chat_order_is_run_again_when_the_older_one_is_sent(
