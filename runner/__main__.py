@@ -145,7 +145,7 @@ async def serve(settings: Settings) -> None:
         shard.on_lease_won,
         shard.on_lease_lost,
     )
-    gate = OrderGate(store, ctx.io, settings.shard_id)
+    gate = OrderGate(store, ctx.io)
     sender = SendHandler(ctx, Pacer(), writes, index, GroupClaim(store, ctx.io), gate)
     monitor = RunnerMonitor(
         ctx,

@@ -87,8 +87,6 @@ class Parking:
         self._lot_of: dict[str, Lot] = {}
         self._drips: dict[str, asyncio.TimerHandle] = {}
         self._jobs: set[asyncio.Task[None]] = set()
-        self.parked = 0
-        self.woken = 0
 
     def __len__(self) -> int:
         return len(self._lot_of)
@@ -111,7 +109,6 @@ class Parking:
             return  # full: this one waits for the queue's own retry
         self._lots.setdefault(lot, _Queue()).push(parked)
         self._lot_of[parked.message_id] = lot
-        self.parked += 1
 
     def arrived(self, message_id: str) -> None:
         """The message's task is being handled right now: it is not waiting any more."""
@@ -178,9 +175,7 @@ class Parking:
             except Exception as e:  # the queue is away: the task's own retry remains
                 log.warning("could not wake a parked send", task=parked.ref.name, error=str(e))
                 continue
-            if ran:
-                self.woken += 1
-            else:
+            if not ran:
                 gone += 1
         if gone:
             self._wake(lot, gone)  # done meanwhile: the next one in line instead

@@ -230,10 +230,9 @@ class OrderGate:
     already sent (the SentIndex) never count as pending, even before the store has heard.
     """
 
-    def __init__(self, store: Store, io: Offload, shard: int, window_s: float = 0.003):
+    def __init__(self, store: Store, io: Offload, window_s: float = 0.003):
         self._messages = store.collection("messages", MessageDoc)
         self._io = io
-        self._shard = shard
         self._window_s = window_s
         self._pending: list[tuple[SendKey, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None

@@ -113,7 +113,7 @@ def build_runner(
         rss=lambda: rss[0],
     )
     sender = SendHandler(
-        ctx, Pacer(), writes, index, GroupClaim(store, ctx.io), OrderGate(store, ctx.io, 0)
+        ctx, Pacer(), writes, index, GroupClaim(store, ctx.io), OrderGate(store, ctx.io)
     )
     app = RunnerApp(shard, lease, sender, monitor)
     return Runner(ctx, shard, lease, monitor, app, store.collection("health_alerts", AlertDoc), rss)

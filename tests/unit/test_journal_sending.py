@@ -62,7 +62,7 @@ def handler(world: World) -> SendHandler:
         GroupCommit(world.store, world.io),
         index,
         GroupClaim(world.store, world.io),
-        OrderGate(world.store, world.io, 0),
+        OrderGate(world.store, world.io),
     )
 
 
@@ -143,7 +143,7 @@ def test_during_an_outage_a_later_message_waits_for_an_earlier_one_the_runner_kn
 
 
 def test_the_order_gate_knows_what_is_pending_without_the_store(world: World) -> None:
-    gate = OrderGate(world.store, world.io, 0)
+    gate = OrderGate(world.store, world.io)
     gate.index = SentIndex()
     now = T0 + timedelta(minutes=1)
 
