@@ -12,7 +12,10 @@ Permanent errors → `dead` + 200 (the queue must stop); the last attempt → `d
 While Firestore is unreachable (docs/outage.md) a task that carries a snapshot of its message
 is sent from it without the claim: the order check uses what this runner knows is pending,
 the WhatsApp id still makes a resend harmless, and the outcome is written to the local journal
-(fsync'd) before the 200. A task without a snapshot needs the store: 503.
+(fsync'd) before the 200. A task without a snapshot needs the store: 503. So does a task
+younger than TASK_SETTLED_AFTER_S: the api creates it while it writes the message and withdraws
+it if the write fails, and until then only the store could tell a written message from one that
+never will be (wagate/services/outbox.py).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from runner.writes import (
     SentIndex,
     within,
 )
-from wagate.contracts import MessageDoc, MessageError, SendTask, TenantLimits
+from wagate.contracts import TASK_SETTLED_AFTER_S, MessageDoc, MessageError, SendTask, TenantLimits
 from wagate.domain.ids import whatsapp_message_id
 from wagate.domain.messages import CLAIMABLE, ON_WHATSAPP, MessageStatus, transition
 from wagate.errors import (
@@ -71,7 +74,12 @@ ORDER_WAIT_S = 25.0
 CONNECT_WATCH_S = 600.0  # parked sends of a session still down after this keep their backoff
 LIMITS_CACHE_S = 60.0
 LIMITS_RETRY_S = 5.0  # the store did not answer: use what we know, ask again this soon
-UNWRITTEN_GRACE_S = 120.0  # well inside the queue's 60 s dispatch deadline
+# The api creates a task while it writes the message (wagate/services/outbox.py), so a task
+# may arrive moments before its message is written: its claim is retried this long...
+WRITE_RACE_S = 1.0
+# ...and answered 503 until this age; a message still missing then was never written (the api
+# withdraws the task of a failed write, but a withdrawal can fail): the task is dropped.
+UNWRITTEN_GRACE_S = 120.0
 
 
 class ChatOrder:
@@ -212,19 +220,19 @@ class SendHandler:
             return Outcome(200, {"status": done.doc.status.value, "deduplicated": True})
         except NotFound:
             self._pacer.give_back(task.session_id)
-            # Older api versions created the task alongside the write: a young task may arrive
-            # first. An old one whose message never appeared was for a failed write.
-            age = (ctx.clock.now() - task.created_at).total_seconds()
-            if age < UNWRITTEN_GRACE_S:
+            if self._age(task) < UNWRITTEN_GRACE_S:
                 return Outcome(503, {"reason": "message not written yet"}, retry_after=1)
             self._forget(task.message_id, task.session_id, task.to)
             return Outcome(200, {"status": "unknown_message"})
         except DependencyUnavailable as e:
-            unclaimed = self._from_snapshot(task)
-            if unclaimed is None:  # no snapshot: only the store knows what to send
-                self._pacer.give_back(task.session_id)
-                return Outcome(503, {"reason": e.message}, retry_after=5)
             self._durable.note_outage(e.message)
+            unsettled = TASK_SETTLED_AFTER_S - self._age(task)
+            unclaimed = self._from_snapshot(task) if unsettled <= 0 else None
+            if unclaimed is None:
+                # No snapshot: only the store knows what to send. A young one: its write may
+                # have failed and its task be on the way out (wagate/services/outbox.py).
+                self._pacer.give_back(task.session_id)
+                return Outcome(503, {"reason": e.message}, retry_after=max(5.0, unsettled))
             doc, claimed = unclaimed, False
             self._index.sending(doc.wa_id)
         except WagateError as e:
@@ -356,7 +364,24 @@ class SendHandler:
         self._limits[tenant_id] = (now + LIMITS_CACHE_S, limits)
         return limits
 
+    def _age(self, task: SendTask) -> float:
+        assert task.created_at is not None
+        return (self._ctx.clock.now() - task.created_at).total_seconds()
+
     async def _claim(self, task: SendTask, fence: Fence) -> MessageDoc:
+        """Claim in a transaction; a task younger than WRITE_RACE_S whose message is not
+        written yet is claimed again a few times first (its write is usually in flight)."""
+        pause = 0.05
+        while True:
+            try:
+                return await self._claim_once(task, fence)
+            except NotFound:
+                if self._age(task) + pause > WRITE_RACE_S:
+                    raise
+                await asyncio.sleep(pause)
+                pause *= 2
+
+    async def _claim_once(self, task: SendTask, fence: Fence) -> MessageDoc:
         ctx = self._ctx
         now = ctx.clock.now()
 

@@ -22,6 +22,13 @@ IDEMPOTENCY_TTL = timedelta(hours=24)
 INBOUND_RETENTION = timedelta(days=30)
 RECOVERY_RETENTION = timedelta(days=90)
 
+# The api creates a message's send task while it writes the message, and withdraws (deletes)
+# the task when the write fails (wagate/services/outbox.py). Each of those calls is bounded by
+# its adapter's 10 s call timeout, so this long after a task's `created_at` its message is
+# written or its task withdrawn. The runner sends from a task's snapshot without the store
+# only past this age (docs/outage.md). Checked against the adapters' timeouts in the tests.
+TASK_SETTLED_AFTER_S = 25.0
+
 
 class Document(BaseModel):
     """A stored document: `id` is its key in its collection."""

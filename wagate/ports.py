@@ -206,6 +206,10 @@ class TaskQueue(Protocol):
     def exists(self, queue: str, name: str) -> bool:
         """Whether the task is still in its queue (pending or being attempted)."""
 
+    def delete(self, queue: str, name: str) -> None:
+        """Delete a task (Cloud Tasks DeleteTask): an attempt under way finishes, but the task
+        is never dispatched again. A task that is already gone is not an error."""
+
     def ping(self) -> None: ...
 
 

@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from tests.e2e.system import System, eventually
+from wagate.contracts import TASK_SETTLED_AFTER_S
 from wagate.devstack.stack import Stack, StackConfig
 
 pytestmark = pytest.mark.integration
@@ -157,11 +158,14 @@ def run_outage(system: System, outage_s: float) -> dict[str, object]:
 
         # Scheduled to fall due while Firestore is cut: accepted first, so the runner's order
         # checks for the immediate ones below also learn of them (docs/outage.md, order).
-        lead_s = 12.0
+        # Accepted long enough before they fall due that the runner may send them from their
+        # snapshot (TASK_SETTLED_AFTER_S: younger tasks wait for the store).
+        first_due_s = 3.0
+        lead_s = max(12.0, TASK_SETTLED_AFTER_S - first_due_s + 1.0)
         cut_at = datetime.now(UTC) + timedelta(seconds=lead_s)
         due_window = max(outage_s - 14.0, 4.0)  # the last due well before the cut ends
         scheduled = max(6, int(outage_s / 10))
-        offsets = [3.0 + due_window * i / (scheduled - 1) for i in range(scheduled)]
+        offsets = [first_due_s + due_window * i / (scheduled - 1) for i in range(scheduled)]
         for i, offset in enumerate(offsets):
             send(chats[i % 3], f"during {i}", cut_at + timedelta(seconds=offset))
         for i in range(3):  # three to one chat, due at the same instant: order still holds

@@ -3,6 +3,7 @@ idempotency, validation and the error model."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,6 +86,58 @@ def test_a_repeated_idempotency_key_returns_the_first_result(api: Api) -> None:
 
     messages = gateway().store.collection("messages", MessageDoc).query()
     assert len(messages) == 1 and messages[0].status is MessageStatus.ACCEPTED
+    # The repeats' own tasks (created beside their refused writes) were withdrawn.
+    assert send_tasks() == [send_task_name(first.get_json()["id"])]
+
+
+def send_tasks() -> list[str]:
+    """The task names in shard 0's normal send queue (the Tasks emulator's ListTasks)."""
+    from functions.app import gateway
+    from wagate.adapters.tasks import CloudTasksQueue
+    from wagate.queues import send_queue
+
+    queue = gateway().queue
+    assert isinstance(queue, CloudTasksQueue)
+    parent = queue.queue_path(send_queue("wagate", 0, "normal"))
+    return sorted(t.name.rsplit("/", 1)[1] for t in queue._client.list_tasks(parent=parent))
+
+
+def test_a_failed_write_withdraws_the_task_created_beside_it(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The api creates the task while it writes the message; a write that fails (here: the
+    store goes away) must not leave a task that a runner could send from its snapshot."""
+    import threading
+
+    from functions.app import gateway
+    from wagate.errors import DependencyUnavailable
+
+    key = api.tenant()["api_key"]
+    session = new_session(api, key)
+    store = gateway().store
+    task_created_meanwhile = threading.Event()
+
+    def failing_write(docs: Any) -> None:
+        # Concurrency: the task is created while this write is still under way.
+        deadline = time.monotonic() + 10
+        while not send_tasks() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if send_tasks():
+            task_created_meanwhile.set()
+        raise DependencyUnavailable("Firestore unavailable (test)")
+
+    monkeypatch.setattr(store, "create_together", failing_write)
+    response = api.call(
+        "POST",
+        f"/v1/sessions/{session['id']}/messages",
+        key,
+        json={"to": "+15551234567", "content": {"type": "text", "body": "lost?"}},
+    )
+    assert response.status_code == 503, response.get_json()
+    assert task_created_meanwhile.is_set()
+    assert send_tasks() == []  # withdrawn: never dispatched again
+    monkeypatch.undo()
+    assert store.collection("messages", MessageDoc).query() == []
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,14 @@ from runner.pacing import Pacer
 from runner.sending import SendHandler
 from runner.writes import GroupClaim, GroupCommit, OrderGate, SendKey, SentIndex
 from tests.unit.test_journal import T0, World
-from wagate.contracts import SendSnapshot, SendTask, TenantDoc, TenantLimits, TextContent
+from wagate.contracts import (
+    TASK_SETTLED_AFTER_S,
+    SendSnapshot,
+    SendTask,
+    TenantDoc,
+    TenantLimits,
+    TextContent,
+)
 from wagate.domain import events as ev
 from wagate.domain.ids import whatsapp_message_id
 from wagate.domain.messages import MessageStatus as S
@@ -44,6 +51,7 @@ class Phone:
 def world(tmp_path: Path) -> Iterator[World]:
     w = World(tmp_path)
     w.ctx.fence = Fence(0, 7)
+    w.clock.advance(60)  # the messages (created at T0) were accepted a minute ago
     w.memory.collection("tenants", TenantDoc).put(
         TenantDoc(
             id="ten_1", name="acme", limits=TenantLimits(pacing_per_second=50, pacing_burst=50)
@@ -106,6 +114,26 @@ def test_a_task_with_a_snapshot_is_sent_during_an_outage_and_recorded_after(
     stored = world.stored("msg_1")
     assert stored.status == S.SENT and stored.attempts == 1
     assert "sending" in stored.status_times
+
+
+def test_a_task_accepted_moments_ago_is_not_sent_from_its_snapshot(world: World) -> None:
+    """The api creates a task while it writes the message and withdraws it if the write fails:
+    until TASK_SETTLED_AFTER_S only the store could tell which, so the task waits."""
+    sender, phone = handler(world), Phone()
+    young = task(world, "msg_1", "hello", offset_s=60 - int(TASK_SETTLED_AFTER_S) + 5)
+
+    async def scenario() -> None:
+        world.outage.down = True
+        waiting = await sender.handle(young, cast(Any, phone), draining=False)
+        assert waiting.status == 503 and waiting.retry_after is not None
+        assert 5.0 <= waiting.retry_after <= TASK_SETTLED_AFTER_S
+        assert phone.sent == []
+        world.clock.advance(6)  # settled now: its write landed, or its task was withdrawn
+        sent = await sender.handle(young, cast(Any, phone), draining=False)
+        assert sent.status == 200 and sent.body["recorded"] == "journal"
+
+    asyncio.run(scenario())
+    assert phone.sent == [("+15550001111", "hello")]
 
 
 def test_a_task_without_a_snapshot_waits_for_the_store(world: World) -> None:
@@ -185,3 +213,48 @@ def test_a_transient_failure_during_an_outage_is_journaled_as_failed(world: Worl
     assert stored.status == S.FAILED and stored.attempts == 1
     assert stored.errors[-1].code == "send_transient"
     assert whatsapp_message_id("msg_1") == stored.wa_id
+
+
+def test_a_task_that_arrives_just_before_its_message_is_written_is_sent(world: World) -> None:
+    """The api creates the task while it writes the message: the task can win the race."""
+    sender, phone = handler(world), Phone()
+    early = task(world, "msg_1", "hello", offset_s=60)  # accepted just now
+    written = world.stored("msg_1")
+    world.memory.collection("messages", type(written)).delete("msg_1")
+
+    async def scenario() -> None:
+        async def write_lands() -> None:
+            await asyncio.sleep(0.2)
+            world.memory.collection("messages", type(written)).put(written)
+
+        landing = asyncio.create_task(write_lands())
+        outcome = await sender.handle(early, cast(Any, phone), draining=False)
+        await landing
+        assert outcome.status == 200, outcome
+
+    asyncio.run(scenario())
+    assert phone.sent == [("+15550001111", "hello")]
+    assert world.stored("msg_1").status == S.SENT
+
+
+def test_a_task_whose_message_never_appears_waits_then_is_dropped(world: World) -> None:
+    """A failed write whose task could not be withdrawn: retried while young, then dropped."""
+    sender, phone = handler(world), Phone()
+    orphan = task(world, "msg_1", "hello", offset_s=60)
+    world.memory.collection("messages", type(world.stored("msg_1"))).delete("msg_1")
+
+    async def scenario() -> None:
+        young = await sender.handle(orphan, cast(Any, phone), draining=False)
+        assert young.status == 503 and young.body["reason"] == "message not written yet"
+        world.clock.advance(sending.UNWRITTEN_GRACE_S)
+        old = await sender.handle(orphan, cast(Any, phone), draining=False)
+        assert old.status == 200 and old.body["status"] == "unknown_message"
+
+    asyncio.run(scenario())
+    assert phone.sent == []
+
+
+def test_a_task_is_settled_only_after_the_apis_write_and_withdrawal_have_timed_out() -> None:
+    from wagate.adapters import firestore, tasks
+
+    assert TASK_SETTLED_AFTER_S > firestore.CALL_TIMEOUT_S + tasks.CALL_TIMEOUT_S

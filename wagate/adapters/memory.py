@@ -288,6 +288,7 @@ class MemoryTaskQueue:
         self._lock = threading.Lock()
         self.tasks: list[TaskSpec] = []
         self.ran: list[tuple[str, str]] = []
+        self.deleted: list[tuple[str, str]] = []
         self._names: set[tuple[str, str]] = set()
 
     def enqueue(self, task: TaskSpec) -> str:
@@ -307,6 +308,11 @@ class MemoryTaskQueue:
     def exists(self, queue: str, name: str) -> bool:
         with self._lock:
             return any(t.queue == queue and t.name == name for t in self.tasks)
+
+    def delete(self, queue: str, name: str) -> None:
+        with self._lock:  # the name stays refused, as in Cloud Tasks
+            self.tasks = [t for t in self.tasks if (t.queue, t.name) != (queue, name)]
+            self.deleted.append((queue, name))
 
     def matching(self, pattern: str) -> list[TaskSpec]:
         with self._lock:

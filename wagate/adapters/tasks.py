@@ -146,6 +146,15 @@ class CloudTasksQueue:
             return False
         return True
 
+    def delete(self, queue: str, name: str) -> None:
+        try:
+            with self.guard.call("delete_task"), translated(f"task {name}"):
+                self._client.delete_task(
+                    name=f"{self.queue_path(queue)}/tasks/{name}", timeout=CALL_TIMEOUT_S
+                )
+        except NotFound:  # done, dropped or deleted before: gone is what was asked
+            return
+
     def ping(self) -> None:
         with self.guard.call("ping"), translated("queues"):
             self._client.list_queues(

@@ -1,28 +1,38 @@
 """Accepting, enqueueing and re-enqueueing outbound messages (the api side of SPEC §3).
 
-accept(): validate → one atomic Firestore write (message + idempotency record) → one named
-Cloud Task. If the task cannot be created the message stays `accepted` and the sweeper
-enqueues it later; the task name is derived from the message id, so a duplicate enqueue is
-refused by Cloud Tasks itself.
+accept(): validate → one atomic Firestore write (message + idempotency record) and, at the
+same time, one named Cloud Task → 202. If the task cannot be created the message stays
+`accepted` and the sweeper enqueues it later; the task name is derived from the message id, so
+a duplicate enqueue is refused by Cloud Tasks itself.
 
-The task carries a snapshot of the message (SendSnapshot) so the runner can send it while
-Firestore is unreachable (docs/outage.md). That is why the task is created only *after* the
-write succeeded: a task created alongside a write that then fails (an outage, an
-Idempotency-Key repeat) would be sent from its snapshot by a runner that cannot check the
-store, although the client was told the message was not accepted — a duplicate at the
-recipient once the client retries.
+Why at the same time, and why that is safe. Issued one after the other the two calls cost
+their sum; concurrently, the slower of the two (docs/benchmarks.md, accept-latency). But the
+task carries a snapshot of the message (SendSnapshot) so the runner can send it while
+Firestore is unreachable (docs/outage.md), and a task whose write then fails (an outage, an
+Idempotency-Key repeat) must never be sent: the client is told the message was not accepted
+and will retry it. So:
+- when the write fails, the task is withdrawn (Cloud Tasks DeleteTask) before the error is
+  answered; a deleted task is never dispatched again;
+- while the store answers, the runner claims before sending and finds no message for such a
+  task (it answers 503 while the task is young, then drops it);
+- without the store, the runner sends from a snapshot only once the task is older than
+  TASK_SETTLED_AFTER_S, by when the write has landed or the task has been withdrawn.
+The one case left — the api instance dies between creating the task and withdrawing it, and
+the store stays unreachable past that age — is written down in docs/outage.md.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from wagate.contracts import (
     IDEMPOTENCY_TTL,
+    Document,
     IdempotencyDoc,
     MessageDoc,
     SendMessageRequest,
@@ -39,10 +49,15 @@ from wagate.errors import (
     NotFound,
     TaskAlreadyExists,
     ValidationFailed,
+    WagateError,
 )
+from wagate.logs import get_logger
 from wagate.ports import Clock, Store, TaskQueue, TaskSpec, Where
 from wagate.queues import send_queue
 from wagate.services.directory import SessionDirectory
+
+log = get_logger("wagate.outbox")
+TaskCreation = Literal["created", "exists", "unavailable"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,8 @@ class Outbox:
         self._clock = clock
         self._routing = routing
         self._directory = directory
+        # Task creations run beside the api's request threads (one each at a time).
+        self._beside = ThreadPoolExecutor(max_workers=32, thread_name_prefix="outbox-task")
 
     def accept(
         self,
@@ -112,9 +129,9 @@ class Outbox:
             created_at=now,
             updated_at=now,
         )
-        if idempotency_key is None:
-            self._store.create_together([("messages", doc)])
-        else:
+        writes: list[tuple[str, Document]] = [("messages", doc)]
+        record: IdempotencyDoc | None = None
+        if idempotency_key is not None:
             record = IdempotencyDoc(
                 id=self._idempotency_id(tenant.id, idempotency_key),
                 tenant_id=tenant.id,
@@ -123,13 +140,38 @@ class Outbox:
                 created_at=now,
                 expire_at=now + IDEMPOTENCY_TTL,
             )
-            try:
-                self._store.create_together([("idempotency", record), ("messages", doc)])
-            except AlreadyExists:
-                return Accepted(self._first_result(record, fingerprint), created=False)
-        # Only now: the task's snapshot may be sent without the store (module docstring).
-        self.enqueue(doc)  # never raises for an outage: False means "the sweeper, later"
+            writes.insert(0, ("idempotency", record))
+        task = self._beside.submit(self._create_quietly, doc)  # beside the write: docstring
+        try:
+            self._store.create_together(writes)
+        except AlreadyExists:
+            self._withdraw(doc, task)
+            assert record is not None  # only the idempotency record can exist already
+            return Accepted(self._first_result(record, fingerprint), created=False)
+        except BaseException:
+            self._withdraw(doc, task)
+            raise
+        task.result()  # "unavailable": the message stays accepted and the sweeper enqueues it
         return Accepted(doc, created=True)
+
+    def _create_quietly(self, doc: MessageDoc) -> TaskCreation:
+        try:
+            return self.create_task(doc)
+        except Exception as e:  # the message is written or withdrawn either way: no 5xx here
+            log.error("send task not created", message_id=doc.id, error=str(e))
+            return "unavailable"
+
+    def _withdraw(self, doc: MessageDoc, task: Future[TaskCreation]) -> None:
+        """The message's write failed (or may not have landed): its task must not live on."""
+        if task.result() == "unavailable":
+            return
+        name = ids.send_task_name(doc.id, doc.task_generation)
+        try:
+            self._queue.delete(self._queue_of(doc), name)
+        except WagateError as e:
+            # Still safe while the store answers (the runner finds no message and drops the
+            # task); not while it does not (docs/outage.md).
+            log.error("task of an unwritten message not withdrawn", task=name, error=e.message)
 
     def _idempotency_id(self, tenant_id: str, key: str) -> str:
         return hashlib.sha256(f"{tenant_id}\x00{key}".encode()).hexdigest()[:40]
@@ -157,11 +199,14 @@ class Outbox:
         if Cloud Tasks is down. A task name Cloud Tasks already knows counts as enqueued."""
         return self.create_task(doc) != "unavailable"
 
-    def create_task(self, doc: MessageDoc) -> Literal["created", "exists", "unavailable"]:
+    def _queue_of(self, doc: MessageDoc) -> str:
+        return send_queue(self._routing.queue_prefix, doc.shard, doc.priority)
+
+    def create_task(self, doc: MessageDoc) -> TaskCreation:
         """Create the send task of a message that is written: "exists" when Cloud Tasks refuses
         the name (a live task, or a finished one whose name it still remembers)."""
         task = TaskSpec(
-            queue=send_queue(self._routing.queue_prefix, doc.shard, doc.priority),
+            queue=self._queue_of(doc),
             name=ids.send_task_name(doc.id, doc.task_generation),
             url=self._routing.runner_url(doc.shard) + "/tasks/send",
             body=SendTask(
