@@ -30,6 +30,7 @@ from wagate.contracts import (
     RecoveryAction,
     SessionDoc,
 )
+from wagate.devstack.stack import FUNCTION_THREADS
 from wagate.services.ratelimit import RateLimitShard
 
 COMPONENTS = ("api", "sweeper", "runner")
@@ -370,6 +371,19 @@ def test_function_ingress_and_timeouts() -> None:
     assert api["ingress_settings"] == "ALLOW_ALL"
     assert sweeper["ingress_settings"] == "ALLOW_INTERNAL_ONLY"
     assert m.variables["api_limits"]["default"]["timeout_seconds"] == 30  # SPEC §6
+
+
+@pytest.mark.parametrize("component", ["api", "sweeper"])
+def test_functions_serve_as_many_requests_at_once_as_the_platform_sends(component: str) -> None:
+    """The functions framework's gunicorn defaults to 4 threads per CPU: THREADS must follow
+    max_instance_request_concurrency, here and in the local stack."""
+    m = tf.module()
+    fn = m.resource("google_cloudfunctions2_function", component)
+    limits = f"var.{component}_limits.concurrency"
+    assert block(fn, "service_config")["max_instance_request_concurrency"] == "${" + limits + "}"
+    assert f"THREADS = tostring({limits})" in expr(m.locals[f"{component}_env"])
+    default = m.variables[f"{component}_limits"]["default"]["concurrency"]
+    assert FUNCTION_THREADS[component] == default
 
 
 def test_the_routes_infra_targets_exist() -> None:

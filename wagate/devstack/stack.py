@@ -32,6 +32,9 @@ from wagate.devstack.prereqs import firestore_emulator_dir
 
 LOCALHOST = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Requests each function serves at once, as deployed (Terraform api_limits/sweeper_limits
+# `concurrency`; the functions framework's gunicorn reads THREADS).
+FUNCTION_THREADS = {"api": 40, "sweeper": 40}
 
 
 _HANDED_OUT: set[int] = set()
@@ -312,7 +315,7 @@ class Stack:
             if target == "api"
             else f"http://{LOCALHOST}:{port}/healthz"
         )
-        return self._service(target, argv, health)
+        return self._service(target, argv, health, THREADS=str(FUNCTION_THREADS[target]))
 
     def scheduler_service(self) -> Service:
         """Cloud Scheduler's stand-in: POSTs the sweeper's jobs (wagate/devstack/scheduler.py)."""

@@ -60,10 +60,14 @@ resource "google_storage_bucket_object" "functions_source" {
 }
 
 locals {
+  # THREADS: the functions framework serves with gunicorn, whose default is 4 threads per
+  # CPU; without it requests beyond that wait in gunicorn's backlog although the platform
+  # sent them as concurrent (max_instance_request_concurrency).
   api_env = merge(local.common_env, {
     WAGATE_SHARD_COUNT  = tostring(var.shard_count)
     WAGATE_MEDIA_BUCKET = google_storage_bucket.media.name
     WAGATE_API_URL      = local.api_url
+    THREADS             = tostring(var.api_limits.concurrency)
   })
 
   sweeper_env = merge(
@@ -72,6 +76,7 @@ locals {
       WAGATE_SHARD_COUNT   = tostring(var.shard_count)
       WAGATE_SWEEPER_URL   = local.sweeper_url
       WAGATE_BACKUP_BUCKET = google_storage_bucket.backups.name # maintenance: orphan backups
+      THREADS              = tostring(var.sweeper_limits.concurrency)
     },
     var.alert_webhook_url != null ? { WAGATE_ALERT_WEBHOOK_URL = var.alert_webhook_url } : {},
   )
