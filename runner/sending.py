@@ -41,7 +41,14 @@ from runner.writes import (
     SentIndex,
     within,
 )
-from wagate.contracts import TASK_SETTLED_AFTER_S, MessageDoc, MessageError, SendTask, TenantLimits
+from wagate.contracts import (
+    PENDING_CHAT_CLEARED,
+    TASK_SETTLED_AFTER_S,
+    MessageDoc,
+    MessageError,
+    SendTask,
+    TenantLimits,
+)
 from wagate.domain.ids import whatsapp_message_id
 from wagate.domain.messages import CLAIMABLE, ON_WHATSAPP, MessageStatus, transition
 from wagate.errors import (
@@ -438,6 +445,7 @@ class SendHandler:
                     "status": MessageStatus.SENT,
                     f"status_times.{MessageStatus.SENT.value}": ack.server_ts,
                     "updated_at": self._ctx.clock.now(),
+                    **PENDING_CHAT_CLEARED,
                 },
             )
 

@@ -28,10 +28,11 @@ from runner.io import Offload
 from wagate.contracts import MessageDoc, MessageError
 from wagate.domain.messages import (
     ON_WHATSAPP,
-    PENDING_VALUES,
+    PENDING,
     MessageStatus,
     advance_by_receipt,
     can_transition,
+    chat_key,
 )
 from wagate.errors import DependencyUnavailable, WagateError
 from wagate.ports import Fence, Store, Where
@@ -341,9 +342,7 @@ class OrderGate:
         older: list[MessageDoc] = await self._io(
             self._messages.query,
             [
-                Where("session_id", "==", session_id),
-                Where("to", "==", to),
-                Where("status", "in", PENDING_VALUES),
+                Where("pending_chat", "==", chat_key(session_id, to)),
                 Where("created_at", "<", before),
             ],
             order_by="created_at",
@@ -358,6 +357,7 @@ class OrderGate:
             m.session_id == key.session_id
             and m.to == key.to
             and m.created_at < key.created_at
+            and m.status in PENDING
             and m.id != key.message_id
             and (m.send_at is None or m.send_at <= key.now)
             and not self._settled(m.wa_id)  # sent here; the store hears of it on replay

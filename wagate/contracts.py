@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, computed_field, model_validator
 
-from wagate.domain.messages import MessageStatus
+from wagate.domain.messages import PENDING, MessageStatus, chat_key
 from wagate.domain.sessions import DesiredState, SessionState
 
 
@@ -192,6 +192,19 @@ class MessageDoc(Document):
     updated_at: datetime = Field(default_factory=utcnow)
     # Set when maintenance replaced the content of a delivered message by a placeholder.
     content_pruned_at: datetime | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def pending_chat(self) -> str | None:
+        """`session_id|to` while the message is pending, else None: stored with every write of
+        the whole document, so the per-chat order check is one equality filter on one field
+        (index pending_chat, created_at). A patch that changes `status` sets it too
+        (PENDING_CHAT_CLEARED)."""
+        return chat_key(self.session_id, self.to) if self.status in PENDING else None
+
+
+# What a patch that moves a message out of pending (sent, a receipt) adds to its fields.
+PENDING_CHAT_CLEARED: dict[str, None] = {"pending_chat": None}
 
 
 class InboundDoc(Document):

@@ -45,6 +45,11 @@ PENDING = frozenset({S.ACCEPTED, S.QUEUED, S.SENDING, S.FAILED})
 PENDING_VALUES = sorted(s.value for s in PENDING)
 
 
+def chat_key(session_id: str, to: str) -> str:
+    """One value naming a session's chat with a recipient (`MessageDoc.pending_chat`)."""
+    return f"{session_id}|{to}"
+
+
 def can_transition(current: MessageStatus, target: MessageStatus) -> bool:
     return target in ALLOWED[current]
 

@@ -35,7 +35,7 @@ locals {
   firestore_indexes = {
     messages-status-updated        = { collection = "messages", fields = ["status", "updated_at"] }
     messages-session-created-desc  = { collection = "messages", fields = ["session_id", "created_at:DESCENDING"] }
-    messages-session-to-status-ctd = { collection = "messages", fields = ["session_id", "to", "status", "created_at"] }
+    messages-pending-chat-created  = { collection = "messages", fields = ["pending_chat", "created_at"] }
     messages-tenant-status         = { collection = "messages", fields = ["tenant_id", "status"] }
     messages-tenant-status-session = { collection = "messages", fields = ["tenant_id", "status", "session_id"] }
     messages-session-waid          = { collection = "messages", fields = ["session_id", "wa_id"] }
