@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from runner.context import ShardContext
 from runner.journal import Entry
 from runner.writes import RECEIPTS, GroupCommit, MessageEvent, SentIndex, apply_status_events
-from wagate.contracts import PENDING_CHAT_CLEARED, InboundDoc, MessageDoc, WebhookEvent, WebhookTask
+from wagate.contracts import InboundDoc, MessageDoc, WebhookEvent, WebhookTask
 from wagate.domain import events as ev
 from wagate.domain.messages import ON_WHATSAPP, MessageStatus, advance_by_receipt
 from wagate.errors import AlreadyExists, NotFound, TaskAlreadyExists, WagateError
@@ -176,7 +176,6 @@ class InboundSink:
                 "status": new,
                 f"status_times.{new.value}": receipt.at,
                 "updated_at": self._ctx.clock.now(),
-                **PENDING_CHAT_CLEARED,  # a receipt moves a message to delivered or read
             },
         )
         self.receipt_count += 1

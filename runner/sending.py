@@ -41,14 +41,7 @@ from runner.writes import (
     SentIndex,
     within,
 )
-from wagate.contracts import (
-    PENDING_CHAT_CLEARED,
-    TASK_SETTLED_AFTER_S,
-    MessageDoc,
-    MessageError,
-    SendTask,
-    TenantLimits,
-)
+from wagate.contracts import TASK_SETTLED_AFTER_S, MessageDoc, MessageError, SendTask, TenantLimits
 from wagate.domain.ids import whatsapp_message_id
 from wagate.domain.messages import CLAIMABLE, ON_WHATSAPP, MessageStatus, transition
 from wagate.errors import (
@@ -445,7 +438,6 @@ class SendHandler:
                     "status": MessageStatus.SENT,
                     f"status_times.{MessageStatus.SENT.value}": ack.server_ts,
                     "updated_at": self._ctx.clock.now(),
-                    **PENDING_CHAT_CLEARED,
                 },
             )
 
@@ -465,9 +457,12 @@ class SendHandler:
         return Outcome(200, {"status": "sent", "wa_id": doc.wa_id})
 
     def _forget(self, message_id: str, session_id: str, to: str) -> None:
-        """Sent, dead or gone: no longer pending for its chat's order, no attempts to count."""
+        """Sent, dead or gone: no longer pending for its chat's order, no attempts to count.
+        Its pending/{id} entry goes with the next batch: WhatsApp has the message (or it is
+        dead, which holds nothing back), so its successors may go even before that lands."""
         self._gate.finished(message_id, session_id, to)
         self._unclaimed_attempts.pop(message_id, None)
+        self._writes.discard("pending", message_id)
 
     @staticmethod
     def _event(

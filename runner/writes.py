@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from runner.io import Offload
-from wagate.contracts import MessageDoc, MessageError
+from wagate.contracts import MessageDoc, MessageError, PendingSend
 from wagate.domain.messages import (
     ON_WHATSAPP,
     PENDING,
@@ -61,35 +61,50 @@ async def within(seconds: float, call: Awaitable[T]) -> T:
 
 
 class GroupCommit:
+    """Blind patches arriving within a few milliseconds share one batch write; `discard`ed
+    documents (best-effort deletes: pending/{id} entries, docs/messaging.md) ride along."""
+
     def __init__(self, store: Store, io: Offload, window_s: float = 0.005, limit: int = 400):
         self._store = store
         self._io = io
         self._window_s = window_s
         self._limit = limit
         self._pending: list[tuple[Key, dict[str, Any], asyncio.Future[None]]] = []
+        self._deletes: list[Key] = []
         self._flusher: asyncio.Task[None] | None = None
         self.commits = 0
 
     async def patch(self, collection: str, doc_id: str, fields: dict[str, Any]) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pending.append(((collection, doc_id), fields, future))
+        self._schedule()
+        await future
+
+    def discard(self, collection: str, doc_id: str) -> None:
+        """Delete with the next batch, not waited for: if it is lost, nothing depends on it."""
+        self._deletes.append((collection, doc_id))
+        self._schedule()
+
+    def _schedule(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_soon())
-        await future
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(self._window_s)
-        while self._pending:
+        while self._pending or self._deletes:
             batch, self._pending = self._pending[: self._limit], self._pending[self._limit :]
-            await self._commit(batch)
+            deletes, self._deletes = self._deletes[: self._limit], self._deletes[self._limit :]
+            await self._commit(batch, deletes)
 
-    async def _commit(self, batch: list[tuple[Key, dict[str, Any], asyncio.Future[None]]]) -> None:
+    async def _commit(
+        self, batch: list[tuple[Key, dict[str, Any], asyncio.Future[None]]], deletes: list[Key]
+    ) -> None:
         merged: OrderedDict[Key, dict[str, Any]] = OrderedDict()
         for key, fields, _ in batch:  # one write per document, later fields win
             merged.setdefault(key, {}).update(fields)
         patches = [(c, d, f) for (c, d), f in merged.items()]
         try:
-            await self._io(self._store.patch_many, patches)
+            await self._io(self._store.patch_many, patches, list(dict.fromkeys(deletes)))
             self.commits += 1
             for _, _, future in batch:
                 if not future.done():
@@ -99,7 +114,7 @@ class GroupCommit:
                 if not future.done():
                     future.set_exception(e)
         except WagateError:
-            # Isolate the failing document(s): retry each one alone.
+            # Isolate the failing document(s): retry each one alone (deletes cannot fail).
             for (collection, doc_id), fields, future in batch:
                 try:
                     await self._io(self._store.patch_many, [(collection, doc_id, fields)])
@@ -108,6 +123,8 @@ class GroupCommit:
                 except WagateError as e:
                     if not future.done():
                         future.set_exception(e)
+            with contextlib.suppress(WagateError):
+                await self._io(self._store.patch_many, [], deletes)
 
 
 class SentIndex:
@@ -220,10 +237,10 @@ class GroupClaim:
 
 class OrderGate:
     """Answers "is an older, due message to this chat still pending?" for many sends at once:
-    the sends of a few-millisecond window share one indexed query per chat (the chat's oldest
-    pending messages; index session_id, to, status, created_at), run concurrently. A query per
-    chat reads at most a few documents, where one over the whole shard would read (and bill,
-    and parse) its whole backlog on every window.
+    the sends of a few-millisecond window share one indexed query per chat over the pending/{id}
+    entries (PendingSend; index chat, created_at), run concurrently, and the entries found are
+    confirmed against their messages. A query per chat reads at most a few documents, where one
+    over the whole shard would read (and bill, and parse) its whole backlog on every window.
 
     It also remembers which messages it knows to be pending (tasks seen here, and what its
     queries returned), so that while the store is unreachable `known_earlier` can still keep
@@ -232,7 +249,9 @@ class OrderGate:
     """
 
     def __init__(self, store: Store, io: Offload, window_s: float = 0.003):
+        self._store = store
         self._messages = store.collection("messages", MessageDoc)
+        self._entries = store.collection("pending", PendingSend)
         self._io = io
         self._window_s = window_s
         self._pending: list[tuple[SendKey, asyncio.Future[bool]]] = []
@@ -277,12 +296,12 @@ class OrderGate:
         entry = self.index.get(wa_id) if self.index is not None and wa_id else None
         return entry is not None and entry[1] in ON_WHATSAPP
 
-    def _learn(self, chat: Key, older: list[MessageDoc], bound: datetime) -> None:
+    def _learn(self, chat: Key, older: list[MessageDoc], bound: datetime, complete: bool) -> None:
         """Remember what a chat's query returned; if it was complete, forget the messages of
         the chat older than `bound` that it did not return (they are not pending any more)."""
         returned = {m.id for m in older}
         known = self._known.get(chat, {})
-        if len(older) < PRECISE_LIMIT:
+        if complete:
             for message_id in [
                 i for i, k in known.items() if k.created_at < bound and i not in returned
             ]:
@@ -322,34 +341,40 @@ class OrderGate:
 
         async def one_chat(chat: Key, chat_keys: list[SendKey]) -> None:
             newest = max(k.created_at for k in chat_keys)
-            older = await self._oldest_pending(chat, newest)
-            self._learn(chat, older, newest)
-            complete = len(older) < PRECISE_LIMIT
+            found = await self._oldest_pending(chat, newest)
+            self._learn(chat, found.messages, newest, found.complete)
             for key in chat_keys:
-                if not complete and older[-1].created_at < key.created_at:
+                if not found.complete and found.reached < key.created_at:
                     # Truncated below this send's age: ask for it alone.
                     own = await self._oldest_pending(chat, key.created_at)
-                    answers[(key.message_id, key.created_at)] = self._blocked(key, own)
+                    answers[(key.message_id, key.created_at)] = self._blocked(key, own.messages)
                 else:
-                    answers[(key.message_id, key.created_at)] = self._blocked(key, older)
+                    answers[(key.message_id, key.created_at)] = self._blocked(key, found.messages)
 
         await asyncio.gather(*(one_chat(c, ks) for c, ks in chats.items()))
         return [answers[(key.message_id, key.created_at)] for key in keys]
 
-    async def _oldest_pending(self, chat: Key, before: datetime) -> list[MessageDoc]:
-        """The chat's oldest pending messages created before `before`."""
-        session_id, to = chat
-        older: list[MessageDoc] = await self._io(
-            self._messages.query,
-            [
-                Where("pending_chat", "==", chat_key(session_id, to)),
-                Where("created_at", "<", before),
-            ],
+    async def _oldest_pending(self, chat: Key, before: datetime) -> _Found:
+        """The chat's oldest pending messages created before `before`: its pending/{id}
+        entries, each confirmed against its message (an entry whose message is finished or
+        gone was left behind by a lost delete: dropped now)."""
+        entries: list[PendingSend] = await self._io(
+            self._entries.query,
+            [Where("chat", "==", chat_key(*chat)), Where("created_at", "<", before)],
             order_by="created_at",
             limit=PRECISE_LIMIT,
         )
         self.queries += 1
-        return older
+        complete = len(entries) < PRECISE_LIMIT
+        reached = entries[-1].created_at if entries else before
+        if not entries:
+            return _Found([], complete, reached)
+        docs = await self._io(self._messages.get_many, [e.id for e in entries])
+        pending = [d for d in docs if d.status in PENDING]
+        left_behind = {e.id for e in entries} - {d.id for d in pending}
+        if left_behind:
+            await self._io(self._store.patch_many, [], [("pending", i) for i in left_behind])
+        return _Found(pending, complete, reached)
 
     def _blocked(self, key: SendKey, older: list[MessageDoc]) -> bool:
         """An older message to the same chat that is due (a scheduled one does not block)."""
@@ -357,7 +382,6 @@ class OrderGate:
             m.session_id == key.session_id
             and m.to == key.to
             and m.created_at < key.created_at
-            and m.status in PENDING
             and m.id != key.message_id
             and (m.send_at is None or m.send_at <= key.now)
             and not self._settled(m.wa_id)  # sent here; the store hears of it on replay
@@ -366,6 +390,13 @@ class OrderGate:
 
 
 PRECISE_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class _Found:
+    messages: list[MessageDoc]  # pending, oldest first
+    complete: bool  # every pending message of the chat older than the bound is among them
+    reached: datetime  # the newest created_at the query covered
 
 
 @dataclass(frozen=True)

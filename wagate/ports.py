@@ -109,8 +109,14 @@ class Store(Protocol):
     ) -> Repository[D]:
         """e.g. sessions/{id}/inbound."""
 
-    def patch_many(self, patches: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
-        """(collection, id, fields) patches in one round trip, applied in order; all or none."""
+    def patch_many(
+        self,
+        patches: Sequence[tuple[str, str, dict[str, Any]]],
+        deletes: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """(collection, id, fields) patches in one round trip, applied in order, and
+        (collection, id) deletes (a missing document is no error) in the same batch; all or
+        none."""
 
     def create_together(self, docs: Sequence[tuple[str, Document]]) -> None:
         """Create several documents (collection name, doc) atomically in one round trip.

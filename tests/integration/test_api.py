@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.integration.api_client import Api
-from wagate.contracts import MessageDoc
+from wagate.contracts import MessageDoc, PendingSend
 from wagate.domain.ids import send_task_name
 from wagate.domain.messages import MessageStatus
 
@@ -44,7 +44,11 @@ def test_a_message_is_written_then_enqueued_under_its_derived_task_name(api: Api
     assert body["status"] == "accepted" and body["wa_id"].startswith("3EB0")
     stored = api.call("GET", f"/v1/messages/{body['id']}", key).get_json()
     assert stored["content"]["body"] == "Your order shipped"
+    # ... with the pending/{id} entry the runner's per-chat order check looks for.
     from functions.app import gateway
+
+    entry = gateway().store.collection("pending", PendingSend).get(body["id"])
+    assert entry is not None and entry.chat == f"{session['id']}|+15551234567"
     from wagate.adapters.tasks import CloudTasksQueue
     from wagate.errors import TaskAlreadyExists
     from wagate.ports import TaskSpec
@@ -138,6 +142,7 @@ def test_a_failed_write_withdraws_the_task_created_beside_it(
     assert send_tasks() == []  # withdrawn: never dispatched again
     monkeypatch.undo()
     assert store.collection("messages", MessageDoc).query() == []
+    assert store.collection("pending", PendingSend).query() == []
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from wagate.contracts import (
     AlertDoc,
     InboundDoc,
     MessageDoc,
+    PendingSend,
     SessionDoc,
     ShardLease,
     TenantDoc,
@@ -35,6 +36,7 @@ from wagate.contracts import (
 )
 from wagate.domain import events as ev
 from wagate.domain.ids import whatsapp_message_id
+from wagate.domain.messages import PENDING
 from wagate.domain.messages import MessageStatus as S
 from wagate.domain.sessions import SessionState
 from wagate.errors import DependencyUnavailable
@@ -136,8 +138,14 @@ class World:
             status_times={S.ACCEPTED.value: T0},
             created_at=T0,
         )
-        self.memory.collection("messages", MessageDoc).put(doc)
+        self.put_message(doc)
         return doc
+
+    def put_message(self, doc: MessageDoc) -> None:
+        """As the api writes it: the message and, while it is pending, its pending/{id} entry."""
+        self.memory.collection("messages", MessageDoc).put(doc)
+        if doc.status in PENDING:
+            self.memory.collection("pending", PendingSend).put(PendingSend.of(doc))
 
     def stored(self, mid: str) -> MessageDoc:
         doc = self.memory.collection("messages", MessageDoc).get(mid)

@@ -20,6 +20,8 @@ from runner.writes import GroupClaim, GroupCommit, OrderGate, SendKey, SentIndex
 from tests.unit.test_journal import T0, World
 from wagate.contracts import (
     TASK_SETTLED_AFTER_S,
+    MessageDoc,
+    PendingSend,
     SendSnapshot,
     SendTask,
     TenantDoc,
@@ -79,7 +81,7 @@ def task(
 ) -> SendTask:
     doc = world.message(mid)
     created = T0 + timedelta(seconds=offset_s)
-    world.memory.collection("messages", type(doc)).put(
+    world.put_message(
         doc.model_copy(update={"created_at": created, "content": TextContent(body=body)})
     )
     return SendTask(
@@ -258,3 +260,39 @@ def test_a_task_is_settled_only_after_the_apis_write_and_withdrawal_have_timed_o
     from wagate.adapters import firestore, tasks
 
     assert TASK_SETTLED_AFTER_S > firestore.CALL_TIMEOUT_S + tasks.CALL_TIMEOUT_S
+
+
+def test_a_pending_entry_left_behind_holds_nothing_back_and_is_dropped(world: World) -> None:
+    """pending/{id} entries are confirmed against their messages: one whose delete was lost
+    (its message is sent) does not hold the chat, and goes; a sent message's entry goes."""
+    sender, phone = handler(world), Phone()
+    first = task(world, "msg_1", "first")
+    world.memory.collection("messages", MessageDoc).patch("msg_1", {"status": S.SENT})
+    second = task(world, "msg_2", "second", offset_s=1)
+    entries = world.memory.collection("pending", PendingSend)
+    assert {e.id for e in entries.query()} == {"msg_1", "msg_2"}
+
+    async def scenario() -> None:
+        outcome = await sender.handle(second, cast(Any, phone), draining=False)
+        assert outcome.status == 200, outcome
+        await asyncio.sleep(0.05)  # the deletes ride with the next group commit
+
+    asyncio.run(scenario())
+    assert first.message_id == "msg_1" and phone.sent == [("+15550001111", "second")]
+    assert entries.query() == []
+
+
+def test_a_pending_predecessor_holds_the_next_message_of_its_chat(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sending, "ORDER_WAIT_S", 0.2)
+    sender, phone = handler(world), Phone()
+    task(world, "msg_1", "first")  # accepted, its task not here yet
+    second = task(world, "msg_2", "second", offset_s=1)
+
+    async def scenario() -> None:
+        outcome = await sender.handle(second, cast(Any, phone), draining=False)
+        assert outcome.status == 503 and "earlier message" in str(outcome.body["reason"])
+
+    asyncio.run(scenario())
+    assert phone.sent == []

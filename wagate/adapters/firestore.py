@@ -270,12 +270,22 @@ class FirestoreStore:
         coll = self.client.collection(parent).document(parent_id).collection(name)
         return FirestoreRepository(self.client, coll, model, self.guard)
 
-    def patch_many(self, patches: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
-        for start in range(0, len(patches), BATCH_LIMIT):
+    def patch_many(
+        self,
+        patches: Sequence[tuple[str, str, dict[str, Any]]],
+        deletes: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        writes: list[tuple[str, str, dict[str, Any] | None]] = [*patches]
+        writes += [(name, doc_id, None) for name, doc_id in deletes]
+        for start in range(0, len(writes), BATCH_LIMIT):
             batch = self.client.batch()
-            for name, doc_id, fields in patches[start : start + BATCH_LIMIT]:
-                batch.update(self.client.collection(name).document(doc_id), encode(fields))
-            with self.guard.call("batch_write"), translated(f"{len(patches)} patches"):
+            for name, doc_id, fields in writes[start : start + BATCH_LIMIT]:
+                ref = self.client.collection(name).document(doc_id)
+                if fields is None:
+                    batch.delete(ref)
+                else:
+                    batch.update(ref, encode(fields))
+            with self.guard.call("batch_write"), translated(f"{len(writes)} patches"):
                 batch.commit(timeout=CALL_TIMEOUT_S)
 
     def create_together(self, docs: Sequence[tuple[str, Document]]) -> None:

@@ -179,7 +179,11 @@ class MemoryStore:
     ) -> MemoryRepository[D]:
         return self.collection(f"{parent}/{parent_id}/{name}", model)
 
-    def patch_many(self, patches: Sequence[tuple[str, str, dict[str, Any]]]) -> None:
+    def patch_many(
+        self,
+        patches: Sequence[tuple[str, str, dict[str, Any]]],
+        deletes: Sequence[tuple[str, str]] = (),
+    ) -> None:
         with self.lock:
             for name, doc_id, _ in patches:
                 repo = self._collections.get(name)
@@ -187,6 +191,10 @@ class MemoryStore:
                     raise NotFound(f"{name}/{doc_id} does not exist")
             for name, doc_id, fields in patches:
                 self._collections[name].patch(doc_id, fields)
+            for name, doc_id in deletes:
+                repo = self._collections.get(name)
+                if repo is not None:
+                    repo._docs.pop(doc_id, None)
 
     def create_together(self, docs: Sequence[tuple[str, Document]]) -> None:
         with self.lock:

@@ -46,7 +46,7 @@ PENDING_VALUES = sorted(s.value for s in PENDING)
 
 
 def chat_key(session_id: str, to: str) -> str:
-    """One value naming a session's chat with a recipient (`MessageDoc.pending_chat`)."""
+    """One value naming a session's chat with a recipient (`PendingSend.chat`)."""
     return f"{session_id}|{to}"
 
 

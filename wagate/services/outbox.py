@@ -35,6 +35,7 @@ from wagate.contracts import (
     Document,
     IdempotencyDoc,
     MessageDoc,
+    PendingSend,
     SendMessageRequest,
     SendSnapshot,
     SendTask,
@@ -91,6 +92,7 @@ class Outbox:
         self._store = store
         self._messages = store.collection("messages", MessageDoc)
         self._idempotency = store.collection("idempotency", IdempotencyDoc)
+        self._pending = store.collection("pending", PendingSend)
         self._queue = queue
         self._clock = clock
         self._routing = routing
@@ -129,7 +131,8 @@ class Outbox:
             created_at=now,
             updated_at=now,
         )
-        writes: list[tuple[str, Document]] = [("messages", doc)]
+        # The pending/{id} entry the runner's per-chat order check looks for (PendingSend).
+        writes: list[tuple[str, Document]] = [("messages", doc), ("pending", PendingSend.of(doc))]
         record: IdempotencyDoc | None = None
         if idempotency_key is not None:
             record = IdempotencyDoc(
@@ -294,6 +297,9 @@ class Outbox:
                     }
                 )
 
+            # Pending again: its entry first, so no moment finds it pending without one (an
+            # entry whose update then fails is confirmed against the message and dropped).
+            self._pending.put(PendingSend.of(doc))
             updated = self._messages.update(doc.id, requeue)
             self.enqueue(updated)
             retried.append(doc.id)

@@ -35,10 +35,10 @@ locals {
   firestore_indexes = {
     messages-status-updated        = { collection = "messages", fields = ["status", "updated_at"] }
     messages-session-created-desc  = { collection = "messages", fields = ["session_id", "created_at:DESCENDING"] }
-    messages-pending-chat-created  = { collection = "messages", fields = ["pending_chat", "created_at"] }
     messages-tenant-status         = { collection = "messages", fields = ["tenant_id", "status"] }
     messages-tenant-status-session = { collection = "messages", fields = ["tenant_id", "status", "session_id"] }
     messages-session-waid          = { collection = "messages", fields = ["session_id", "wa_id"] }
+    pending-chat-created           = { collection = "pending", fields = ["chat", "created_at"] }
     messages-shard-status          = { collection = "messages", fields = ["shard", "status"] }
     sessions-tenant-created        = { collection = "sessions", fields = ["tenant_id", "created_at"] }
   }
@@ -60,6 +60,7 @@ locals {
     inbound          = { collection = "inbound", field = "expire_at" }
     recovery_actions = { collection = "recovery_actions", field = "expire_at" }
     rate_limits      = { collection = "rate_limits", field = "expire_at" } # window end + 1 h
+    pending          = { collection = "pending", field = "expire_at" }     # due + 35 days
   }
 }
 
