@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -259,8 +260,16 @@ class OrderGate:
         self._known: dict[Key, dict[str, _Known]] = {}
         self.index: SentIndex | None = None
         self.queries = 0
+        self.answered_from_memory = 0
 
     async def has_earlier(self, key: SendKey) -> bool:
+        if self.known_earlier(key, KNOWN_FRESH_S):
+            # A predecessor this runner learned of moments ago is still pending: the answer
+            # is "wait" without asking the store. After a restart every pending task of the
+            # shard arrives at once; this keeps that to about one query per chat, not one per
+            # task. Only "wait" is answered so: a stale one delays, it never reorders.
+            self.answered_from_memory += 1
+            return True
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((key, future))
         if self._flusher is None or self._flusher.done():
@@ -281,13 +290,16 @@ class OrderGate:
             if not chat:
                 del self._known[(session_id, to)]
 
-    def known_earlier(self, key: SendKey) -> bool:
-        """has_earlier without the store: only the messages this runner knows of."""
+    def known_earlier(self, key: SendKey, fresher_than_s: float | None = None) -> bool:
+        """has_earlier without the store: only the messages this runner knows of (learned
+        within `fresher_than_s`, if given)."""
         chat = self._known.get((key.session_id, key.to), {})
+        oldest = None if fresher_than_s is None else time.monotonic() - fresher_than_s
         return any(
             message_id != key.message_id
             and known.created_at < key.created_at
             and (known.send_at is None or known.send_at <= key.now)
+            and (oldest is None or known.seen_at >= oldest)
             and not self._settled(known.wa_id)
             for message_id, known in chat.items()
         )
@@ -344,7 +356,11 @@ class OrderGate:
             found = await self._oldest_pending(chat, newest)
             self._learn(chat, found.messages, newest, found.complete)
             for key in chat_keys:
-                if not found.complete and found.reached < key.created_at:
+                if (
+                    not found.complete
+                    and found.reached < key.created_at
+                    and not self._blocked(key, found.messages)  # blocked already: no need
+                ):
                     # Truncated below this send's age: ask for it alone.
                     own = await self._oldest_pending(chat, key.created_at)
                     answers[(key.message_id, key.created_at)] = self._blocked(key, own.messages)
@@ -390,6 +406,7 @@ class OrderGate:
 
 
 PRECISE_LIMIT = 20
+KNOWN_FRESH_S = 10.0  # how long what this runner learned of a chat may answer "wait" alone
 
 
 @dataclass(frozen=True)
@@ -404,6 +421,7 @@ class _Known:
     created_at: datetime
     send_at: datetime | None
     wa_id: str
+    seen_at: float = field(default_factory=time.monotonic)  # when this runner last learned it
 
 
 @dataclass(frozen=True)

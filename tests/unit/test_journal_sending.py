@@ -296,3 +296,31 @@ def test_a_pending_predecessor_holds_the_next_message_of_its_chat(
 
     asyncio.run(scenario())
     assert phone.sent == []
+
+
+def test_a_predecessor_learned_moments_ago_answers_wait_without_a_query(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a restart every pending task of the shard arrives at once: a send whose chat has
+    a predecessor this runner just learned of waits without asking the store again."""
+    import runner.writes as writes
+
+    gate = OrderGate(world.store, world.io)
+    now = T0 + timedelta(minutes=1)
+
+    def key(mid: str, offset_s: int) -> SendKey:
+        return SendKey(mid, "ses_1", "+1555", T0 + timedelta(seconds=offset_s), now, "w" + mid)
+
+    async def scenario() -> None:
+        gate.saw(key("a", 0), send_at=None)  # its task came and was paced: pending
+        assert await gate.has_earlier(key("b", 1)) is True
+        assert (gate.queries, gate.answered_from_memory) == (0, 1)
+        monkeypatch.setattr(writes, "KNOWN_FRESH_S", 0.0)  # what it knows is old now
+        assert await gate.has_earlier(key("b", 1)) is False  # the store has no entry for "a"
+        assert gate.queries == 1
+        gate.finished("a", "ses_1", "+1555")
+        monkeypatch.setattr(writes, "KNOWN_FRESH_S", 10.0)
+        assert await gate.has_earlier(key("b", 1)) is False
+        assert gate.queries == 2
+
+    asyncio.run(scenario())
