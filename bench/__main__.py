@@ -19,6 +19,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "pipeline": ("bench.pipeline", "run_pipeline"),
     "accept-latency": ("bench.pipeline", "run_accept_latency"),
     "backup-restore": ("bench.cli_restore", "run"),
+    "emulator-costs": ("bench.emulator_costs", "run"),
 }
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 

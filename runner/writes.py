@@ -258,11 +258,25 @@ class OrderGate:
         self._pending: list[tuple[SendKey, asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._known: dict[Key, dict[str, _Known]] = {}
+        # chat → (created_at below which the last query returned every pending message, when)
+        self._covered: OrderedDict[Key, tuple[datetime, float]] = OrderedDict()
         self.index: SentIndex | None = None
         self.queries = 0
         self.answered_from_memory = 0
 
     async def has_earlier(self, key: SendKey) -> bool:
+        covered = self._covered.get((key.session_id, key.to))
+        if (
+            covered is not None
+            and key.created_at <= covered[0]
+            and time.monotonic() - covered[1] <= KNOWN_FRESH_S
+        ):
+            # A query moments ago returned every pending message of this chat older than this
+            # one, and this runner has seen each of those finish or not since (`finished`): no
+            # need to ask again. A message cannot become pending below that point later (only
+            # an operator's retry-dead does that), so this holds while it is fresh.
+            self.answered_from_memory += 1
+            return self.known_earlier(key)
         if self.known_earlier(key, KNOWN_FRESH_S):
             # A predecessor this runner learned of moments ago is still pending: the answer
             # is "wait" without asking the store. After a restart every pending task of the
@@ -308,16 +322,22 @@ class OrderGate:
         entry = self.index.get(wa_id) if self.index is not None and wa_id else None
         return entry is not None and entry[1] in ON_WHATSAPP
 
-    def _learn(self, chat: Key, older: list[MessageDoc], bound: datetime, complete: bool) -> None:
-        """Remember what a chat's query returned; if it was complete, forget the messages of
-        the chat older than `bound` that it did not return (they are not pending any more)."""
+    def _learn(self, chat: Key, older: list[MessageDoc], covers: datetime) -> None:
+        """Remember what a chat's query returned. It returned every pending message of the
+        chat created before `covers`: forget the others known from before (they are not
+        pending any more), and remember that, for a while, the chat's order below `covers`
+        can be answered from what this runner knows (has_earlier)."""
         returned = {m.id for m in older}
         known = self._known.get(chat, {})
-        if complete:
-            for message_id in [
-                i for i, k in known.items() if k.created_at < bound and i not in returned
-            ]:
-                del known[message_id]
+        for message_id in [
+            i for i, k in known.items() if k.created_at < covers and i not in returned
+        ]:
+            del known[message_id]
+        now = time.monotonic()
+        self._covered[chat] = (covers, now)
+        self._covered.move_to_end(chat)
+        while self._covered and now - next(iter(self._covered.values()))[1] > KNOWN_FRESH_S:
+            self._covered.popitem(last=False)
         for m in older:
             if not self._settled(m.wa_id):
                 known[m.id] = _Known(m.created_at, m.send_at, m.wa_id)
@@ -354,7 +374,7 @@ class OrderGate:
         async def one_chat(chat: Key, chat_keys: list[SendKey]) -> None:
             newest = max(k.created_at for k in chat_keys)
             found = await self._oldest_pending(chat, newest)
-            self._learn(chat, found.messages, newest, found.complete)
+            self._learn(chat, found.messages, newest if found.complete else found.reached)
             for key in chat_keys:
                 if (
                     not found.complete
@@ -363,6 +383,7 @@ class OrderGate:
                 ):
                     # Truncated below this send's age: ask for it alone.
                     own = await self._oldest_pending(chat, key.created_at)
+                    self._learn(chat, own.messages, key.created_at if own.complete else own.reached)
                     answers[(key.message_id, key.created_at)] = self._blocked(key, own.messages)
                 else:
                     answers[(key.message_id, key.created_at)] = self._blocked(key, found.messages)

@@ -318,9 +318,31 @@ def test_a_predecessor_learned_moments_ago_answers_wait_without_a_query(
         monkeypatch.setattr(writes, "KNOWN_FRESH_S", 0.0)  # what it knows is old now
         assert await gate.has_earlier(key("b", 1)) is False  # the store has no entry for "a"
         assert gate.queries == 1
-        gate.finished("a", "ses_1", "+1555")
         monkeypatch.setattr(writes, "KNOWN_FRESH_S", 10.0)
-        assert await gate.has_earlier(key("b", 1)) is False
-        assert gate.queries == 2
+        assert await gate.has_earlier(key("b", 1)) is False  # that query covered the chat
+        assert (gate.queries, gate.answered_from_memory) == (1, 2)
+
+    asyncio.run(scenario())
+
+
+def test_a_chat_a_query_just_covered_is_answered_from_memory(world: World) -> None:
+    """Once a query returned every pending message of a chat older than a send, and this
+    runner saw those finish, the next send of the chat goes without asking again."""
+    gate = OrderGate(world.store, world.io)
+    gate.index = SentIndex()
+    now = T0 + timedelta(minutes=1)
+    task(world, "a", "first")
+    task(world, "b", "second", offset_s=1)
+
+    def key(mid: str, offset_s: int) -> SendKey:
+        return SendKey(mid, "ses_1", "+15550001111", T0 + timedelta(seconds=offset_s), now, "w")
+
+    async def scenario() -> None:
+        assert await gate.has_earlier(key("c", 2)) is True  # a and b are pending
+        assert gate.queries == 1
+        assert await gate.has_earlier(key("b", 1)) is True  # a is: from memory
+        gate.finished("a", "ses_1", "+15550001111")
+        assert await gate.has_earlier(key("b", 1)) is False  # a finished here: b goes
+        assert (gate.queries, gate.answered_from_memory) == (1, 2)
 
     asyncio.run(scenario())
