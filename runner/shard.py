@@ -21,6 +21,7 @@ from wagate.queues import send_queue
 
 log = get_logger("wagate.runner.shard")
 NUDGE_AFTER_CONNECT_S = 10.0
+NUDGE_RETRY_S = 300.0  # how long a takeover keeps trying to list the pending sends to nudge
 NUDGE_LIMIT = 2000
 
 
@@ -82,15 +83,24 @@ class Shard:
             *(s.wait_connected(NUDGE_AFTER_CONNECT_S) for s in supervisors),
             return_exceptions=True,
         )
-        try:
-            pending: list[MessageDoc] = await ctx.io(
-                ctx.messages.query,
-                [Where("shard", "==", ctx.shard), Where("status", "in", PENDING_VALUES)],
-                limit=NUDGE_LIMIT,
-            )
-        except WagateError as e:
-            log.warning("could not list pending messages to nudge", error=e.message)
-            return
+        pending: list[MessageDoc] | None = None
+        delay, deadline = 1.0, asyncio.get_running_loop().time() + NUDGE_RETRY_S
+        while pending is None:
+            try:
+                pending = await ctx.io(
+                    ctx.messages.query,
+                    [Where("shard", "==", ctx.shard), Where("status", "in", PENDING_VALUES)],
+                    limit=NUDGE_LIMIT,
+                )
+            except WagateError as e:
+                # A takeover often meets a slow or recovering store; without the nudge the
+                # backlog waits out each task's backoff (minutes), so ask again.
+                if asyncio.get_running_loop().time() + delay > deadline or self.draining:
+                    log.warning("could not list pending messages to nudge", error=e.message)
+                    return
+                log.info("pending messages to nudge not listed yet", error=e.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
         sem = asyncio.Semaphore(20)
 
         async def nudge(doc: MessageDoc) -> None:
