@@ -22,7 +22,8 @@ from wagate.queues import send_queue
 log = get_logger("wagate.runner.shard")
 NUDGE_AFTER_CONNECT_S = 10.0
 NUDGE_RETRY_S = 300.0  # how long a takeover keeps trying to list the pending sends to nudge
-NUDGE_LIMIT = 2000
+NUDGE_LIMIT = 2000  # a page
+NUDGE_PAGES = 50
 
 
 class Shard:
@@ -83,24 +84,6 @@ class Shard:
             *(s.wait_connected(NUDGE_AFTER_CONNECT_S) for s in supervisors),
             return_exceptions=True,
         )
-        pending: list[MessageDoc] | None = None
-        delay, deadline = 1.0, asyncio.get_running_loop().time() + NUDGE_RETRY_S
-        while pending is None:
-            try:
-                pending = await ctx.io(
-                    ctx.messages.query,
-                    [Where("shard", "==", ctx.shard), Where("status", "in", PENDING_VALUES)],
-                    limit=NUDGE_LIMIT,
-                )
-            except WagateError as e:
-                # A takeover often meets a slow or recovering store; without the nudge the
-                # backlog waits out each task's backoff (minutes), so ask again.
-                if asyncio.get_running_loop().time() + delay > deadline or self.draining:
-                    log.warning("could not list pending messages to nudge", error=e.message)
-                    return
-                log.info("pending messages to nudge not listed yet", error=e.message)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
         sem = asyncio.Semaphore(20)
 
         async def nudge(doc: MessageDoc) -> None:
@@ -111,10 +94,42 @@ class Shard:
                         ctx.queue.run_now, queue, send_task_name(doc.id, doc.task_generation)
                     )
 
-        now = ctx.clock.now()
-        due = [d for d in pending if d.send_at is None or d.send_at <= now]
-        await asyncio.gather(*(nudge(d) for d in due))
-        log.info("nudged pending sends", shard=ctx.shard, count=len(due))
+        nudged, cursor = 0, None
+        for _ in range(NUDGE_PAGES):  # the whole backlog, a page at a time
+            page = await self._pending_page(cursor)
+            if page is None:
+                break
+            now = ctx.clock.now()
+            due = [d for d in page if d.send_at is None or d.send_at <= now]
+            await asyncio.gather(*(nudge(d) for d in due))
+            nudged += len(due)
+            if len(page) < NUDGE_LIMIT:
+                break
+            cursor = page[-1].id
+        log.info("nudged pending sends", shard=ctx.shard, count=nudged)
+
+    async def _pending_page(self, cursor: str | None) -> list[MessageDoc] | None:
+        """A page of the shard's pending messages; None if the store did not answer for
+        NUDGE_RETRY_S (a takeover often meets a slow or recovering store: without the nudge
+        the backlog waits out each task's backoff, minutes)."""
+        ctx = self.ctx
+        delay, deadline = 1.0, asyncio.get_running_loop().time() + NUDGE_RETRY_S
+        while True:
+            try:
+                page: list[MessageDoc] = await ctx.io(
+                    ctx.messages.query,
+                    [Where("shard", "==", ctx.shard), Where("status", "in", PENDING_VALUES)],
+                    limit=NUDGE_LIMIT,
+                    start_after=cursor,
+                )
+                return page
+            except WagateError as e:
+                if asyncio.get_running_loop().time() + delay > deadline or self.draining:
+                    log.warning("could not list pending messages to nudge", error=e.message)
+                    return None
+                log.info("pending messages to nudge not listed yet", error=e.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     def _start(self, doc: SessionDoc) -> SessionSupervisor:
         existing = self.supervisors.get(doc.id)

@@ -254,3 +254,21 @@ def test_patch_many_deletes_in_the_same_batch_and_a_missing_one_is_no_error(stor
     loaded = repo.get("a")
     assert loaded is not None and loaded.attempts == 3
     assert repo.get("b") is None
+
+
+def test_a_filtered_query_pages_by_cursor_without_an_order(store: Store) -> None:
+    """The takeover nudge pages through the shard's pending messages this way."""
+    repo = store.collection("messages", MessageDoc)
+    for i in range(5):
+        repo.put(message(f"p{i}"))
+    repo.put(message("done", MessageStatus.SENT))
+    where = [Where("shard", "==", 0), Where("status", "in", ["accepted", "queued"])]
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = repo.query(where, limit=2, start_after=cursor)
+        seen += [m.id for m in page]
+        if len(page) < 2:
+            break
+        cursor = page[-1].id
+    assert sorted(seen) == [f"p{i}" for i in range(5)]
