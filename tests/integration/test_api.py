@@ -30,15 +30,19 @@ def new_session(api: Api, key: str) -> dict[str, Any]:
     return body
 
 
-def test_a_message_is_written_then_enqueued_under_its_derived_task_name(api: Api) -> None:
-    key = api.tenant()["api_key"]
-    session = new_session(api, key)
-    response = api.call(
+def post_text(api: Api, key: str, session: dict[str, Any], text: str) -> Any:
+    return api.call(
         "POST",
         f"/v1/sessions/{session['id']}/messages",
         key,
-        json={"to": "+15551234567", "content": {"type": "text", "body": "Your order shipped"}},
+        json={"to": "+15551234567", "content": {"type": "text", "body": text}},
     )
+
+
+def test_a_message_is_written_then_enqueued_under_its_derived_task_name(api: Api) -> None:
+    key = api.tenant()["api_key"]
+    session = new_session(api, key)
+    response = post_text(api, key, session, "Your order shipped")
     assert response.status_code == 202, response.get_json()
     body = response.get_json()
     assert body["status"] == "accepted" and body["wa_id"].startswith("3EB0")
@@ -131,12 +135,7 @@ def test_a_failed_write_withdraws_the_task_created_beside_it(
         raise DependencyUnavailable("Firestore unavailable (test)")
 
     monkeypatch.setattr(store, "create_together", failing_write)
-    response = api.call(
-        "POST",
-        f"/v1/sessions/{session['id']}/messages",
-        key,
-        json={"to": "+15551234567", "content": {"type": "text", "body": "lost?"}},
-    )
+    response = post_text(api, key, session, "lost?")
     assert response.status_code == 503, response.get_json()
     assert task_created_meanwhile.is_set()
     assert send_tasks() == []  # withdrawn: never dispatched again
