@@ -1,9 +1,10 @@
 """Accepting, enqueueing and re-enqueueing outbound messages (the api side of SPEC §3).
 
-accept(): validate → one atomic Firestore write (message + idempotency record) and, at the
-same time, one named Cloud Task → 202. If the task cannot be created the message stays
-`accepted` and the sweeper enqueues it later; the task name is derived from the message id, so
-a duplicate enqueue is refused by Cloud Tasks itself.
+accept(): validate → one atomic Firestore write (message, its pending/{id} entry for the order
+check, the idempotency record) and, at the same time, one named Cloud Task → 202. If the
+task cannot be created the message stays `accepted` and the sweeper enqueues it later; the
+task name is derived from the message id, so a duplicate enqueue is refused by Cloud Tasks
+itself.
 
 Why at the same time, and why that is safe. Issued one after the other the two calls cost
 their sum; concurrently, the slower of the two (docs/benchmarks.md, accept-latency). But the
