@@ -374,16 +374,12 @@ class OrderGate:
         async def one_chat(chat: Key, chat_keys: list[SendKey]) -> None:
             newest = max(k.created_at for k in chat_keys)
             found = await self._oldest_pending(chat, newest)
-            self._learn(chat, found.messages, newest if found.complete else found.reached)
+            self._learn(chat, found.messages, found.covers)
             for key in chat_keys:
-                if (
-                    not found.complete
-                    and found.reached < key.created_at
-                    and not self._blocked(key, found.messages)  # blocked already: no need
-                ):
-                    # Truncated below this send's age: ask for it alone.
+                if found.covers < key.created_at and not self._blocked(key, found.messages):
+                    # Truncated below this send's age and not blocking it: ask for it alone.
                     own = await self._oldest_pending(chat, key.created_at)
-                    self._learn(chat, own.messages, key.created_at if own.complete else own.reached)
+                    self._learn(chat, own.messages, own.covers)
                     answers[(key.message_id, key.created_at)] = self._blocked(key, own.messages)
                 else:
                     answers[(key.message_id, key.created_at)] = self._blocked(key, found.messages)
@@ -402,16 +398,16 @@ class OrderGate:
             limit=PRECISE_LIMIT,
         )
         self.queries += 1
-        complete = len(entries) < PRECISE_LIMIT
-        reached = entries[-1].created_at if entries else before
+        # Truncated: complete only below the newest entry returned.
+        covers = before if len(entries) < PRECISE_LIMIT else entries[-1].created_at
         if not entries:
-            return _Found([], complete, reached)
+            return _Found([], covers)
         docs = await self._io(self._messages.get_many, [e.id for e in entries])
         pending = [d for d in docs if d.status in PENDING]
         left_behind = {e.id for e in entries} - {d.id for d in pending}
         if left_behind:
             await self._io(self._store.patch_many, [], [("pending", i) for i in left_behind])
-        return _Found(pending, complete, reached)
+        return _Found(pending, covers)
 
     def _blocked(self, key: SendKey, older: list[MessageDoc]) -> bool:
         """An older message to the same chat that is due (a scheduled one does not block)."""
@@ -433,8 +429,7 @@ KNOWN_FRESH_S = 10.0  # how long what this runner learned of a chat may answer "
 @dataclass(frozen=True)
 class _Found:
     messages: list[MessageDoc]  # pending, oldest first
-    complete: bool  # every pending message of the chat older than the bound is among them
-    reached: datetime  # the newest created_at the query covered
+    covers: datetime  # every pending message of the chat created before this is among them
 
 
 @dataclass(frozen=True)
