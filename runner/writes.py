@@ -238,10 +238,12 @@ class GroupClaim:
 
 class OrderGate:
     """Answers "is an older, due message to this chat still pending?" for many sends at once:
-    the sends of a few-millisecond window share one indexed query per chat over the pending/{id}
-    entries (PendingSend; index chat, created_at), run concurrently, and the entries found are
-    confirmed against their messages. A query per chat reads at most a few documents, where one
-    over the whole shard would read (and bill, and parse) its whole backlog on every window.
+    the sends of a few-millisecond window share one indexed query per 30 chats over the
+    pending/{id} entries (PendingSend; `chat in [...]`, index chat, created_at), run
+    concurrently, and the entries found are confirmed against their messages. Such a query reads
+    a few documents per chat, where one over the whole shard would read (and bill, and parse) its
+    whole backlog on every window; and the Firestore emulator scans the collection for each
+    query, so one per chat cost it a scan per message (docs/benchmarks.md).
 
     It also remembers which messages it knows to be pending (tasks seen here, and what its
     queries returned), so that while the store is unreachable `known_earlier` can still keep
@@ -322,7 +324,7 @@ class OrderGate:
         entry = self.index.get(wa_id) if self.index is not None and wa_id else None
         return entry is not None and entry[1] in ON_WHATSAPP
 
-    def _learn(self, chat: Key, older: list[MessageDoc], covers: datetime) -> None:
+    def _learn(self, chat: Key, older: list[_Pending], covers: datetime) -> None:
         """Remember what a chat's query returned. It returned every pending message of the
         chat created before `covers`: forget the others known from before (they are not
         pending any more), and remember that, for a while, the chat's order below `covers`
@@ -371,45 +373,79 @@ class OrderGate:
             chats.setdefault((key.session_id, key.to), []).append(key)
         answers: dict[tuple[str, datetime], bool] = {}
 
-        async def one_chat(chat: Key, chat_keys: list[SendKey]) -> None:
-            newest = max(k.created_at for k in chat_keys)
-            found = await self._oldest_pending(chat, newest)
-            self._learn(chat, found.messages, found.covers)
-            for key in chat_keys:
-                if found.covers < key.created_at and not self._blocked(key, found.messages):
-                    # Truncated below this send's age and not blocking it: ask for it alone.
-                    own = await self._oldest_pending(chat, key.created_at)
-                    self._learn(chat, own.messages, own.covers)
-                    answers[(key.message_id, key.created_at)] = self._blocked(key, own.messages)
-                else:
-                    answers[(key.message_id, key.created_at)] = self._blocked(key, found.messages)
+        async def some_chats(group: list[Key]) -> None:
+            group_keys = [key for chat in group for key in chats[chat]]
+            newest = max(key.created_at for key in group_keys)
+            found = await self._oldest_pending(group, newest, in_hand=group_keys)
+            for chat in group:
+                older = [m for m in found.messages if (m.session_id, m.to) == chat]
+                # Learned only up to the chat's own newest send: a message accepted moments
+                # before a later one may still be on its way into the store.
+                own_newest = max(key.created_at for key in chats[chat])
+                self._learn(chat, older, min(found.covers, own_newest))
+                for key in chats[chat]:
+                    if found.covers < key.created_at and not self._blocked(key, older):
+                        # Truncated below this send's age and not blocking it: ask for it alone.
+                        own = await self._oldest_pending([chat], key.created_at, in_hand=[key])
+                        self._learn(chat, own.messages, own.covers)
+                        answers[(key.message_id, key.created_at)] = self._blocked(key, own.messages)
+                    else:
+                        answers[(key.message_id, key.created_at)] = self._blocked(key, older)
 
-        await asyncio.gather(*(one_chat(c, ks) for c, ks in chats.items()))
+        listed = list(chats)
+        await asyncio.gather(
+            *(
+                some_chats(listed[i : i + CHATS_PER_QUERY])
+                for i in range(0, len(listed), CHATS_PER_QUERY)
+            )
+        )
         return [answers[(key.message_id, key.created_at)] for key in keys]
 
-    async def _oldest_pending(self, chat: Key, before: datetime) -> _Found:
-        """The chat's oldest pending messages created before `before`: its pending/{id}
-        entries, each confirmed against its message (an entry whose message is finished or
-        gone was left behind by a lost delete: dropped now)."""
+    async def _oldest_pending(
+        self, group: list[Key], before: datetime, in_hand: list[SendKey]
+    ) -> _Found:
+        """The oldest pending messages of these chats created before `before`, oldest first:
+        their pending/{id} entries (one query, `chat in [...]`), each confirmed against its
+        message (an entry whose message is finished or gone was left behind by a lost
+        delete: dropped now). The sends asked about are in hand: pending, not re-read."""
+        limit = PRECISE_LIMIT + 2 * len(in_hand)
+        chat_of = {chat_key(*chat): chat for chat in group}
+        where = (
+            Where("chat", "==", next(iter(chat_of)))
+            if len(chat_of) == 1
+            else Where("chat", "in", list(chat_of))
+        )
         entries: list[PendingSend] = await self._io(
             self._entries.query,
-            [Where("chat", "==", chat_key(*chat)), Where("created_at", "<", before)],
+            [where, Where("created_at", "<", before)],
             order_by="created_at",
-            limit=PRECISE_LIMIT,
+            limit=limit,
         )
         self.queries += 1
         # Truncated: complete only below the newest entry returned.
-        covers = before if len(entries) < PRECISE_LIMIT else entries[-1].created_at
+        covers = before if len(entries) < limit else entries[-1].created_at
         if not entries:
             return _Found([], covers)
-        docs = await self._io(self._messages.get_many, [e.id for e in entries])
-        pending = [d for d in docs if d.status in PENDING]
-        left_behind = {e.id for e in entries} - {d.id for d in pending}
+        held = {key.message_id: key for key in in_hand}
+        to_read = [e.id for e in entries if e.id not in held]
+        docs = await self._io(self._messages.get_many, to_read) if to_read else []
+        pending = {d.id: d for d in docs if d.status in PENDING}
+        left_behind = set(to_read) - set(pending)
         if left_behind:
             await self._io(self._store.patch_many, [], [("pending", i) for i in left_behind])
-        return _Found(pending, covers)
+        found: list[_Pending] = []
+        for entry in entries:
+            if entry.id in pending:
+                found.append(_Pending.of(pending[entry.id]))
+            elif entry.id in held:
+                key = held[entry.id]
+                session_id, to = chat_of[entry.chat]
+                found.append(
+                    _Pending(entry.id, session_id, to, entry.created_at, entry.send_at, key.wa_id)
+                )
+        return _Found(found, covers)
 
-    def _blocked(self, key: SendKey, older: list[MessageDoc]) -> bool:
+    def _blocked(self, key: SendKey, older: list[_Pending]) -> bool:
         """An older message to the same chat that is due (a scheduled one does not block)."""
         return any(
             m.session_id == key.session_id
@@ -423,13 +459,30 @@ class OrderGate:
 
 
 PRECISE_LIMIT = 20
+CHATS_PER_QUERY = 30  # Firestore's limit on the values of an `in` filter
 KNOWN_FRESH_S = 10.0  # how long what this runner learned of a chat may answer "wait" alone
 
 
 @dataclass(frozen=True)
 class _Found:
-    messages: list[MessageDoc]  # pending, oldest first
+    messages: list[_Pending]  # pending, oldest first
     covers: datetime  # every pending message of the chat created before this is among them
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A pending message, as much of it as the order check needs."""
+
+    id: str
+    session_id: str
+    to: str
+    created_at: datetime
+    send_at: datetime | None
+    wa_id: str
+
+    @classmethod
+    def of(cls, doc: MessageDoc) -> _Pending:
+        return cls(doc.id, doc.session_id, doc.to, doc.created_at, doc.send_at, doc.wa_id)
 
 
 @dataclass(frozen=True)

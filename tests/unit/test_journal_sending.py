@@ -346,3 +346,61 @@ def test_a_chat_a_query_just_covered_is_answered_from_memory(world: World) -> No
         assert (gate.queries, gate.answered_from_memory) == (1, 2)
 
     asyncio.run(scenario())
+
+
+def _pending_in_store(world: World, mid: str, to: str, offset_s: float) -> SendKey:
+    """A message to `to` accepted T0 + offset_s, pending in the store; its order-check key."""
+    created = T0 + timedelta(seconds=offset_s)
+    world.put_message(world.message(mid).model_copy(update={"to": to, "created_at": created}))
+    return SendKey(mid, "ses_1", to, created, T0 + timedelta(minutes=1), "w" + mid)
+
+
+def test_the_sends_of_many_chats_share_one_query_per_thirty_chats(world: World) -> None:
+    """A burst to 40 different chats costs two queries (`chat in [...]`), and each send gets
+    its own chat's answer: held by an older pending message of its chat, never by another's."""
+    gate = OrderGate(world.store, world.io)
+    gate.index = SentIndex()
+    asked: list[SendKey] = []
+    for i in range(40):
+        to = f"+1555000{i:04d}"
+        if i % 2 == 0:
+            _pending_in_store(world, f"p{i}", to, 0)  # an older message still pending
+        asked.append(_pending_in_store(world, f"m{i}", to, 1 + i / 1000))
+    # Two sends of one chat in the same burst: the older goes, the newer waits for it.
+    older = _pending_in_store(world, "x1", "+15559999999", 2)
+    newer = _pending_in_store(world, "x2", "+15559999999", 3)
+    # An entry left behind by a lost delete (its message was sent) holds nothing back.
+    _pending_in_store(world, "gone", "+15550000001", 0.5)
+    world.memory.collection("messages", MessageDoc).patch("gone", {"status": S.SENT})
+
+    async def scenario() -> list[bool]:
+        return list(await asyncio.gather(*(gate.has_earlier(k) for k in [*asked, older, newer])))
+
+    answers = asyncio.run(scenario())
+    assert answers[:40] == [i % 2 == 0 for i in range(40)]
+    assert answers[40:] == [False, True]
+    assert gate.queries == 2
+    assert world.memory.collection("pending", PendingSend).get("gone") is None
+
+
+def test_a_truncated_shared_query_asks_again_for_the_chat_it_did_not_cover(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another chat's backlog can fill the shared query's limit before it reaches a send's own
+    predecessor: that send is asked about alone, not waved through."""
+    import runner.writes as writes
+
+    monkeypatch.setattr(writes, "PRECISE_LIMIT", 0)  # the limit is twice the sends asked about
+    gate = OrderGate(world.store, world.io)
+    gate.index = SentIndex()
+    for n in range(4):
+        _pending_in_store(world, f"busy{n}", "+15550000001", n)  # fills the limit
+    busy = _pending_in_store(world, "busy", "+15550000001", 10)
+    _pending_in_store(world, "before", "+15550000002", 5)  # past the limit's reach
+    quiet = _pending_in_store(world, "quiet", "+15550000002", 10)
+
+    async def scenario() -> list[bool]:
+        return list(await asyncio.gather(gate.has_earlier(busy), gate.has_earlier(quiet)))
+
+    assert asyncio.run(scenario()) == [True, True]
+    assert gate.queries == 2
