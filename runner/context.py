@@ -8,7 +8,7 @@ from pathlib import Path
 from runner.io import Offload
 from runner.journal import JOURNAL_FILE, DurableWrites, Journal
 from wagate.config import Settings
-from wagate.contracts import MessageDoc, SessionDoc, TenantDoc
+from wagate.contracts import MessageDoc, PendingSend, SessionDoc, TenantDoc
 from wagate.domain.backoff import Backoff
 from wagate.ports import Clock, Fence, Repository, Store, TaskQueue, WhatsAppEngine
 from wagate.services.alerts import Alerts
@@ -33,12 +33,14 @@ class ShardContext:
 
     sessions: Repository[SessionDoc] = field(init=False)
     messages: Repository[MessageDoc] = field(init=False)
+    pending: Repository[PendingSend] = field(init=False)  # an entry per unfinished send
     tenants: Repository[TenantDoc] = field(init=False)
     durable: DurableWrites = field(init=False)
 
     def __post_init__(self, durable_writes: DurableWrites | None) -> None:
         self.sessions = self.store.collection("sessions", SessionDoc)
         self.messages = self.store.collection("messages", MessageDoc)
+        self.pending = self.store.collection("pending", PendingSend)
         self.tenants = self.store.collection("tenants", TenantDoc)
         self.durable = durable_writes or DurableWrites(
             Journal(self.state_dir / JOURNAL_FILE), self.io, self.store

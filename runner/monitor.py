@@ -23,7 +23,6 @@ from runner.context import ShardContext
 from runner.lease import LeaseKeeper
 from runner.shard import Shard
 from wagate import __version__
-from wagate.domain.messages import PENDING_VALUES
 from wagate.errors import WagateError
 from wagate.logs import get_logger
 from wagate.ports import BlobStore, Where
@@ -201,9 +200,11 @@ class RunnerMonitor:
     async def _count_backlog(self) -> None:
         ctx = self.ctx
         with contextlib.suppress(WagateError):  # keep the last known value
+            # pending/{id} entries, not a scan of `messages` (PendingSend); one left behind by
+            # a lost delete counts until the sweeper removes it.
             self.backlog = await ctx.io(
-                ctx.messages.count,
-                [Where("shard", "==", ctx.shard), Where("status", "in", PENDING_VALUES)],
+                ctx.pending.count,
+                [Where("shard", "==", ctx.shard)],
             )
 
     # ------------------------------------------------------------ what /readyz and /health say

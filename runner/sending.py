@@ -450,19 +450,23 @@ class SendHandler:
             # resends with the same id (deduplicated by the recipient) and records it then.
             return Outcome(503, {"status": "sent", "reason": "could not record yet"}, 5)
         self._index.put(doc.wa_id, doc.id, MessageStatus.SENT)
-        self._forget(doc.id, doc.session_id, doc.to)
+        self._forget(doc.id, doc.session_id, doc.to, recorded=not journaled)
         if journaled:
             self.sent_without_store += 1
             return Outcome(200, {"status": "sent", "wa_id": doc.wa_id, "recorded": "journal"})
         return Outcome(200, {"status": "sent", "wa_id": doc.wa_id})
 
-    def _forget(self, message_id: str, session_id: str, to: str) -> None:
+    def _forget(self, message_id: str, session_id: str, to: str, *, recorded: bool = True) -> None:
         """Sent, dead or gone: no longer pending for its chat's order, no attempts to count.
         Its pending/{id} entry goes with the next batch: WhatsApp has the message (or it is
-        dead, which holds nothing back), so its successors may go even before that lands."""
+        dead, which holds nothing back), so its successors may go even before that lands.
+        Not while the outcome waits in the journal (not `recorded` in the store): until the
+        replay the store still says pending, and the entry keeps the sweeper looking at it;
+        the order check then drops it as left behind."""
         self._gate.finished(message_id, session_id, to)
         self._unclaimed_attempts.pop(message_id, None)
-        self._writes.discard("pending", message_id)
+        if recorded:
+            self._writes.discard("pending", message_id)
 
     @staticmethod
     def _event(
@@ -526,8 +530,8 @@ class SendHandler:
             return ctx.io(ctx.messages.update, doc.id, record, fence=fence)
 
         event = self._event(doc, status, now, claimed, started, error)
-        await self._durable.write(
+        journaled = await self._durable.write(
             "message", f"messages/{doc.id}", event, update_in_store if claimed else None
         )
         if status == MessageStatus.DEAD:
-            self._forget(doc.id, doc.session_id, doc.to)
+            self._forget(doc.id, doc.session_id, doc.to, recorded=not journaled)

@@ -10,9 +10,8 @@ from runner.context import ShardContext
 from runner.inbound import InboundSink
 from runner.supervisor import SessionSupervisor, desired_running
 from runner.writes import GroupCommit, SentIndex
-from wagate.contracts import ControlTask, MessageDoc, SessionDoc
+from wagate.contracts import ControlTask, PendingSend, SessionDoc
 from wagate.domain.ids import send_task_name
-from wagate.domain.messages import PENDING_VALUES
 from wagate.domain.sessions import DesiredState, SessionState
 from wagate.errors import WagateError
 from wagate.logs import get_logger
@@ -86,7 +85,7 @@ class Shard:
         )
         sem = asyncio.Semaphore(20)
 
-        async def nudge(doc: MessageDoc) -> None:
+        async def nudge(doc: PendingSend) -> None:
             queue = send_queue(ctx.settings.queue_prefix, ctx.shard, doc.priority)
             async with sem:
                 with contextlib.suppress(WagateError):  # done meanwhile, or not created yet
@@ -108,17 +107,17 @@ class Shard:
             cursor = page[-1].id
         log.info("nudged pending sends", shard=ctx.shard, count=nudged)
 
-    async def _pending_page(self, cursor: str | None) -> list[MessageDoc] | None:
-        """A page of the shard's pending messages; None if the store did not answer for
-        NUDGE_RETRY_S (a takeover often meets a slow or recovering store: without the nudge
-        the backlog waits out each task's backoff, minutes)."""
+    async def _pending_page(self, cursor: str | None) -> list[PendingSend] | None:
+        """A page of the shard's pending/{id} entries (one per unfinished send); None if the
+        store did not answer for NUDGE_RETRY_S (a takeover often meets a slow or recovering
+        store: without the nudge the backlog waits out each task's backoff, minutes)."""
         ctx = self.ctx
         delay, deadline = 1.0, asyncio.get_running_loop().time() + NUDGE_RETRY_S
         while True:
             try:
-                page: list[MessageDoc] = await ctx.io(
-                    ctx.messages.query,
-                    [Where("shard", "==", ctx.shard), Where("status", "in", PENDING_VALUES)],
+                page: list[PendingSend] = await ctx.io(
+                    ctx.pending.query,
+                    [Where("shard", "==", ctx.shard)],
                     limit=NUDGE_LIMIT,
                     start_after=cursor,
                 )

@@ -198,19 +198,27 @@ class MessageDoc(Document):
 
 
 class PendingSend(Document):
-    """pending/{message id}: an outbound message that is not finished yet, for the per-chat
-    order check (runner/writes.py OrderGate; docs/messaging.md "Order per chat").
+    """pending/{message id}: an outbound message that is not finished yet. The small collection
+    everything that looks for unfinished sends reads, instead of `messages`: the per-chat
+    order check (runner/writes.py OrderGate; docs/messaging.md "Order per chat"), the
+    sweeper's stuck check, the runner's backlog count and its takeover nudge.
 
     Created in the same batch as the message (and again by retry-dead), deleted in the same
-    batch as the `sent` patch, and by the runner once a message is dead or found finished. The
-    check always confirms an entry against its message, so an entry left behind holds nothing
-    back; but every pending message has one. Its own small collection because the Firestore
-    emulator answers a query by scanning the collection: over all messages the check cost
-    ~140 ms of emulator CPU at 16,000 messages, over this one ~20 ms."""
+    batch as the `sent` patch, and by the runner once a message is dead or found finished.
+    Readers confirm an entry against its message, so an entry left behind holds nothing back
+    (the sweeper removes it); but every pending message has one. Its own collection because
+    the Firestore emulator answers a query by scanning the collection: over all messages the
+    order check cost ~140 ms of emulator CPU at 16,000 messages, over this one ~20 ms."""
 
     chat: str  # chat_key(session_id, to)
+    shard: int
+    priority: Literal["high", "normal", "bulk"] = "normal"  # with the next two: the task name
+    task_generation: int = 0
     created_at: datetime
     send_at: datetime | None = None
+    # The sweeper looks at an entry once this is STUCK_AFTER old: first when it falls due, then
+    # each time the sweeper found its task alive.
+    checked_at: datetime
     expire_at: datetime
 
     @classmethod
@@ -219,8 +227,12 @@ class PendingSend(Document):
         return cls(
             id=message.id,
             chat=chat_key(message.session_id, message.to),
+            shard=message.shard,
+            priority=message.priority,
+            task_generation=message.task_generation,
             created_at=message.created_at,
             send_at=message.send_at,
+            checked_at=due,
             expire_at=due + PENDING_ENTRY_RETENTION,
         )
 

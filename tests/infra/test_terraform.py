@@ -687,7 +687,7 @@ def test_firestore_covers_the_composite_queries_of_the_code() -> None:
         (i["collection"], tuple(i["fields"]))
         for i in tf.module().locals["firestore_indexes"].values()
     }
-    assert ("messages", ("status", "updated_at")) in indexes  # sweeper
+    assert ("messages", ("status", "updated_at")) in indexes  # cleanup, dead-letters list
     assert ("messages", ("session_id", "created_at:DESCENDING")) in indexes  # list messages
     assert ("pending", ("chat", "created_at")) in indexes  # chat order (runner OrderGate)
     assert ("sessions", ("tenant_id", "created_at")) in indexes  # list sessions

@@ -17,7 +17,7 @@ from tests.integration.api_client import Api
 from wagate.adapters.firestore import FirestoreStore, make_client
 from wagate.adapters.memory import FixedClock
 from wagate.adapters.tasks import INTERNAL_TOKEN_HEADER
-from wagate.contracts import AlertDoc, MessageDoc, SessionDoc, TextContent
+from wagate.contracts import AlertDoc, MessageDoc, PendingSend, SessionDoc, TextContent
 from wagate.domain.ids import new_message_id, send_task_name, whatsapp_message_id
 from wagate.domain.messages import MessageStatus
 from wagate.domain.sessions import SessionState
@@ -96,13 +96,18 @@ def forget_task(name: str) -> None:
 def test_stuck_messages_are_enqueued_and_scheduled_ones_left_alone(sweeper: Api) -> None:
     from functions.app import gateway
 
-    messages = gateway().store.collection("messages", MessageDoc)
+    store = gateway().store
+    messages = store.collection("messages", MessageDoc)
+    entries = store.collection("pending", PendingSend)
     never_enqueued = stuck(timedelta(minutes=3))
     finished = stuck(timedelta(minutes=20))  # its task completed, the status never moved
     waiting = stuck(timedelta(minutes=3))  # its task is in the queue (a backlog, a retry)
     fresh = stuck(timedelta(seconds=10))
     scheduled = stuck(timedelta(minutes=3), send_at=datetime.now(UTC) + timedelta(hours=2))
-    messages.put_many([never_enqueued, finished, waiting, fresh, scheduled])
+    sent = stuck(timedelta(minutes=3), status=MessageStatus.SENT)  # its entry's delete was lost
+    docs = [never_enqueued, finished, waiting, fresh, scheduled, sent]
+    messages.put_many(docs)
+    entries.put_many([PendingSend.of(d) for d in docs])  # as the api writes them
     forget_task(send_task_name(finished.id, 0))
     assert not task_exists(send_task_name(waiting.id, 0))  # creates it
     secret = gateway().settings.internal_secret.get_secret_value()  # type: ignore[union-attr]
@@ -113,22 +118,26 @@ def test_stuck_messages_are_enqueued_and_scheduled_ones_left_alone(sweeper: Api)
         "regenerated": 1,
         "enqueue_failures": 0,
         "alive": 1,
+        "left_behind": 1,
         "dead_letters": {"count": 0, "growth": 0},
         "alerts_resolved": [],
     }
     assert task_exists(send_task_name(never_enqueued.id, 0))
     assert messages.get(finished.id).task_generation == 1  # type: ignore[union-attr]
+    assert entries.get(finished.id).task_generation == 1  # type: ignore[union-attr]
     assert task_exists(send_task_name(finished.id, 1))
     assert not task_exists(send_task_name(fresh.id, 0))
     assert not task_exists(send_task_name(scheduled.id, 0))
+    assert not task_exists(send_task_name(sent.id, 0)) and entries.get(sent.id) is None
     # The live one moved to the back of the line: the next sweeps look at others first.
-    touched = messages.get(waiting.id)
-    assert touched is not None and touched.updated_at > waiting.updated_at
-    assert touched.task_generation == 0 and touched.status == MessageStatus.ACCEPTED
-    # Sweeping again is harmless: every task is in the queue now.
+    touched = entries.get(waiting.id)
+    assert touched is not None and touched.checked_at > waiting.created_at
+    assert messages.get(waiting.id) == waiting  # the message itself is not written
+    # Sweeping again is harmless: every task is in the queue now, and was just looked at.
     again = sweeper.call("POST", "/sweep", headers={INTERNAL_TOKEN_HEADER: secret})
     assert again.status_code == 200
     assert again.get_json()["reenqueued"] == 0 and again.get_json()["regenerated"] == 0
+    assert again.get_json()["alive"] == 0
 
 
 def test_the_sweeper_refuses_calls_without_the_internal_token(sweeper: Api) -> None:

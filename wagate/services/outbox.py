@@ -300,7 +300,8 @@ class Outbox:
 
             # Pending again: its entry first, so no moment finds it pending without one (an
             # entry whose update then fails is confirmed against the message and dropped).
-            self._pending.put(PendingSend.of(doc))
+            entry = PendingSend.of(requeue(doc))
+            self._pending.put(entry.model_copy(update={"checked_at": now}))
             updated = self._messages.update(doc.id, requeue)
             self.enqueue(updated)
             retried.append(doc.id)

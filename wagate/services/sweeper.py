@@ -1,17 +1,19 @@
 """The sweeper's reconciliation pass: nothing accepted may stay unsent without a task; and the
 dead-letter watch, which raises `dead_letters_growing` (see the end of this module).
 
-Every pending message (`accepted`, `queued`, `sending`, `failed`) not updated for STUCK_AFTER
-past its send time is checked against the queue (one GetTask):
+It reads the pending/{id} entries (PendingSend: one per unfinished message, a small
+collection), never a scan of `messages`. An entry is looked at once it is STUCK_AFTER past its
+message's send time, and checked against the queue (one GetTask):
 
 - its task is alive (waiting for a retry, or for its turn in a backlog) → nothing to do; its
-  `updated_at` is touched so the next sweeps look at other messages first (the stuck query is
-  oldest-first and takes BATCH at a time, so without this a backlog of healthy messages would
-  hide a lost task behind it for as long as the backlog lasts);
-- its task is gone (never created because Cloud Tasks was down, lost by the queue, or completed
-  before the status write landed) → enqueue it under the same name; if Cloud Tasks still
-  remembers that name (a finished task's name is kept for a while), under a new task
-  generation.
+  `checked_at` is touched so the next sweeps look at other entries first (the query is
+  oldest-checked-first and takes BATCH at a time, so without this a backlog of healthy messages
+  would hide a lost task behind it for as long as the backlog lasts);
+- its task is gone → the message is read: still pending (its task was never created because
+  Cloud Tasks was down, lost by the queue, or completed before the status write landed) → it is
+  enqueued under the same name, or, if Cloud Tasks still remembers that name (a finished task's
+  name is kept for a while), under a new task generation; finished or missing → the entry was
+  left behind by a lost delete and is removed.
 A second delivery of the same message is harmless: the runner's claim is transactional and the
 WhatsApp id is derived from the message id, so the recipient deduplicates a resend.
 """
@@ -20,12 +22,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from wagate.contracts import CountHistory, CountSample, MessageDoc
+from wagate.contracts import CountHistory, CountSample, MessageDoc, PendingSend
 from wagate.domain.ids import send_task_name
-from wagate.domain.messages import PENDING_VALUES, MessageStatus
-from wagate.errors import DependencyUnavailable, WagateError
+from wagate.domain.messages import PENDING, MessageStatus
+from wagate.errors import DependencyUnavailable, NotFound, WagateError
 from wagate.ports import Clock, Store, TaskQueue, Where
 from wagate.queues import send_queue
 from wagate.services.alerts import Alerts
@@ -41,6 +43,7 @@ class SweepReport:
     regenerated: int = 0
     enqueue_failures: int = 0
     alive: int = 0  # checked: their tasks are in the queue
+    left_behind: int = 0  # pending/{id} entries of finished messages, removed
 
 
 class Sweeper:
@@ -56,6 +59,7 @@ class Sweeper:
     ) -> None:
         self._store = store
         self._messages = store.collection("messages", MessageDoc)
+        self._entries = store.collection("pending", PendingSend)
         self._outbox = outbox
         self._clock = clock
         self._queue = queue
@@ -65,25 +69,56 @@ class Sweeper:
     def sweep(self) -> SweepReport:
         report = SweepReport()
         now = self._clock.now()
-        stale = self._messages.query(
-            [
-                Where("status", "in", PENDING_VALUES),
-                Where("updated_at", "<", now - self._stuck_after),
-            ],
+        # Oldest-checked first: an entry falls due for a look STUCK_AFTER past its send time,
+        # and again that long after each look that found its task alive.
+        entries = self._entries.query(
+            [Where("checked_at", "<", now - self._stuck_after)],
+            order_by="checked_at",
             limit=BATCH,
         )
         alive: list[str] = []
-        for doc in stale:
-            due = doc.send_at or doc.created_at
-            if due > now - self._stuck_after:
-                continue  # a scheduled send that is not due yet
+        gone: list[PendingSend] = []
+        for entry in entries:
             try:
-                if self._queue.exists(self._queue_of(doc), self._task_name(doc)):
-                    alive.append(doc.id)
-                    continue
+                if self._task_alive(entry):
+                    alive.append(entry.id)
+                else:
+                    gone.append(entry)
             except DependencyUnavailable:
                 report.enqueue_failures += 1
+        if gone:
+            alive += self._reenqueue(gone, report)
+        if alive:
+            # Only moves them back in the line; a failure here costs nothing but that.
+            with contextlib.suppress(WagateError):
+                self._touch(alive, now)
+        report.alive = len(alive) - report.reenqueued
+        return report
+
+    def _reenqueue(self, gone: list[PendingSend], report: SweepReport) -> list[str]:
+        """Entries whose task is gone: the message, if still pending, gets a task again (its
+        id is returned); an entry whose message is finished (its delete was lost) or missing is
+        removed."""
+        messages = {doc.id: doc for doc in self._messages.get_many([e.id for e in gone])}
+        left_behind: list[str] = []
+        enqueued: list[str] = []
+        for entry in gone:
+            doc = messages.get(entry.id)
+            if doc is None or doc.status not in PENDING:
+                left_behind.append(entry.id)
                 continue
+            if doc.task_generation != entry.task_generation:
+                # Regenerated since the entry was written: its task goes by the message's name.
+                try:
+                    if self._task_alive(doc):
+                        with contextlib.suppress(WagateError):
+                            self._store.patch_many(
+                                [("pending", doc.id, {"task_generation": doc.task_generation})]
+                            )
+                        continue
+                except DependencyUnavailable:
+                    report.enqueue_failures += 1
+                    continue
             outcome = self._outbox.create_task(doc)
             if outcome == "exists":  # the name is remembered: a finished task of this message
                 doc = self._regenerate(doc)
@@ -91,30 +126,44 @@ class Sweeper:
                 outcome = self._outbox.create_task(doc)
             if outcome == "created":
                 report.reenqueued += 1
+                enqueued.append(doc.id)
             else:
                 report.enqueue_failures += 1
-        if alive:
-            # Only moves them back in the line; a failure here costs nothing but that.
+        if left_behind:
             with contextlib.suppress(WagateError):
-                self._store.patch_many([("messages", m, {"updated_at": now}) for m in alive])
-        report.alive = len(alive)
-        return report
+                self._store.patch_many([], [("pending", i) for i in left_behind])
+            report.left_behind = len(left_behind)
+        return enqueued
 
-    def _queue_of(self, doc: MessageDoc) -> str:
-        return send_queue(self._queue_prefix, doc.shard, doc.priority)
+    def _touch(self, entry_ids: list[str], now: datetime) -> None:
+        """Set checked_at; an entry deleted meanwhile (its message was sent) fails the batch:
+        the batch is split until the others are written."""
+        try:
+            self._store.patch_many([("pending", i, {"checked_at": now}) for i in entry_ids])
+        except NotFound:
+            if len(entry_ids) > 1:
+                half = len(entry_ids) // 2
+                self._touch(entry_ids[:half], now)
+                self._touch(entry_ids[half:], now)
 
-    @staticmethod
-    def _task_name(doc: MessageDoc) -> str:
-        return send_task_name(doc.id, doc.task_generation)
+    def _task_alive(self, item: PendingSend | MessageDoc) -> bool:
+        """Its send task is in the queue (waiting for a retry, or its turn in a backlog)."""
+        queue = send_queue(self._queue_prefix, item.shard, item.priority)
+        return self._queue.exists(queue, send_task_name(item.id, item.task_generation))
 
     def _regenerate(self, doc: MessageDoc) -> MessageDoc:
         now = self._clock.now()
-        return self._messages.update(
+        updated = self._messages.update(
             doc.id,
             lambda d: d.model_copy(
                 update={"task_generation": d.task_generation + 1, "updated_at": now}
             ),
         )
+        with contextlib.suppress(WagateError):  # the next sweep finds it by the message
+            self._store.patch_many(
+                [("pending", doc.id, {"task_generation": updated.task_generation})]
+            )
+        return updated
 
 
 # ---------------------------------------------------------------- dead letters growing

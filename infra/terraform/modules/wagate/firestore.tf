@@ -39,7 +39,6 @@ locals {
     messages-tenant-status-session = { collection = "messages", fields = ["tenant_id", "status", "session_id"] }
     messages-session-waid          = { collection = "messages", fields = ["session_id", "wa_id"] }
     pending-chat-created           = { collection = "pending", fields = ["chat", "created_at"] }
-    messages-shard-status          = { collection = "messages", fields = ["shard", "status"] }
     sessions-tenant-created        = { collection = "sessions", fields = ["tenant_id", "created_at"] }
   }
 
