@@ -129,7 +129,8 @@ async def serve(settings: Settings) -> None:
     )
     writes = GroupCommit(store, ctx.io)
     index = SentIndex()
-    shard = Shard(ctx, writes, index)
+    gate = OrderGate(store, ctx.io)
+    shard = Shard(ctx, writes, index, gate)
     # Containers often share a hostname and all run as PID 1: a random part keeps two
     # instances from ever looking like the same lease holder.
     holder = settings.instance_id or (
@@ -145,7 +146,6 @@ async def serve(settings: Settings) -> None:
         shard.on_lease_won,
         shard.on_lease_lost,
     )
-    gate = OrderGate(store, ctx.io)
     sender = SendHandler(ctx, Pacer(), writes, index, GroupClaim(store, ctx.io), gate)
     monitor = RunnerMonitor(
         ctx,

@@ -154,6 +154,12 @@ class SendHandler:
         ctx = self._ctx
         fence = ctx.fence
         self.parking.arrived(task.message_id)
+        if task.to is not None and task.created_at is not None:
+            # Pending until it finishes, whatever this attempt's answer: a send turned away now
+            # (not connected, paced) still holds its chat's later messages back.
+            self._gate.saw(
+                self._send_key(task), task.snapshot.send_at if task.snapshot is not None else None
+            )
         if draining or fence is None:
             return Outcome(503, {"reason": "not serving this shard now"}, retry_after=5)
         if supervisor is None:
@@ -184,9 +190,7 @@ class SendHandler:
             self._forget(task.message_id, task.session_id, task.to)
             self.parking.chat_moved(task.session_id, task.to)
             return Outcome(200, {"status": known[1].value, "deduplicated": True})
-        self._gate.saw(
-            self._send_key(task), task.snapshot.send_at if task.snapshot is not None else None
-        )
+        self._gate.saw(self._send_key(task), task.snapshot.send_at if task.snapshot else None)
         try:
             if not await self._wait_for_earlier(task):
                 if ref is not None:
@@ -322,14 +326,14 @@ class SendHandler:
         async def blocked() -> bool:
             key = self._send_key(message, ctx.clock.now())
             if message.snapshot is not None and self._durable.store_degraded:
-                return self._gate.known_earlier(key)  # the store is away: what we know
+                return self._gate.blocked_without_store(key)  # the store is away: what we know
             try:
                 return await within(STORE_READ_TIMEOUT_S, self._gate.has_earlier(key))
             except DependencyUnavailable as e:
                 if message.snapshot is None:
                     raise
                 self._durable.note_outage(e.message)
-                return self._gate.known_earlier(key)
+                return self._gate.blocked_without_store(key)
 
         async with self._order.watching(message.session_id, to) as cond, cond:
             # The check runs under the condition's lock, so a predecessor finishing meanwhile

@@ -9,7 +9,7 @@ import contextlib
 from runner.context import ShardContext
 from runner.inbound import InboundSink
 from runner.supervisor import SessionSupervisor, desired_running
-from runner.writes import GroupCommit, SentIndex
+from runner.writes import GroupCommit, OrderGate, SentIndex
 from wagate.contracts import ControlTask, PendingSend, SessionDoc
 from wagate.domain.ids import send_task_name
 from wagate.domain.sessions import DesiredState, SessionState
@@ -26,8 +26,15 @@ NUDGE_PAGES = 50
 
 
 class Shard:
-    def __init__(self, ctx: ShardContext, writes: GroupCommit, index: SentIndex) -> None:
+    def __init__(
+        self,
+        ctx: ShardContext,
+        writes: GroupCommit,
+        index: SentIndex,
+        gate: OrderGate | None = None,
+    ) -> None:
         self.ctx = ctx
+        self.gate = gate  # learns the shard's pending sends from the takeover listing
         self.inbound = InboundSink(ctx, writes, index)
         self.supervisors: dict[str, SessionSupervisor] = {}
         self.draining = False
@@ -37,6 +44,8 @@ class Shard:
     # ------------------------------------------------------------ lease callbacks
 
     async def on_lease_won(self, fence: Fence) -> None:
+        if self.gate is not None:
+            self.gate.forget_all()
         self.ctx.fence = fence
         self._restore_task = asyncio.create_task(self._restore_all())
 
@@ -98,11 +107,15 @@ class Shard:
             page = await self._pending_page(cursor)
             if page is None:
                 break
+            if self.gate is not None:
+                self.gate.listed(page)
             now = ctx.clock.now()
             due = [d for d in page if d.send_at is None or d.send_at <= now]
             await asyncio.gather(*(nudge(d) for d in due))
             nudged += len(due)
             if len(page) < NUDGE_LIMIT:
+                if self.gate is not None:
+                    self.gate.shard_listed()
                 break
             cursor = page[-1].id
         log.info("nudged pending sends", shard=ctx.shard, count=nudged)

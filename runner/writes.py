@@ -27,6 +27,7 @@ from pydantic import BaseModel
 
 from runner.io import Offload
 from wagate.contracts import MessageDoc, MessageError, PendingSend
+from wagate.domain.ids import whatsapp_message_id
 from wagate.domain.messages import (
     ON_WHATSAPP,
     PENDING,
@@ -262,6 +263,11 @@ class OrderGate:
         self._known: dict[Key, dict[str, _Known]] = {}
         # chat → (created_at below which the last query returned every pending message, when)
         self._covered: OrderedDict[Key, tuple[datetime, float]] = OrderedDict()
+        # What this runner can vouch for without the store (blocked_without_store): per chat,
+        # the highest bound below which a query returned every pending message; and whether it
+        # listed every pending entry of the shard since it won the lease.
+        self._complete: OrderedDict[Key, datetime] = OrderedDict()
+        self._shard_listed = False
         self.index: SentIndex | None = None
         self.queries = 0
         self.answered_from_memory = 0
@@ -298,6 +304,41 @@ class OrderGate:
         """A task for this message reached the runner: it is pending until `finished`."""
         chat = self._known.setdefault((key.session_id, key.to), {})
         chat[key.message_id] = _Known(key.created_at, send_at, key.wa_id)
+
+    def forget_all(self) -> None:
+        """A new lease: what was known under the last one may have changed meanwhile."""
+        self._known.clear()
+        self._covered.clear()
+        self._complete.clear()
+        self._shard_listed = False
+
+    def listed(self, entries: Sequence[PendingSend]) -> None:
+        """Pending entries of the shard listed after winning the lease (the takeover nudge).
+        They count only when the store is away: for the "wait" answered from memory they are
+        stale at once (some finished while the listing ran)."""
+        for entry in entries:
+            session_id, _, to = entry.chat.partition("|")
+            wa_id = whatsapp_message_id(entry.id)
+            if not self._settled(wa_id):
+                chat = self._known.setdefault((session_id, to), {})
+                chat.setdefault(
+                    entry.id, _Known(entry.created_at, entry.send_at, wa_id, float("-inf"))
+                )
+
+    def shard_listed(self) -> None:
+        """Every pending entry of the shard has been `listed` since the lease was won."""
+        self._shard_listed = True
+
+    def blocked_without_store(self, key: SendKey) -> bool:
+        """has_earlier while the store is away: `known_earlier`, if this runner knows every
+        pending predecessor the chat may have, that is, it listed the whole shard's pending
+        entries since it won the lease, or a query returned the chat's pending messages below
+        this send's age. Otherwise it cannot tell: blocked (a runner that took over while the
+        store was slow must not send ahead of messages it has not heard of)."""
+        complete = self._complete.get((key.session_id, key.to))
+        if not self._shard_listed and (complete is None or complete < key.created_at):
+            return True
+        return self.known_earlier(key)
 
     def finished(self, message_id: str, session_id: str, to: str) -> None:
         chat = self._known.get((session_id, to))
@@ -336,6 +377,11 @@ class OrderGate:
         ]:
             del known[message_id]
         now = time.monotonic()
+        complete = self._complete.get(chat)
+        self._complete[chat] = covers if complete is None else max(complete, covers)
+        self._complete.move_to_end(chat)
+        while len(self._complete) > COMPLETE_CAPACITY:
+            self._complete.popitem(last=False)
         self._covered[chat] = (covers, now)
         self._covered.move_to_end(chat)
         while self._covered and now - next(iter(self._covered.values()))[1] > KNOWN_FRESH_S:
@@ -461,6 +507,7 @@ class OrderGate:
 PRECISE_LIMIT = 20
 CHATS_PER_QUERY = 30  # Firestore's limit on the values of an `in` filter
 KNOWN_FRESH_S = 10.0  # how long what this runner learned of a chat may answer "wait" alone
+COMPLETE_CAPACITY = 200_000  # chats whose pending predecessors this runner can vouch for
 
 
 @dataclass(frozen=True)

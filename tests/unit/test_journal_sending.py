@@ -63,16 +63,22 @@ def world(tmp_path: Path) -> Iterator[World]:
     w.io.shutdown()
 
 
-def handler(world: World) -> SendHandler:
+def handler(world: World, *, listed: bool = True) -> SendHandler:
+    """`listed`: the runner listed the shard's pending entries after winning its lease (the
+    takeover nudge), as a runner that started while the store answered has."""
     index = SentIndex()
     world.sink(index)  # the replay handlers, as the shard registers them
+    gate = OrderGate(world.store, world.io)
+    if listed:
+        gate.listed(world.memory.collection("pending", PendingSend).query())
+        gate.shard_listed()
     return SendHandler(
         world.ctx,
         Pacer(),
         GroupCommit(world.store, world.io),
         index,
         GroupClaim(world.store, world.io),
-        OrderGate(world.store, world.io),
+        gate,
     )
 
 
@@ -404,3 +410,58 @@ def test_a_truncated_shared_query_asks_again_for_the_chat_it_did_not_cover(
 
     assert asyncio.run(scenario()) == [True, True]
     assert gate.queries == 2
+
+
+def test_a_runner_that_took_over_without_listing_the_shard_waits_during_an_outage(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A runner that won the lease while the store was slow, and could not list the shard's
+    pending sends before it stopped answering, knows nothing of a chat's older messages:
+    it does not send from memory (the 10k chaos run caught exactly this), until it can vouch
+    for the chat."""
+    monkeypatch.setattr(sending, "ORDER_WAIT_S", 0.2)
+    task(world, "msg_1", "first")  # pending, its task in the queue's backoff
+    second = task(world, "msg_2", "second", offset_s=1)
+    sender, phone = handler(world, listed=False), Phone()
+
+    async def scenario() -> None:
+        world.outage.down = True
+        held = await sender.handle(second, cast(Any, phone), draining=False)
+        assert held.status == 503 and "earlier message" in str(held.body["reason"])
+        world.outage.down = False
+        durable = world.ctx.durable
+        durable.start()  # its probe notices the store is back
+        for _ in range(200):
+            if not durable.store_degraded:
+                break
+            await asyncio.sleep(0.02)
+        await durable.stop()
+        # The store answers: a query covers the chat (msg_1 is pending, so still held) ...
+        assert (await sender.handle(second, cast(Any, phone), draining=False)).status == 503
+        world.outage.down = True
+        # ... and from then on what the runner knows is enough without the store.
+        first = task(world, "msg_1", "first")
+        assert (await sender.handle(first, cast(Any, phone), draining=False)).status == 200
+        assert (await sender.handle(second, cast(Any, phone), draining=False)).status == 200
+
+    asyncio.run(scenario())
+    assert [body for _, body in phone.sent] == ["first", "second"]
+
+
+def test_the_shard_listing_lets_the_runner_keep_order_without_the_store(world: World) -> None:
+    """What the takeover listing returned holds a chat's later messages back during an outage,
+    even though no task of the earlier message has reached this runner."""
+    gate = OrderGate(world.store, world.io)
+    gate.index = SentIndex()
+    earlier = _pending_in_store(world, "a", "+15550001111", 0)
+    later = _pending_in_store(world, "b", "+15550001111", 1)
+    other = _pending_in_store(world, "c", "+15550002222", 1)
+    assert gate.blocked_without_store(other)  # nothing listed yet: cannot vouch for any chat
+    gate.listed(world.memory.collection("pending", PendingSend).query())
+    gate.shard_listed()
+    assert gate.blocked_without_store(later)
+    assert not gate.blocked_without_store(earlier) and not gate.blocked_without_store(other)
+    gate.finished("a", "ses_1", "+15550001111")
+    assert not gate.blocked_without_store(later)
+    gate.forget_all()  # a new lease
+    assert gate.blocked_without_store(other)
