@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+import requests
+import requests.adapters
 from google.api_core import exceptions as gexc
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials
@@ -50,13 +52,26 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+# Connections the local REST client keeps to the emulator: requests' default (10) is below the
+# concurrency of the api's threads and the runner's I/O pool, and each call beyond it opened
+# and dropped a connection ("Connection pool is full").
+LOCAL_POOL_SIZE = 64
+
+
 def make_client(endpoint: str | None) -> tasks_v2.CloudTasksClient:
     if endpoint:
-        return tasks_v2.CloudTasksClient(
+        client = tasks_v2.CloudTasksClient(
             transport="rest",
             credentials=AnonymousCredentials(),
             client_options=ClientOptions(api_endpoint=endpoint),
         )
+        # The REST transport offers no option for its requests session; this is the emulator
+        # only (the cloud client speaks gRPC).
+        session = getattr(client.transport, "_session", None)
+        if isinstance(session, requests.Session):
+            session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=LOCAL_POOL_SIZE))
+            session.trust_env = False  # no proxy or .netrc lookups on every call to loopback
+        return client
     return tasks_v2.CloudTasksClient()
 
 
