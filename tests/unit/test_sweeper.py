@@ -4,12 +4,13 @@ the others from being moved back in the line."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from pathlib import Path
 from typing import Any, cast
 
-from wagate.adapters.memory import FixedClock, MemoryStore, MemoryTaskQueue
-from wagate.contracts import MessageDoc, PendingSend, TextContent
-from wagate.domain.ids import send_task_name, whatsapp_message_id
+from tests.unit.test_journal import World
+from wagate.adapters.memory import MemoryStore, MemoryTaskQueue
+from wagate.contracts import PendingSend
+from wagate.domain.ids import send_task_name
 from wagate.ports import TaskSpec
 from wagate.queues import send_queue
 from wagate.services.sweeper import STUCK_AFTER, Sweeper
@@ -31,33 +32,24 @@ class SentMeanwhile(MemoryTaskQueue):
         return super().exists(queue, name)
 
 
-def test_an_entry_gone_during_the_sweep_does_not_stop_the_others_being_touched() -> None:
-    store, clock = MemoryStore(), FixedClock()
-    queue = SentMeanwhile(store)
-    entries = store.collection("pending", PendingSend)
-    created = clock.now()
+def test_an_entry_gone_during_the_sweep_does_not_stop_the_others_being_touched(
+    tmp_path: Path,
+) -> None:
+    world = World(tmp_path)
+    queue = SentMeanwhile(world.memory)
     for i in range(8):
-        mid = f"msg_{i}"
-        doc = MessageDoc(
-            id=mid,
-            tenant_id="ten_1",
-            session_id="ses_1",
-            shard=0,
-            to="+15550001111",
-            content=TextContent(body="x"),
-            wa_id=whatsapp_message_id(mid),
-            created_at=created + timedelta(milliseconds=i),
-        )
-        store.collection("messages", MessageDoc).put(doc)
-        entries.put(PendingSend.of(doc))
+        doc = world.message(f"msg_{i}")  # and its pending/{id} entry, as the api writes them
         queue.enqueue(
-            TaskSpec(queue=send_queue("wagate", 0), name=send_task_name(mid, 0), url="", body=b"")
+            TaskSpec(
+                queue=send_queue("wagate", 0), name=send_task_name(doc.id, 0), url="", body=b""
+            )
         )
-    clock.advance(STUCK_AFTER.total_seconds() + 1)
-    sweeper = Sweeper(store, cast(Any, None), clock, queue, "wagate")
+    world.clock.advance(STUCK_AFTER.total_seconds() + 1)
+    sweeper = Sweeper(world.memory, cast(Any, None), world.clock, queue, "wagate")
     report = sweeper.sweep()
+    world.io.shutdown()
     assert report.alive == 8 and report.reenqueued == 0
-    left = entries.query()
+    left = world.memory.collection("pending", PendingSend).query()
     assert len(left) == 7
-    assert all(e.checked_at == clock.now() for e in left)
+    assert all(e.checked_at == world.clock.now() for e in left)
     assert sweeper.sweep().alive == 0  # all just looked at
