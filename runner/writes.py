@@ -35,6 +35,7 @@ from wagate.domain.messages import (
     advance_by_receipt,
     can_transition,
     chat_key,
+    chat_of,
 )
 from wagate.errors import DependencyUnavailable, WagateError
 from wagate.ports import Fence, Store, Where
@@ -317,10 +318,9 @@ class OrderGate:
         They count only when the store is away: for the "wait" answered from memory they are
         stale at once (some finished while the listing ran)."""
         for entry in entries:
-            session_id, _, to = entry.chat.partition("|")
             wa_id = whatsapp_message_id(entry.id)
             if not self._settled(wa_id):
-                chat = self._known.setdefault((session_id, to), {})
+                chat = self._known.setdefault(chat_of(entry.chat), {})
                 chat.setdefault(
                     entry.id, _Known(entry.created_at, entry.send_at, wa_id, float("-inf"))
                 )
@@ -438,11 +438,11 @@ class OrderGate:
                     else:
                         answers[(key.message_id, key.created_at)] = self._blocked(key, older)
 
-        listed = list(chats)
+        asked = list(chats)
         await asyncio.gather(
             *(
-                some_chats(listed[i : i + CHATS_PER_QUERY])
-                for i in range(0, len(listed), CHATS_PER_QUERY)
+                some_chats(asked[i : i + CHATS_PER_QUERY])
+                for i in range(0, len(asked), CHATS_PER_QUERY)
             )
         )
         return [answers[(key.message_id, key.created_at)] for key in keys]
@@ -455,12 +455,8 @@ class OrderGate:
         message (an entry whose message is finished or gone was left behind by a lost
         delete: dropped now). The sends asked about are in hand: pending, not re-read."""
         limit = PRECISE_LIMIT + 2 * len(in_hand)
-        chat_of = {chat_key(*chat): chat for chat in group}
-        where = (
-            Where("chat", "==", next(iter(chat_of)))
-            if len(chat_of) == 1
-            else Where("chat", "in", list(chat_of))
-        )
+        keys = [chat_key(*chat) for chat in group]
+        where = Where("chat", "==", keys[0]) if len(keys) == 1 else Where("chat", "in", keys)
         entries: list[PendingSend] = await self._io(
             self._entries.query,
             [where, Where("created_at", "<", before)],
@@ -485,9 +481,15 @@ class OrderGate:
                 found.append(_Pending.of(pending[entry.id]))
             elif entry.id in held:
                 key = held[entry.id]
-                session_id, to = chat_of[entry.chat]
                 found.append(
-                    _Pending(entry.id, session_id, to, entry.created_at, entry.send_at, key.wa_id)
+                    _Pending(
+                        key.message_id,
+                        key.session_id,
+                        key.to,
+                        key.created_at,
+                        entry.send_at,
+                        key.wa_id,
+                    )
                 )
         return _Found(found, covers)
 

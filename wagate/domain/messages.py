@@ -50,6 +50,12 @@ def chat_key(session_id: str, to: str) -> str:
     return f"{session_id}|{to}"
 
 
+def chat_of(key: str) -> tuple[str, str]:
+    """(session id, recipient) of a `chat_key`."""
+    session_id, _, to = key.partition("|")
+    return session_id, to
+
+
 def can_transition(current: MessageStatus, target: MessageStatus) -> bool:
     return target in ALLOWED[current]
 
