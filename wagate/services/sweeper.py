@@ -86,13 +86,12 @@ class Sweeper:
                     gone.append(entry)
             except DependencyUnavailable:
                 report.enqueue_failures += 1
-        if gone:
-            alive += self._reenqueue(gone, report)
-        if alive:
+        enqueued = self._reenqueue(gone, report) if gone else []
+        if alive or enqueued:
             # Only moves them back in the line; a failure here costs nothing but that.
             with contextlib.suppress(WagateError):
-                self._touch(alive, now)
-        report.alive = len(alive) - report.reenqueued
+                self._touch([*alive, *enqueued], now)
+        report.alive = len(alive)
         return report
 
     def _reenqueue(self, gone: list[PendingSend], report: SweepReport) -> list[str]:
