@@ -4,6 +4,8 @@ Firestore emulator: both must behave the same."""
 from __future__ import annotations
 
 import threading
+import time
+import uuid
 
 import pytest
 
@@ -244,6 +246,43 @@ def test_update_many_with_a_stale_fence_writes_nothing(store: Store) -> None:
             ["a"], lambda d: d.model_copy(update={"attempts": 5}), fence=Fence(0, old.token)
         )
     assert repo.get("a").attempts == 0  # type: ignore[union-attr]
+
+
+def test_a_fenced_transaction_left_open_does_not_hold_up_the_next_lease_holder(
+    firestore_env: dict[str, str],
+) -> None:
+    """A runner that dies inside a claim leaves its transaction open. The claim must not have
+    locked the shard's lease, or the next runner could not take it until Firestore expires the
+    transaction (60 s)."""
+    from wagate.adapters.firestore import FirestoreStore, make_client
+
+    store = FirestoreStore(make_client(f"c-{uuid.uuid4().hex[:10]}"))
+    clock = FixedClock()
+    leases = Leases(store.collection("shards", ShardLease), clock)
+    repo = store.collection("messages", MessageDoc)
+    repo.put(message("a"))
+    old = leases.acquire(0, "runner-a", ttl=15)
+    inside, leave = threading.Event(), threading.Event()
+
+    def stuck(doc: MessageDoc) -> MessageDoc:
+        inside.set()  # read and fence-checked, not committed: where a SIGKILL would leave it
+        leave.wait(30)
+        return doc.model_copy(update={"attempts": 1})
+
+    claim = threading.Thread(
+        target=lambda: repo.update_many(["a"], stuck, fence=Fence(0, old.token)), daemon=True
+    )
+    claim.start()
+    try:
+        assert inside.wait(10)
+        clock.advance(20)
+        started = time.monotonic()
+        new = leases.acquire(0, "runner-b", ttl=15)
+        assert new.token == old.token + 1
+        assert time.monotonic() - started < 5  # a lock would hold it 60 s (or fail it)
+    finally:
+        leave.set()
+        claim.join(30)
 
 
 def test_patch_many_deletes_in_the_same_batch_and_a_missing_one_is_no_error(store: Store) -> None:

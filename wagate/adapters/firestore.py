@@ -96,8 +96,20 @@ def translated(what: str) -> Iterator[None]:
         raise DependencyUnavailable(f"Firestore error during {what}: {e.message}") from e
 
 
-def check_fence(lease: Any, fence: Fence) -> None:
-    """Inside a transaction: refuse if the shard's lease no longer carries our token."""
+def check_fence(client: firestore.Client, fence: Fence) -> None:
+    """Inside a transaction, after its reads: refuse if the shard's lease no longer carries our
+    token.
+
+    The lease is read outside the transaction, so the transaction takes no lock on it. A
+    transactional read would lock `shards/{n}` until commit, and a runner SIGKILLed between
+    that read and its commit leaves the lock behind until Firestore expires the idle
+    transaction (60 s in the emulator and in the service, whose server libraries lock what a
+    transaction reads): its successor could not take the lease for that long, against the 10 s
+    recovery target. The check happens after the documents it guards are locked, just before
+    the commit; a send follows the commit either way, so a transactional read would not fence
+    the send any tighter (docs/decisions.md, "The fence is read without a lock").
+    """
+    lease = client.collection("shards").document(str(fence.shard)).get(timeout=CALL_TIMEOUT_S)
     token = (lease.to_dict() or {}).get("token") if lease.exists else None
     if token != fence.token:
         raise FencedOut(f"shard {fence.shard}: fencing token {fence.token} is stale (now {token})")
@@ -154,17 +166,13 @@ class FirestoreRepository(Generic[D]):
 
     def upsert(self, doc_id: str, fn: Callable[[D | None], D], *, fence: Fence | None = None) -> D:
         ref = self._coll.document(doc_id)
-        shard_ref = self._client.collection("shards").document(str(fence.shard)) if fence else None
         result: list[D] = []
 
         @firestore.transactional  # type: ignore[untyped-decorator]
         def run(transaction: firestore.Transaction) -> None:
-            refs = [ref] if shard_ref is None else [ref, shard_ref]
-            # One round trip for the document and the shard lease it is fenced by.
-            snaps = {s.reference.path: s for s in transaction.get_all(refs)}
-            if shard_ref is not None and fence is not None:
-                check_fence(snaps[shard_ref.path], fence)
-            snap = snaps[ref.path]
+            (snap,) = transaction.get_all([ref])
+            if fence is not None:
+                check_fence(self._client, fence)
             current = self._decode(snap) if snap.exists else None
             new = fn(current).model_copy(update={"id": doc_id})
             transaction.set(ref, to_fields(new))
@@ -181,16 +189,14 @@ class FirestoreRepository(Generic[D]):
         self, doc_ids: Sequence[str], fn: Callable[[D], D], *, fence: Fence | None = None
     ) -> dict[str, D | Exception]:
         refs = [self._coll.document(i) for i in doc_ids]
-        shard_ref = self._client.collection("shards").document(str(fence.shard)) if fence else None
         results: dict[str, D | Exception] = {}
 
         @firestore.transactional  # type: ignore[untyped-decorator]
         def run(transaction: firestore.Transaction) -> None:
             results.clear()
-            wanted = refs if shard_ref is None else [*refs, shard_ref]
-            snaps = {s.reference.path: s for s in transaction.get_all(wanted)}
-            if shard_ref is not None and fence is not None:
-                check_fence(snaps[shard_ref.path], fence)
+            snaps = {s.reference.path: s for s in transaction.get_all(refs)}
+            if fence is not None:
+                check_fence(self._client, fence)
             for ref in refs:
                 snap = snaps.get(ref.path)
                 if snap is None or not snap.exists:
