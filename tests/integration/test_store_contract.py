@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -72,6 +73,28 @@ def test_update_is_a_transaction_that_loses_no_increment(store: Store) -> None:
         t.join()
     loaded = repo.get("s1")
     assert loaded is not None and loaded.reconnect_attempts == 6
+
+
+def test_an_update_leaves_the_document_equal_to_what_the_function_returned(store: Store) -> None:
+    """Updates send only the fields that changed: a map that lost a key, a field set back to
+    None and a changed field must all come back as the function left them."""
+    repo = store.collection("messages", MessageDoc)
+    now = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    repo.put(
+        message("m1").model_copy(
+            update={"status_times": {"accepted": now, "queued": now}, "send_at": now}
+        )
+    )
+
+    def change(d: MessageDoc) -> MessageDoc:
+        return d.model_copy(
+            update={"status_times": {"accepted": now}, "send_at": None, "attempts": 2}
+        )
+
+    expected = repo.update("m1", change)
+    assert repo.get("m1") == expected
+    assert expected.status_times == {"accepted": now} and expected.send_at is None
+    assert repo.update_many(["m1"], lambda d: d)["m1"] == repo.get("m1")  # nothing changed
 
 
 def test_update_of_a_missing_document_is_not_found(store: Store) -> None:

@@ -18,6 +18,7 @@ from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
+from google.cloud.firestore_v1.field_path import FieldPath
 from pydantic import BaseModel
 
 from wagate.adapters.guard import DependencyGuard
@@ -115,6 +116,22 @@ def check_fence(client: firestore.Client, fence: Fence) -> None:
         raise FencedOut(f"shard {fence.shard}: fencing token {fence.token} is stale (now {token})")
 
 
+def write_changes(transaction: firestore.Transaction, ref: Any, snap: Any, new: Document) -> None:
+    """Inside a transaction: write `new` over the document `snap` read, sending only the
+    top-level fields that changed (a claim changes 4 of a message's 20). The client library
+    encodes every value it sends into protobuf in Python, so a whole-document set spent most of
+    a claim's CPU re-encoding the content it did not change."""
+    fields = to_fields(new)
+    if not snap.exists:
+        transaction.set(ref, fields)
+        return
+    stored = snap.to_dict() or {}
+    changes: dict[str, Any] = {k: v for k, v in fields.items() if k not in stored or stored[k] != v}
+    changes.update({k: firestore.DELETE_FIELD for k in stored if k not in fields})
+    if changes:
+        transaction.update(ref, {FieldPath(k).to_api_repr(): v for k, v in changes.items()})
+
+
 class FirestoreRepository(Generic[D]):
     def __init__(
         self,
@@ -175,7 +192,7 @@ class FirestoreRepository(Generic[D]):
                 check_fence(self._client, fence)
             current = self._decode(snap) if snap.exists else None
             new = fn(current).model_copy(update={"id": doc_id})
-            transaction.set(ref, to_fields(new))
+            write_changes(transaction, ref, snap, new)
             result[:] = [new]
 
         with self._guard.call("transaction"), translated(f"{self._path}/{doc_id} (transaction)"):
@@ -207,7 +224,7 @@ class FirestoreRepository(Generic[D]):
                 except Exception as e:  # recorded for this document; the others go on
                     results[ref.id] = e
                     continue
-                transaction.set(ref, to_fields(new))
+                write_changes(transaction, ref, snap, new)
                 results[ref.id] = new
 
         with (

@@ -56,6 +56,7 @@ from wagate.errors import (
 from wagate.logs import get_logger
 from wagate.ports import Clock, Store, TaskQueue, TaskSpec, Where
 from wagate.queues import send_queue
+from wagate.services.commits import SharedCommits
 from wagate.services.directory import SessionDirectory
 
 log = get_logger("wagate.outbox")
@@ -94,6 +95,7 @@ class Outbox:
         self._messages = store.collection("messages", MessageDoc)
         self._idempotency = store.collection("idempotency", IdempotencyDoc)
         self._pending = store.collection("pending", PendingSend)
+        self._creates = SharedCommits(store)  # concurrent accepts share a commit
         self._queue = queue
         self._clock = clock
         self._routing = routing
@@ -147,7 +149,7 @@ class Outbox:
             writes.insert(0, ("idempotency", record))
         task = self._beside.submit(self._create_quietly, doc)  # beside the write: docstring
         try:
-            self._store.create_together(writes)
+            self._creates.create_together(writes)
         except AlreadyExists:
             self._withdraw(doc, task)
             assert record is not None  # only the idempotency record can exist already
