@@ -7,8 +7,8 @@ calls directly: one Firestore write (of the message document wagate stores), one
 created and dispatched (to a bare aiohttp target in this process), one simulator send + ack
 over the simulated engine, one Firestore update per message (the `sent` status and its time).
 What wagate adds on top is its own cost: the API (HTTP, auth, validation), the pending/{id}
-entry, the claim transaction, the order check, receipts. The simulator-only rate is printed
-for reference.
+entry, the claim transaction, the order check, receipts. Both sides warm up first and are
+measured in turns (run_pipeline). The simulator-only rate is printed for reference.
 
 accept-latency: the api's accept latency (HTTP POST → 202) against its raw Firestore write +
 task create made directly, interleaved, sequential.
@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import psutil
 from aiohttp import web
 from google.protobuf import timestamp_pb2
 
@@ -234,15 +235,31 @@ async def _simulator_only(s: Stack, states: list[bytes], count: int) -> float:
     return rate
 
 
+def _stack_cpu_s() -> float:
+    """CPU seconds used so far by this process (the load generator or the raw client) and every
+    process it started: the whole stack."""
+    me = psutil.Process()
+    total = 0.0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system
+    return total
+
+
 def run_pipeline(quick: bool = False, sessions: int | None = None, **_: Any) -> Result:
-    """Both sides first send WARM_UP messages that are not counted, then are measured in turns
-    (quick: wagate, raw; full: wagate, raw, raw, wagate, half the messages each time). The
-    Firestore emulator is a JVM whose CPU per call falls to a third as its JIT warms up: before
-    this, wagate ran first on a cold emulator and the baseline on the warm one it left behind
-    (docs/decisions.md)."""
+    """Both sides first send `warm_up` messages that are not counted, then are measured in turns
+    wagate, raw, raw, wagate (half of each side's messages each time), so a drift
+    during the run weighs on both alike. The Firestore emulator is a JVM whose CPU per call falls
+    to a third as its JIT warms up: before this, wagate ran first on a cold emulator and the
+    baseline on the warm one it left behind (docs/decisions.md). The CPU the whole machine
+    spent per message on each side is printed too: on 2 cores it decides the throughput, and it
+    is steadier than the rates."""
     count = 600 if quick else 3000
-    warm_up = 400 if quick else 1000
-    turns = "wr" if quick else "wrrw"
+    warm_up = 600 if quick else 1500
+    turns = "wrrw"
     n_sessions = sessions or SESSIONS
     with stack(everything=True) as s:
         tenant_id, key = _tenant_with_key(s)
@@ -262,9 +279,12 @@ def run_pipeline(quick: bool = False, sessions: int | None = None, **_: Any) -> 
         side["r"](warm_up)
         per_turn = count * 2 // len(turns)
         seconds = {"w": 0.0, "r": 0.0}
+        cpu = {"w": 0.0, "r": 0.0}
         rounds: list[str] = []
         for turn in turns:
+            cpu_before = _stack_cpu_s()
             rate = side[turn](per_turn)
+            cpu[turn] += _stack_cpu_s() - cpu_before
             seconds[turn] += per_turn / rate
             rounds.append(f"{'wagate' if turn == 'w' else 'raw'} {rate:.1f}/s")
         wagate_rate = count / seconds["w"]
@@ -283,6 +303,10 @@ def run_pipeline(quick: bool = False, sessions: int | None = None, **_: Any) -> 
             "messages": count,
             "warm_up_messages": warm_up,
             "turns": rounds,
+            "cpu_ms_per_message": {
+                "wagate": round(cpu["w"] * 1000 / count, 1),
+                "raw": round(cpu["r"] * 1000 / count, 1),
+            },
             "simulator_only_rate": round(sim_rate, 1),
         },
     )
