@@ -71,6 +71,12 @@ class Repository(Protocol[D]):
     def upsert(self, doc_id: str, fn: Callable[[D | None], D], *, fence: Fence | None = None) -> D:
         """Like update, but `fn` also runs (with None) when the document does not exist."""
 
+    def swap(self, doc_id: str, fn: Callable[[D | None], D]) -> D:
+        """Like upsert, but without taking a lock: read the document, then write `fn`'s result
+        only if the document has not changed since (retrying a few times if it has; Conflict
+        if it keeps changing). For a document whose writer may die mid-write and must not
+        leave it locked behind: the shard leases."""
+
     def update_many(
         self, doc_ids: Sequence[str], fn: Callable[[D], D], *, fence: Fence | None = None
     ) -> dict[str, D | Exception]:

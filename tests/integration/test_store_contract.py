@@ -13,7 +13,7 @@ import pytest
 from wagate.adapters.memory import FixedClock
 from wagate.contracts import MessageDoc, SessionDoc, ShardLease, TextContent
 from wagate.domain.messages import MessageStatus
-from wagate.errors import AlreadyExists, FencedOut, LeaseHeld, NotFound
+from wagate.errors import AlreadyExists, Conflict, FencedOut, LeaseHeld, NotFound
 from wagate.ports import Fence, Store, Where
 from wagate.services.leases import Leases
 
@@ -95,6 +95,29 @@ def test_an_update_leaves_the_document_equal_to_what_the_function_returned(store
     assert repo.get("m1") == expected
     assert expected.status_times == {"accepted": now} and expected.send_at is None
     assert repo.update_many(["m1"], lambda d: d)["m1"] == repo.get("m1")  # nothing changed
+
+
+def test_swap_is_a_compare_and_set_that_loses_no_increment(store: Store) -> None:
+    repo = store.collection("messages", MessageDoc)
+
+    def bump(d: MessageDoc | None) -> MessageDoc:
+        return (d or message("m1")).model_copy(update={"attempts": (d.attempts if d else 0) + 1})
+
+    def five() -> None:
+        for _ in range(5):
+            while True:
+                try:
+                    repo.swap("m1", bump)
+                    break
+                except Conflict:  # it kept changing under this writer: the caller tries again
+                    continue
+
+    threads = [threading.Thread(target=five) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert repo.get("m1").attempts == 15  # type: ignore[union-attr]
 
 
 def test_update_of_a_missing_document_is_not_found(store: Store) -> None:

@@ -38,6 +38,7 @@ D = TypeVar("D", bound=Document)
 
 CALL_TIMEOUT_S = 10.0
 BATCH_LIMIT = 500
+SWAP_ATTEMPTS = 5
 # A short, bounded retry for transient faults; a long outage surfaces as DependencyUnavailable.
 _RETRY = Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=CALL_TIMEOUT_S)
 
@@ -201,6 +202,32 @@ class FirestoreRepository(Generic[D]):
 
     def update(self, doc_id: str, fn: Callable[[D], D], *, fence: Fence | None = None) -> D:
         return self.upsert(doc_id, must_exist(f"{self._path}/{doc_id}", fn), fence=fence)
+
+    def swap(self, doc_id: str, fn: Callable[[D | None], D]) -> D:
+        """A compare-and-set on the document's update time: a plain read, then a write with a
+        precondition (`exists=False` for a new document). No transaction, so nothing is locked
+        between the two: a runner killed in its lease renewal leaves the lease free for the
+        next one (docs/decisions.md, "The fence is read without a lock")."""
+        ref = self._coll.document(doc_id)
+        with self._guard.call("swap"), translated(f"{self._path}/{doc_id} (swap)"):
+            for _ in range(SWAP_ATTEMPTS):
+                snap = ref.get(timeout=CALL_TIMEOUT_S)
+                current = self._decode(snap) if snap.exists else None
+                new = fn(current).model_copy(update={"id": doc_id})
+                fields = to_fields(new)
+                try:
+                    if snap.exists:
+                        ref.update(
+                            {FieldPath(k).to_api_repr(): v for k, v in fields.items()},
+                            option=self._client.write_option(last_update_time=snap.update_time),
+                            timeout=CALL_TIMEOUT_S,
+                        )
+                    else:
+                        ref.create(fields, timeout=CALL_TIMEOUT_S)
+                    return new
+                except (gexc.FailedPrecondition, gexc.AlreadyExists):
+                    continue  # changed since the read: read again
+        raise Conflict(f"{self._path}/{doc_id} kept changing; retry", field="id")
 
     def update_many(
         self, doc_ids: Sequence[str], fn: Callable[[D], D], *, fence: Fence | None = None

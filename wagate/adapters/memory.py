@@ -89,6 +89,9 @@ class MemoryRepository(Generic[D]):
     def update(self, doc_id: str, fn: Callable[[D], D], *, fence: Fence | None = None) -> D:
         return self.upsert(doc_id, must_exist(f"{self._path}/{doc_id}", fn), fence=fence)
 
+    def swap(self, doc_id: str, fn: Callable[[D | None], D]) -> D:
+        return self.upsert(doc_id, fn)  # one lock here: nothing can change in between
+
     def update_many(
         self, doc_ids: Sequence[str], fn: Callable[[D], D], *, fence: Fence | None = None
     ) -> dict[str, D | Exception]:

@@ -1,4 +1,5 @@
-"""Shard leases with a monotonic fencing token, built on Repository.upsert (one transaction).
+"""Shard leases with a monotonic fencing token, built on Repository.swap (a compare-and-set
+that locks nothing, so a runner that dies while renewing leaves the lease to its successor).
 
 A runner may hold its shard's sockets only while it holds the lease. Taking over a free or
 expired lease increments the token; every state write by the runner carries the token as a
@@ -44,7 +45,7 @@ class Leases:
                 }
             )
 
-        return self._shards.upsert(str(shard), take)
+        return self._shards.swap(str(shard), take)
 
     def renew(self, shard: int, holder: str, token: int, ttl: float) -> ShardLease:
         now = self._clock.now()
@@ -56,7 +57,7 @@ class Leases:
                 update={"expires_at": now + timedelta(seconds=ttl), "heartbeat_at": now}
             )
 
-        return self._shards.upsert(str(shard), extend)
+        return self._shards.swap(str(shard), extend)
 
     def release(self, shard: int, holder: str, token: int) -> None:
         now = self._clock.now()
@@ -67,7 +68,7 @@ class Leases:
             return current.model_copy(update={"holder": None, "expires_at": now})
 
         try:
-            self._shards.upsert(str(shard), give_up)
+            self._shards.swap(str(shard), give_up)
         except FencedOut:
             return  # someone else holds it now: nothing of ours to release
 
