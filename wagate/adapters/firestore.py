@@ -130,7 +130,13 @@ def write_changes(transaction: firestore.Transaction, ref: Any, snap: Any, new: 
     changes: dict[str, Any] = {k: v for k, v in fields.items() if k not in stored or stored[k] != v}
     changes.update({k: firestore.DELETE_FIELD for k in stored if k not in fields})
     if changes:
-        transaction.update(ref, {FieldPath(k).to_api_repr(): v for k, v in changes.items()})
+        transaction.update(ref, top_level(changes))
+
+
+def top_level(fields: dict[str, Any]) -> dict[str, Any]:
+    """Field names as update() paths: each top-level field replaced whole, never read as a
+    dotted path into a map."""
+    return {FieldPath(k).to_api_repr(): v for k, v in fields.items()}
 
 
 class FirestoreRepository(Generic[D]):
@@ -218,7 +224,7 @@ class FirestoreRepository(Generic[D]):
                 try:
                     if snap.exists:
                         ref.update(
-                            {FieldPath(k).to_api_repr(): v for k, v in fields.items()},
+                            top_level(fields),
                             option=self._client.write_option(last_update_time=snap.update_time),
                             timeout=CALL_TIMEOUT_S,
                         )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from wagate.contracts import Document
 from wagate.errors import AlreadyExists
@@ -32,7 +32,7 @@ MAX_DOCUMENTS = 500  # Firestore's limit for one commit
 class _Creation:
     docs: Sequence[tuple[str, Document]]
     finished: bool = False
-    error: BaseException | None = field(default=None)
+    error: BaseException | None = None
 
 
 class SharedCommits:
@@ -42,7 +42,6 @@ class SharedCommits:
         self._running = 0
         self._queue: list[_Creation] = []
         self._changed = threading.Condition()
-        self.commits = 0
 
     def create_together(self, docs: Sequence[tuple[str, Document]]) -> None:
         """Store.create_together, sharing the commit with concurrent callers."""
@@ -77,7 +76,6 @@ class SharedCommits:
     def _commit(self, group: list[_Creation]) -> None:
         try:
             self._store.create_together([doc for creation in group for doc in creation.docs])
-            self.commits += 1
         except AlreadyExists as e:
             if len(group) == 1:
                 group[0].error = e
@@ -93,6 +91,5 @@ class SharedCommits:
     def _alone(self, creation: _Creation) -> None:
         try:
             self._store.create_together(creation.docs)
-            self.commits += 1
         except BaseException as e:
             creation.error = e
