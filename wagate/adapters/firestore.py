@@ -21,6 +21,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
 from pydantic import BaseModel
 
+from wagate.adapters import firestore_wire as wire
 from wagate.adapters.guard import DependencyGuard
 from wagate.contracts import Document
 from wagate.errors import (
@@ -133,6 +134,17 @@ def write_changes(transaction: firestore.Transaction, ref: Any, snap: Any, new: 
         transaction.update(ref, top_level(changes))
 
 
+def add_create(batch: Any, ref: Any, fields: dict[str, Any]) -> None:
+    """batch.create(ref, fields), encoded without proto-plus where the data allows
+    (firestore_wire). `_add_write_pbs` is the batch's documented hook for added writes."""
+    try:
+        pb = wire.create_pb(ref._document_path, fields)
+    except wire.Unencodable:
+        batch.create(ref, fields)
+        return
+    batch._add_write_pbs([pb])
+
+
 def top_level(fields: dict[str, Any]) -> dict[str, Any]:
     """Field names as update() paths: each top-level field replaced whole, never read as a
     dotted path into a map."""
@@ -173,8 +185,10 @@ class FirestoreRepository(Generic[D]):
         return [by_id[i] for i in doc_ids if i in by_id]
 
     def create(self, doc: D) -> None:
+        batch = self._client.batch()  # what DocumentReference.create does, with add_create
+        add_create(batch, self._coll.document(doc.id), to_fields(doc))
         with self._guard.call("create"), translated(f"{self._path}/{doc.id}"):
-            self._coll.document(doc.id).create(to_fields(doc), timeout=CALL_TIMEOUT_S)
+            batch.commit(timeout=CALL_TIMEOUT_S)
 
     def put(self, doc: D) -> None:
         with self._guard.call("put"), translated(f"{self._path}/{doc.id}"):
@@ -347,7 +361,7 @@ class FirestoreStore:
     def create_together(self, docs: Sequence[tuple[str, Document]]) -> None:
         batch = self.client.batch()
         for name, doc in docs:
-            batch.create(self.client.collection(name).document(doc.id), to_fields(doc))
+            add_create(batch, self.client.collection(name).document(doc.id), to_fields(doc))
         with self.guard.call("batch_write"), translated(", ".join(f"{n}/{d.id}" for n, d in docs)):
             batch.commit(timeout=CALL_TIMEOUT_S)
 
