@@ -22,6 +22,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "emulator-costs": ("bench.emulator_costs", "run"),
 }
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+# Sections from the first of these on are the record of earlier runs, kept by write_doc.
+HISTORY = "\n## Runs after "
 
 
 def run_one(name: str, quick: bool, extra: dict[str, int]) -> Result:
@@ -31,13 +33,17 @@ def run_one(name: str, quick: bool, extra: dict[str, int]) -> Result:
     return result
 
 
-def write_doc(results: list[tuple[Result, str]]) -> None:
+def write_doc(results: list[tuple[Result, str]], doc: Path = DOC) -> None:
+    """The table and details of this run, then the earlier runs' sections as they were."""
+    old = doc.read_text() if doc.exists() else ""
+    history = old[old.index(HISTORY) :] if HISTORY in old else ""
     lines = [
         "# Benchmarks",
         "",
         "Written by `python -m bench all` (or `./dev bench all`); every figure is compared with a",
         "raw baseline measured in the same run on the same machine (2 cores).",
-        f"Last run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"Last run: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. The sections after the",
+        'details ("Runs after …") record earlier runs, each with the code of its time.',
         "",
         "| bench | command | figure | baseline | ratio | target | ok |",
         "|---|---|---|---|---|---|---|",
@@ -50,7 +56,7 @@ def write_doc(results: list[tuple[Result, str]]) -> None:
     lines += ["", "## Details", ""]
     for r, _ in results:
         lines += [f"### {r.bench}", "", "```json", r.line(), "```", ""]
-    DOC.write_text("\n".join(lines))
+    doc.write_text("\n".join(lines) + history)
 
 
 def main(argv: list[str]) -> int:
