@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests.e2e.system import System, eventually
-from wagate.adapters.firestore import FirestoreStore, make_client
+from wagate.adapters.firestore import FirestoreRepository, FirestoreStore, make_client
 from wagate.contracts import MessageDoc, PendingSend
 from wagate.devstack.provision import environment
 from wagate.devstack.stack import Stack, StackConfig
@@ -34,6 +34,7 @@ from wagate.ports import Where
 pytestmark = pytest.mark.integration
 
 DONE = ("sent", "delivered", "read")
+PAGE = 1000  # messages per read when checking a run
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,22 @@ def _diagnose(system: System) -> None:
                 print(f"  {line[:400]}")
 
 
+def _all_messages(messages: FirestoreRepository[MessageDoc], tenant_id: str) -> list[MessageDoc]:
+    """Every message of the tenant, a page at a time. One query for all 10,000 ran past the
+    adapter's 10 s call deadline on a loaded emulator (seen once, after the run had settled)."""
+    docs: list[MessageDoc] = []
+    while True:
+        page = messages.query(
+            [Where("tenant_id", "==", tenant_id)],
+            order_by="id",
+            limit=PAGE,
+            start_after=docs[-1].id if docs else None,
+        )
+        docs += page
+        if len(page) < PAGE:
+            return docs
+
+
 def _settle(store: FirestoreStore, tenant_id: str, timeout: float) -> list[MessageDoc]:
     messages = store.collection("messages", MessageDoc)
     entries = store.collection("pending", PendingSend)
@@ -189,7 +206,7 @@ def _settle(store: FirestoreStore, tenant_id: str, timeout: float) -> list[Messa
     try:
         eventually(settled, timeout=timeout, every=2.0)
     finally:
-        docs = messages.query([Where("tenant_id", "==", tenant_id)], limit=100_000)
+        docs = _all_messages(messages, tenant_id)
         by_status: dict[str, int] = defaultdict(int)
         for d in docs:
             by_status[d.status.value] += 1
