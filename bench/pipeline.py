@@ -17,6 +17,7 @@ task create made directly, interleaved, sequential.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
 import time
@@ -31,6 +32,7 @@ import httpx
 import psutil
 from aiohttp import web
 from google.protobuf import timestamp_pb2
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import Result, stack, summary
 from bench.provisioning import provision_sessions
@@ -95,6 +97,19 @@ def _post_all(s: Stack, key: str, session_ids: list[str], count: int) -> float:
             return started
 
     return asyncio.run(post_all())
+
+
+def _send_answers(runner_url: str) -> dict[str, int]:
+    """The runner's answers to send tasks so far, by HTTP status (its /metrics): a turn with
+    many 503s or 429s spent its time on retries."""
+    text = httpx.get(f"{runner_url}/metrics", timeout=10).text
+    answers: dict[str, int] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "wagate_send_results":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    answers[sample.labels["status"]] = int(sample.value)
+    return answers
 
 
 def _sent_count(runner_url: str) -> int:
@@ -239,18 +254,24 @@ async def _simulator_only(s: Stack, states: list[bytes], count: int) -> float:
     return rate
 
 
-def _stack_cpu_s() -> float:
-    """CPU seconds used so far by this process (the load generator or the raw client) and every
-    process it started: the whole stack."""
-    me = psutil.Process()
-    total = 0.0
-    for p in [me, *me.children(recursive=True)]:
-        try:
-            t = p.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += t.user + t.system
-    return total
+def _cpu_by_process(s: Stack) -> dict[str, float]:
+    """CPU seconds used so far by each service of the stack (with its children) and by this
+    process (the load generator or the raw client, "bench"): the whole machine's work, split
+    so that a slow turn shows where its CPU went."""
+    groups: dict[str, list[psutil.Process]] = {"bench": [psutil.Process()]}
+    for name, service in s.services.items():
+        if service.alive and service.process is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                root = psutil.Process(service.process.pid)
+                groups[name] = [root, *root.children(recursive=True)]
+    used: dict[str, float] = {}
+    for name, procs in groups.items():
+        used[name] = 0.0
+        for proc in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                t = proc.cpu_times()
+                used[name] += t.user + t.system
+    return used
 
 
 def run_pipeline(quick: bool = False, sessions: int | None = None, **_: Any) -> Result:
@@ -285,12 +306,23 @@ def run_pipeline(quick: bool = False, sessions: int | None = None, **_: Any) -> 
         seconds = {"w": 0.0, "r": 0.0}
         cpu = {"w": 0.0, "r": 0.0}
         rounds: list[str] = []
+        where: list[dict[str, float]] = []  # CPU ms per message by process, each turn
+        retried: dict[str, dict[str, int]] = {}  # the runner's answers, each wagate turn
         for turn in turns:
-            cpu_before = _stack_cpu_s()
+            before = _cpu_by_process(s)
+            answers_before = _send_answers(s.runner_url(0))
             rate = side[turn](per_turn)
-            cpu[turn] += _stack_cpu_s() - cpu_before
+            after = _cpu_by_process(s)
+            if turn == "w":
+                answers_after = _send_answers(s.runner_url(0))
+                retried[f"wagate {rate:.1f}/s"] = {
+                    k: n - answers_before.get(k, 0) for k, n in answers_after.items()
+                }
+            used = {k: (after[k] - before.get(k, 0.0)) * 1000 / per_turn for k in after}
+            cpu[turn] += sum(used.values()) * per_turn / 1000
             seconds[turn] += per_turn / rate
             rounds.append(f"{'wagate' if turn == 'w' else 'raw'} {rate:.1f}/s")
+            where.append({k: round(v, 2) for k, v in used.items() if v >= 0.05})
         wagate_rate = count / seconds["w"]
         raw_rate = count / seconds["r"]
         sim_rate = asyncio.run(_simulator_only(s, states, count))
@@ -311,6 +343,8 @@ def run_pipeline(quick: bool = False, sessions: int | None = None, **_: Any) -> 
                 "wagate": round(cpu["w"] * 1000 / count, 1),
                 "raw": round(cpu["r"] * 1000 / count, 1),
             },
+            "cpu_ms_per_message_by_turn": dict(zip(rounds, where, strict=True)),
+            "runner_answers_by_turn": retried,
             "simulator_only_rate": round(sim_rate, 1),
         },
     )
