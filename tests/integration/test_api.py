@@ -258,3 +258,20 @@ def test_malformed_ids_and_cursors_are_client_errors_in_the_error_model(api: Api
         listed = api.call("GET", "/v1/sessions", key, query_string={"cursor": cursor})
         assert listed.status_code == 400, listed.data
         assert listed.get_json()["error"]["details"][0]["field"] == "cursor"
+
+
+def test_every_answer_says_how_long_the_api_spent_on_it(api: Api) -> None:
+    """Server-Timing (W3C) carries the handler's own time, so a client can tell it from the
+    network's; errors carry it too."""
+    import re
+
+    key = api.tenant()["api_key"]
+    session = new_session(api, key)
+    accepted = post_text(api, key, session, "timed")
+    refused = api.call("GET", "/v1/messages/msg_00000000000000000000000000", key)
+    assert accepted.status_code == 202 and refused.status_code == 404
+    for response in (accepted, refused):
+        timing = re.fullmatch(r"app;dur=(\d+(?:\.\d)?)", response.headers["Server-Timing"])
+        assert timing is not None, response.headers
+    accepted_ms = float(re.findall(r"dur=([\d.]+)", accepted.headers["Server-Timing"])[0])
+    assert accepted_ms > 0  # an accept writes to the emulator: it cannot take 0.0 ms
