@@ -70,8 +70,8 @@ def chaos_stack(tmp_path: Path) -> Iterator[System]:
             extra_env={
                 "WAGATE_BACKUP_DEBOUNCE_S": "0.2",
                 # Messages whose task died with the emulator are found in under a minute, not
-                # minutes. Not much sooner: a sweep makes a GetTask per stuck message (up to
-                # 500), and a backlog of thousands of healthy ones is "stuck" by this measure.
+                # minutes. Not much sooner: a sweep makes a GetTask per stuck message (for up to
+                # 30 s), and a backlog of thousands of healthy ones is "stuck" by this measure.
                 "WAGATE_SWEEP_STUCK_AFTER_S": "30",
             },
         )

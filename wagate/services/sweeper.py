@@ -14,6 +14,10 @@ message's send time, and checked against the queue (one GetTask):
   enqueued under the same name, or, if Cloud Tasks still remembers that name (a finished task's
   name is kept for a while), under a new task generation; finished or missing → the entry was
   left behind by a lost delete and is removed.
+A sweep takes BATCH entries at a time and goes on with the next batch until none is due, a
+call to Cloud Tasks failed, or SWEEP_BUDGET_S is spent; the GetTask and CreateTask calls of a
+batch run WORKERS at a time. (One sequential batch a sweep re-enqueued at most 500 messages a
+minute: after Cloud Tasks lost or refused thousands, recovery took that many minutes.)
 A second delivery of the same message is harmless: the runner's claim is transactional and the
 WhatsApp id is derived from the message id, so the recipient deduplicates a resend.
 """
@@ -21,8 +25,10 @@ WhatsApp id is derived from the message id, so the recipient deduplicates a rese
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 from wagate.contracts import CountHistory, CountSample, MessageDoc, PendingSend
 from wagate.domain.ids import send_task_name
@@ -35,6 +41,11 @@ from wagate.services.outbox import Outbox
 
 STUCK_AFTER = timedelta(minutes=2)
 BATCH = 500
+# A sweep goes on with the next batch until this is spent: well under the schedule's minute,
+# so sweeps do not overlap (Cloud Scheduler does not wait for the last one).
+SWEEP_BUDGET_S = 30.0
+WORKERS = 8  # GetTask / CreateTask calls in flight; the local REST client pools 10 connections
+Requeue = Literal["created", "regenerated", "alive", "left_behind", "failed"]
 
 
 @dataclass
@@ -56,6 +67,7 @@ class Sweeper:
         queue_prefix: str,
         *,
         stuck_after: timedelta = STUCK_AFTER,
+        budget_s: float = SWEEP_BUDGET_S,
     ) -> None:
         self._store = store
         self._messages = store.collection("messages", MessageDoc)
@@ -65,74 +77,111 @@ class Sweeper:
         self._queue = queue
         self._queue_prefix = queue_prefix
         self._stuck_after = stuck_after
+        self._budget_s = budget_s
 
     def sweep(self) -> SweepReport:
+        """Look at due entries, BATCH at a time, until none is left or the time budget is
+        spent: after a mass loss (a queue purged, Cloud Tasks down for a while) thousands of
+        messages need a task again, and one batch a minute would take hours."""
         report = SweepReport()
-        now = self._clock.now()
-        # Oldest-checked first: an entry falls due for a look STUCK_AFTER past its send time,
-        # and again that long after each look that found its task alive.
-        entries = self._entries.query(
-            [Where("checked_at", "<", now - self._stuck_after)],
-            order_by="checked_at",
-            limit=BATCH,
-        )
+        started = self._clock.monotonic()
+        seen: set[str] = set()
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="sweep") as pool:
+            while True:
+                now = self._clock.now()
+                # Oldest-checked first: an entry falls due for a look STUCK_AFTER past its
+                # send time, and again that long after each look that found its task alive.
+                batch = self._entries.query(
+                    [Where("checked_at", "<", now - self._stuck_after)],
+                    order_by="checked_at",
+                    limit=BATCH,
+                )
+                # An entry left untouched (a failed call) comes first again: one look a sweep.
+                entries = [e for e in batch if e.id not in seen]
+                if not entries:
+                    break
+                seen.update(e.id for e in entries)
+                failures = report.enqueue_failures
+                self._sweep_batch(entries, now, report, pool)
+                if (
+                    len(batch) < BATCH
+                    or report.enqueue_failures > failures  # Cloud Tasks is struggling
+                    or self._clock.monotonic() - started >= self._budget_s
+                ):
+                    break
+        return report
+
+    def _sweep_batch(
+        self, entries: list[PendingSend], now: datetime, report: SweepReport, pool: Executor
+    ) -> None:
         alive: list[str] = []
         gone: list[PendingSend] = []
-        for entry in entries:
-            try:
-                if self._task_alive(entry):
-                    alive.append(entry.id)
-                else:
-                    gone.append(entry)
-            except DependencyUnavailable:
+        for entry, state in zip(entries, pool.map(self._task_state, entries), strict=True):
+            if state == "alive":
+                alive.append(entry.id)
+            elif state == "gone":
+                gone.append(entry)
+            else:
                 report.enqueue_failures += 1
-        enqueued = self._reenqueue(gone, report) if gone else []
+        enqueued = self._reenqueue(gone, report, pool) if gone else []
         if alive or enqueued:
             # Only moves them back in the line; a failure here costs nothing but that.
             with contextlib.suppress(WagateError):
                 self._touch([*alive, *enqueued], now)
-        report.alive = len(alive)
-        return report
+        report.alive += len(alive)
 
-    def _reenqueue(self, gone: list[PendingSend], report: SweepReport) -> list[str]:
+    def _task_state(self, entry: PendingSend) -> Literal["alive", "gone", "unknown"]:
+        try:
+            return "alive" if self._task_alive(entry) else "gone"
+        except DependencyUnavailable:
+            return "unknown"
+
+    def _reenqueue(self, gone: list[PendingSend], report: SweepReport, pool: Executor) -> list[str]:
         """Entries whose task is gone: the message, if still pending, gets a task again (its
         id is returned); an entry whose message is finished (its delete was lost) or missing is
         removed."""
         messages = {doc.id: doc for doc in self._messages.get_many([e.id for e in gone])}
         left_behind: list[str] = []
         enqueued: list[str] = []
-        for entry in gone:
-            doc = messages.get(entry.id)
-            if doc is None or doc.status not in PENDING:
+        for entry, outcome in zip(
+            gone, pool.map(lambda e: self._enqueue_again(e, messages.get(e.id)), gone), strict=True
+        ):
+            if outcome == "left_behind":
                 left_behind.append(entry.id)
-                continue
-            if doc.task_generation != entry.task_generation:
-                # Regenerated since the entry was written: its task goes by the message's name.
-                try:
-                    if self._task_alive(doc):
-                        with contextlib.suppress(WagateError):
-                            self._store.patch_many(
-                                [("pending", doc.id, {"task_generation": doc.task_generation})]
-                            )
-                        continue
-                except DependencyUnavailable:
-                    report.enqueue_failures += 1
-                    continue
-            outcome = self._outbox.create_task(doc)
-            if outcome == "exists":  # the name is remembered: a finished task of this message
-                doc = self._regenerate(doc)
-                report.regenerated += 1
-                outcome = self._outbox.create_task(doc)
-            if outcome == "created":
+            elif outcome in ("created", "regenerated"):
                 report.reenqueued += 1
-                enqueued.append(doc.id)
-            else:
+                if outcome == "regenerated":
+                    report.regenerated += 1
+                enqueued.append(entry.id)
+            elif outcome == "failed":
                 report.enqueue_failures += 1
         if left_behind:
             with contextlib.suppress(WagateError):
                 self._store.patch_many([], [("pending", i) for i in left_behind])
-            report.left_behind = len(left_behind)
+            report.left_behind += len(left_behind)
         return enqueued
+
+    def _enqueue_again(self, entry: PendingSend, doc: MessageDoc | None) -> Requeue:
+        if doc is None or doc.status not in PENDING:
+            return "left_behind"
+        if doc.task_generation != entry.task_generation:
+            # Regenerated since the entry was written: its task goes by the message's name.
+            try:
+                if self._task_alive(doc):
+                    with contextlib.suppress(WagateError):
+                        self._store.patch_many(
+                            [("pending", doc.id, {"task_generation": doc.task_generation})]
+                        )
+                    return "alive"
+            except DependencyUnavailable:
+                return "failed"
+        outcome = self._outbox.create_task(doc)
+        if outcome == "exists":  # the name is remembered: a finished task of this message
+            doc = self._regenerate(doc)
+            if self._outbox.create_task(doc) == "created":
+                return "regenerated"
+            return "failed"
+        return "created" if outcome == "created" else "failed"
 
     def _touch(self, entry_ids: list[str], now: datetime) -> None:
         """Set checked_at; an entry deleted meanwhile (its message was sent) fails the batch:
