@@ -123,11 +123,11 @@ class Sweeper:
                 gone.append(entry)
             else:
                 report.enqueue_failures += 1
-        enqueued = self._reenqueue(gone, report, pool) if gone else []
-        if alive or enqueued:
+        to_touch = [*alive, *(self._reenqueue(gone, report, pool) if gone else [])]
+        if to_touch:
             # Only moves them back in the line; a failure here costs nothing but that.
             with contextlib.suppress(WagateError):
-                self._touch([*alive, *enqueued], now)
+                self._touch(to_touch, now)
         report.alive += len(alive)
 
     def _task_state(self, entry: PendingSend) -> Literal["alive", "gone", "unknown"]:
@@ -137,12 +137,12 @@ class Sweeper:
             return "unknown"
 
     def _reenqueue(self, gone: list[PendingSend], report: SweepReport, pool: Executor) -> list[str]:
-        """Entries whose task is gone: the message, if still pending, gets a task again (its
-        id is returned); an entry whose message is finished (its delete was lost) or missing is
-        removed."""
+        """Entries whose task is gone: the message, if still pending, gets a task again; an
+        entry whose message is finished (its delete was lost) or missing is removed. Returns
+        the entries to touch: re-enqueued, or found alive under a newer task generation."""
         messages = {doc.id: doc for doc in self._messages.get_many([e.id for e in gone])}
         left_behind: list[str] = []
-        enqueued: list[str] = []
+        to_touch: list[str] = []
         for entry, outcome in zip(
             gone, pool.map(lambda e: self._enqueue_again(e, messages.get(e.id)), gone), strict=True
         ):
@@ -152,14 +152,16 @@ class Sweeper:
                 report.reenqueued += 1
                 if outcome == "regenerated":
                     report.regenerated += 1
-                enqueued.append(entry.id)
-            elif outcome == "failed":
+                to_touch.append(entry.id)
+            elif outcome == "alive":  # under its newer generation: moved back in the line too
+                to_touch.append(entry.id)
+            else:
                 report.enqueue_failures += 1
         if left_behind:
             with contextlib.suppress(WagateError):
                 self._store.patch_many([], [("pending", i) for i in left_behind])
             report.left_behind += len(left_behind)
-        return enqueued
+        return to_touch
 
     def _enqueue_again(self, entry: PendingSend, doc: MessageDoc | None) -> Requeue:
         if doc is None or doc.status not in PENDING:
