@@ -82,7 +82,7 @@ class Sweeper:
     def sweep(self) -> SweepReport:
         """Look at due entries, BATCH at a time, until none is left or the time budget is
         spent: after a mass loss (a queue purged, Cloud Tasks down for a while) thousands of
-        messages need a task again, and one batch a minute would take hours."""
+        messages need a task again, and at one batch of 500 a minute 10,000 took 20 minutes."""
         report = SweepReport()
         started = self._clock.monotonic()
         seen: set[str] = set()
