@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from google.cloud import firestore
 
 from bench.common import Result, stack, summary
-from wagate.adapters.firestore import FirestoreStore, add_create, make_client, to_fields
+from wagate.adapters.firestore import (
+    FirestoreStore,
+    add_create,
+    add_update,
+    make_client,
+    to_fields,
+)
 from wagate.contracts import MessageDoc, TextContent
 
 TARGET = 1.3
@@ -77,18 +85,27 @@ def run(quick: bool = False, **_: Any) -> Result:
             "transaction_ratio": txn_ratio,
             "rounds": rounds,
             "create_encode_us_per_doc": _encode_cost(client, 1000 if quick else 5000),
+            "sent_patch_encode_us": _encode_cost(client, 1000 if quick else 5000, update=True),
         },
     )
 
 
-def _encode_cost(client: firestore.Client, n: int) -> dict[str, float]:
-    """CPU µs to turn one message document into its create `Write`: the library's
-    batch.create against the adapter's add_create (firestore_wire), in turns."""
+def _encode_cost(client: firestore.Client, n: int, *, update: bool = False) -> dict[str, float]:
+    """CPU µs to turn one message document into its create `Write` (or, with `update`, the
+    runner's `sent` patch into its update `Write`): the library's batch.create / batch.update
+    against the adapter's add_create / add_update (firestore_wire), in turns."""
     ref = client.collection("messages").document("m")
-    fields = to_fields(_doc(0))
+    sides: tuple[tuple[str, Callable[[Any, Any, dict[str, Any]], None]], ...]
+    if update:
+        at = datetime.now(UTC)
+        fields: dict[str, Any] = {"status": "sent", "status_times.sent": at, "updated_at": at}
+        sides = (("library", _library_update), ("wagate", add_update))
+    else:
+        fields = to_fields(_doc(0))
+        sides = (("library", _library_create), ("wagate", add_create))
     spent = {"library": 0.0, "wagate": 0.0}
     for _ in range(2):
-        for side, add in (("library", _library_create), ("wagate", add_create)):
+        for side, add in sides:
             batch = client.batch()
             started = time.process_time()
             for _ in range(n):
@@ -99,6 +116,10 @@ def _encode_cost(client: firestore.Client, n: int) -> dict[str, float]:
 
 def _library_create(batch: Any, ref: Any, fields: dict[str, Any]) -> None:
     batch.create(ref, fields)
+
+
+def _library_update(batch: Any, ref: Any, fields: dict[str, Any]) -> None:
+    batch.update(ref, fields)
 
 
 def _raw_increment(client: firestore.Client, ref: Any) -> None:

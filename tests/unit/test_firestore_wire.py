@@ -14,7 +14,7 @@ from google.cloud.firestore_v1 import _helpers
 from google.cloud.firestore_v1.types import write
 
 from wagate.adapters import firestore_wire as wire
-from wagate.adapters.firestore import add_create, to_fields
+from wagate.adapters.firestore import add_create, add_update, to_fields, top_level
 from wagate.contracts import (
     ContactContent,
     IdempotencyDoc,
@@ -148,3 +148,91 @@ def test_add_create_falls_back_to_the_library_for_such_values() -> None:
     plain = client.batch()
     add_create(plain, ref, {"n": 1})
     assert plain._write_pbs == [library_create({"n": 1})]
+
+
+# ------------------------------------------------------------------ updates
+
+
+def library_update(field_updates: dict[str, Any]) -> Any:
+    (pb,) = _helpers.pbs_for_update(PATH, field_updates, None)
+    return write.Write.pb(pb)
+
+
+@pytest.mark.parametrize(
+    "field_updates",
+    [
+        # the runner's `sent` patch (FirestoreStore.patch_many): dotted paths into a map
+        {"status": "sent", "status_times.sent": NOW, "updated_at": NOW, "attempts": 1},
+        # a claim's changed fields (write_changes): quoted top-level names, a removed field
+        top_level(
+            {
+                "status": "sending",
+                "lease_token": 7,
+                "status_times": {"accepted": NOW, "sending": NOW},
+                "error": firestore.DELETE_FIELD,
+                "history": [{"status": "accepted", "at": NOW}, None],
+                "dotted.name": "kept whole",
+            }
+        ),
+        # keys out of order, nested and empty maps, every plain value kind
+        {
+            "z": {"b": {"c": 1, "a": {}}, "a": []},
+            "a": DatetimeWithNanoseconds(2026, 1, 1, nanosecond=123456789, tzinfo=UTC),
+            "m.n.o": b"\x00",
+            "`quoted.name`": (1.5, "two", None, False),
+            "e": {},
+            "naive": datetime(2026, 1, 1, 1, 2, 3, 456789),
+        },
+        to_fields(message(TextContent(body="whole document as an update"))),
+    ],
+    ids=["sent patch", "claim changes", "value kinds", "whole message"],
+)
+def test_updates_encode_as_the_library_does(field_updates: dict[str, Any]) -> None:
+    ours = wire.update_pb(PATH, field_updates)
+    theirs = library_update(field_updates)
+    assert ours == theirs
+    assert ours.SerializeToString(deterministic=True) == theirs.SerializeToString(
+        deterministic=True
+    )
+    assert ours.current_document.exists  # update() never creates a document
+
+
+@pytest.mark.parametrize(
+    "field_updates",
+    [
+        {},
+        {"at": firestore.SERVER_TIMESTAMP},
+        {"tags": firestore.ArrayUnion(["a"])},
+        {"m": {"gone": firestore.DELETE_FIELD}},
+        {"a": 1, "a.b": 2},
+        {"a..b": 1},
+        {"where": firestore.GeoPoint(1.0, 2.0)},
+    ],
+    ids=["empty", "sentinel", "array union", "nested delete", "conflict", "bad path", "geo"],
+)
+def test_updates_it_does_not_encode_are_left_to_the_library(
+    field_updates: dict[str, Any],
+) -> None:
+    with pytest.raises(wire.Unencodable):
+        wire.update_pb(PATH, field_updates)
+
+
+def test_add_update_falls_back_to_the_library_which_refuses_what_it_refuses() -> None:
+    client = firestore.Client(project="p", credentials=AnonymousCredentials())
+    ref = client.collection("messages").document("msg_1")
+    ours, theirs = client.batch(), client.batch()
+    add_update(ours, ref, {"at": firestore.SERVER_TIMESTAMP, "n": 1})
+    theirs.update(ref, {"at": firestore.SERVER_TIMESTAMP, "n": 1})
+    assert [write.Write.pb(w) for w in ours._write_pbs] == [
+        write.Write.pb(w) for w in theirs._write_pbs
+    ]
+    assert ours._write_pbs[0].update_transforms  # the transform the library adds
+    for refused in ({"a": 1, "a.b": 2}, {}, {"m": {"gone": firestore.DELETE_FIELD}}):
+        with pytest.raises(Exception) as library_error:
+            client.batch().update(ref, refused)
+        with pytest.raises(library_error.type):  # the library's own error, from add_update
+            add_update(client.batch(), ref, refused)
+
+    plain = client.batch()
+    add_update(plain, ref, {"status_times.sent": NOW})
+    assert plain._write_pbs == [library_update({"status_times.sent": NOW})]

@@ -131,7 +131,7 @@ def write_changes(transaction: firestore.Transaction, ref: Any, snap: Any, new: 
     changes: dict[str, Any] = {k: v for k, v in fields.items() if k not in stored or stored[k] != v}
     changes.update({k: firestore.DELETE_FIELD for k in stored if k not in fields})
     if changes:
-        transaction.update(ref, top_level(changes))
+        add_update(transaction, ref, top_level(changes))
 
 
 def add_create(batch: Any, ref: Any, fields: dict[str, Any]) -> None:
@@ -141,6 +141,17 @@ def add_create(batch: Any, ref: Any, fields: dict[str, Any]) -> None:
         pb = wire.create_pb(ref._document_path, fields)
     except wire.Unencodable:
         batch.create(ref, fields)
+        return
+    batch._add_write_pbs([pb])
+
+
+def add_update(batch: Any, ref: Any, field_updates: dict[str, Any]) -> None:
+    """batch.update(ref, field_updates) (a batch or a transaction), encoded without proto-plus
+    where the data allows (firestore_wire)."""
+    try:
+        pb = wire.update_pb(ref._document_path, field_updates)
+    except wire.Unencodable:
+        batch.update(ref, field_updates)
         return
     batch._add_write_pbs([pb])
 
@@ -354,7 +365,7 @@ class FirestoreStore:
                 if fields is None:
                     batch.delete(ref)
                 else:
-                    batch.update(ref, encode(fields))
+                    add_update(batch, ref, encode(fields))
             with self.guard.call("batch_write"), translated(f"{len(writes)} patches"):
                 batch.commit(timeout=CALL_TIMEOUT_S)
 
