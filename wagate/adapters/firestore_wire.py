@@ -4,11 +4,11 @@ Hand-written on purpose: the client library builds every value through proto-plu
 That cost about 350 µs of CPU per message document on this machine, against about 60 µs for
 the same `Write` built from the raw protobuf classes (`python -m bench store`,
 create_encode_us_per_doc). A message accept creates two documents on its critical path, so
-this takes about 0.6 ms off each accept (docs/decisions.md, "Creates are encoded without
-proto-plus"). Updates (the runner's claim, its `sent` and receipt patches) spent about 29 % of
-the runner's CPU in the library's update encoding during the pipeline bench; `update_pb` keeps
-the library's own field-path handling (`extract_fields`, `set_field_value`, `FieldPath`) and
-only replaces the proto-plus part.
+this takes about 0.6 ms off each accept (docs/decisions.md, "Creates and updates are encoded
+without proto-plus"). Updates (the runner's claim, its `sent` and receipt patches) took about
+29 % of the runner's CPU in the library's update encoding during the pipeline bench;
+`update_pb` keeps the library's own field-path handling (`extract_fields`, `set_field_value`,
+`FieldPath`) and only replaces the proto-plus part.
 
 Only plain data is encoded here: what `to_fields` produces (None, bool, int, float, str,
 bytes, datetime, lists and maps of them). Anything else, such as a sentinel like
