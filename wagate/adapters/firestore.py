@@ -135,23 +135,28 @@ def write_changes(transaction: firestore.Transaction, ref: Any, snap: Any, new: 
 
 
 def add_create(batch: Any, ref: Any, fields: dict[str, Any]) -> None:
-    """batch.create(ref, fields), encoded without proto-plus where the data allows
-    (firestore_wire). `_add_write_pbs` is the batch's documented hook for added writes."""
-    try:
-        pb = wire.create_pb(ref._document_path, fields)
-    except wire.Unencodable:
-        batch.create(ref, fields)
-        return
-    batch._add_write_pbs([pb])
+    """batch.create(ref, fields), encoded without proto-plus where the data allows."""
+    _add_write(batch, wire.create_pb, batch.create, ref, fields)
 
 
 def add_update(batch: Any, ref: Any, field_updates: dict[str, Any]) -> None:
-    """batch.update(ref, field_updates) (a batch or a transaction), encoded without proto-plus
-    where the data allows (firestore_wire)."""
+    """batch.update(ref, field_updates) (a batch or a transaction), likewise."""
+    _add_write(batch, wire.update_pb, batch.update, ref, field_updates)
+
+
+def _add_write(
+    batch: Any,
+    encode: Callable[[str, dict[str, Any]], Any],
+    library: Callable[[Any, dict[str, Any]], Any],
+    ref: Any,
+    fields: dict[str, Any],
+) -> None:
+    """The write firestore_wire encodes, or the library's own for what it leaves
+    (`Unencodable`). `_add_write_pbs` is the batch's documented hook for added writes."""
     try:
-        pb = wire.update_pb(ref._document_path, field_updates)
+        pb = encode(ref._document_path, fields)
     except wire.Unencodable:
-        batch.update(ref, field_updates)
+        library(ref, fields)
         return
     batch._add_write_pbs([pb])
 
