@@ -105,7 +105,7 @@ class Liveness:
 def journal_count(stack: Stack, where: str = "parked IS NULL") -> int:
     """Entries in the runner's journal (read-only, beside the running runner); by default
     those still waiting to be replayed."""
-    path: Path = stack.config.root / "runner-state-0" / "journal.sqlite3"
+    path: Path = stack.state_dir(0) / "journal.sqlite3"
     if not path.exists():
         return 0
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:

@@ -177,6 +177,8 @@ class Stack:
         self.firestore_proxy = (
             FaultProxy(self.ports["firestore"]) if self.config.firestore_proxy else None
         )
+        # This stack's own part of the root for runner disks (state_dir).
+        self.state_root = self.config.root / "state" / secrets.token_hex(4)
         self.internal_secret = secrets.token_urlsafe(24)
         self.admin_key = "wg_admin_" + secrets.token_urlsafe(24)
         self.backup_keys = generate_backup_keys()
@@ -225,6 +227,14 @@ class Stack:
 
     def runner_url(self, shard: int = 0) -> str:
         return f"http://{LOCALHOST}:{self.runner_ports[shard]}"
+
+    def state_dir(self, shard: int = 0) -> Path:
+        """A shard runner's local disk (outage journal, hybrid auth state): kept across that
+        runner's restarts within this stack, never shared with another stack. Every stack starts
+        with empty emulators, so what an earlier stack's runner left on disk belongs to a world
+        that is gone: replaying its journal into the new one cost a benchmark thousands of
+        doomed fenced updates (docs/decisions.md, "Each local stack has its own runner disk")."""
+        return self.state_root / f"runner-{shard}"
 
     # ------------------------------------------------------------ services
 
@@ -288,7 +298,7 @@ class Stack:
         self, shard: int = 0, name: str | None = None, port: int | None = None
     ) -> Service:
         port = port or self.runner_ports[shard]
-        state_dir = self.config.root / f"runner-state-{shard}"
+        state_dir = self.state_dir(shard)
         argv = [sys.executable, "-m", "runner"]
         return self._service(
             name or f"runner-{shard}",
@@ -377,6 +387,7 @@ class Stack:
             service.stop()
         if self.firestore_proxy is not None:
             self.firestore_proxy.stop()
+        shutil.rmtree(self.state_root, ignore_errors=True)  # its emulators' data is gone too
 
     def reset_firestore(self) -> None:
         """Delete every document of the project (the emulator's own endpoint)."""
