@@ -15,12 +15,15 @@ import pytest
 from tests.cli.conftest import ControlSink, Project, invoke, run
 from tests.e2e.system import eventually
 from wagate.adapters.keyring import StaticKeyRing
-from wagate.contracts import BackupInfo, SessionDoc
+from wagate.clock import SystemClock
+from wagate.contracts import BackupInfo, SessionDoc, TenantDoc
 from wagate.devstack.stack import generate_backup_keys
 from wagate.domain.ids import new_session_id
 from wagate.domain.sessions import DesiredState, SessionState
 from wagate.errors import NotFound
 from wagate.services.backups import SessionBackups, key_id_of
+from wagate.services.tenants import Tenants
+from wagate.services.webhooks import open_secret, seal_secret, sealed_key_id
 
 pytestmark = pytest.mark.integration
 
@@ -207,3 +210,51 @@ def test_keys_rotate_reencrypts_idle_backups_leaves_running_ones_and_is_idempote
     assert invoke(env, "backup", "export", str(folder)).code == 0
     verified = invoke(env, "backup", "restore", str(folder), "--dry-run", "--json")
     assert verified.code == 0 and verified.json()["counts"] == {"unchanged": 3}
+
+
+def test_keys_rotate_reseals_webhook_secrets_and_says_which_old_keys_are_still_needed(
+    project: Project,
+) -> None:
+    tenants = Tenants(project.store, SystemClock())
+    sealed_tenant = tenants.create("acme", webhook_url="https://acme.example/hooks")
+    tenants.set_webhook(
+        sealed_tenant.id,
+        "https://acme.example/hooks",
+        seal_secret(project.keyring, sealed_tenant.id, "whsec_the-old-one"),
+    )
+    plain_tenant = tenants.create("no-webhook")
+    old = project.env["WAGATE_BACKUP_KEYS"]
+    new = generate_backup_keys().replace("k1:", "k2:")
+    env = {**project.env, "WAGATE_BACKUP_KEYS": f"{new},{old}"}
+    docs = project.store.collection("tenants", TenantDoc)
+
+    def sealed() -> bytes:
+        doc = docs.get(sealed_tenant.id)
+        assert doc is not None and doc.webhook_secret_sealed is not None
+        return doc.webhook_secret_sealed
+
+    before = sealed()
+    dry = invoke(env, "keys", "rotate", "--dry-run", "--json").json()
+    assert dry["webhook_secrets"] == {"rotated": 1} and dry["still_needed"] == {"k1": 1}
+    assert sealed() == before
+
+    done = run(env, "keys", "rotate", "--json")
+    assert done.code == 0, done.stderr
+    assert done.json()["webhook_secrets"] == {"rotated": 1} and done.json()["still_needed"] == {}
+    assert sealed_key_id(sealed()) == "k2"
+    assert open_secret(StaticKeyRing(new), sealed_tenant.id, sealed()) == "whsec_the-old-one"
+    plain = docs.get(plain_tenant.id)
+    assert plain is not None and plain.webhook_secret_sealed is None
+
+    again = invoke(env, "keys", "rotate", "--json").json()
+    assert again["webhook_secrets"] == {"current": 1}
+
+    # A secret no key of the ring opens is reported, and its key is still needed.
+    foreign = StaticKeyRing(generate_backup_keys().replace("k1:", "k7:"))
+    tenants.set_webhook(
+        sealed_tenant.id, "https://acme.example/hooks", seal_secret(foreign, sealed_tenant.id, "x")
+    )
+    broken = run(env, "keys", "rotate", "--json")
+    assert broken.code == 1
+    assert broken.json()["still_needed"] == {"k7": 1}
+    assert [p["outcome"] for p in broken.json()["problems"]] == ["unreadable"]

@@ -1,4 +1,5 @@
-"""`wagate keys rotate`: re-encrypt session backups with the key ring's current (first) key.
+"""`wagate keys rotate`: re-encrypt session backups and tenants' webhook secrets with the key
+ring's current (first) key.
 
 Run it after every component has the new ring (`k2:…,k1:…`): each backup still sealed with an
 older key is opened and sealed again with the current one, written with a generation
@@ -9,6 +10,10 @@ Backups of sessions a runner is running are left to that runner: it is the only 
 live session's backup (it preconditions its next write on the generation it last wrote, so a
 rewrite behind its back would make that write fail), and every backup it writes uses the
 current key. They are listed, with the key they still use, so the operator sees what remains.
+
+Webhook signing secrets are sealed with the same ring; each is opened and sealed again inside a
+transaction on its tenant document. An old key may leave the ring only once this command
+reports nothing left on it (`still_needed`).
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ from wagate.cli.output import (
     table,
     wants_json,
 )
-from wagate.contracts import BackupInfo, SessionDoc
+from wagate.contracts import BackupInfo, SessionDoc, TenantDoc
 from wagate.domain.sessions import DesiredState, SessionState
 from wagate.errors import WagateError
 from wagate.services.backups import OBJECT_PREFIX, parse_object_name, reencrypt_live
+from wagate.services.webhooks import reseal_secret, sealed_key_id
 
 app = OperatorTyper(help="The backup key ring.")
 
@@ -59,6 +65,37 @@ def _docs(op: Operator, ids: list[str]) -> dict[str, SessionDoc]:
     for start in range(0, len(ids), DOC_BATCH):
         found.update({d.id: d for d in op.session_docs.get_many(ids[start : start + DOC_BATCH])})
     return found
+
+
+def reseal_webhook_secrets(op: Operator, tenant: str | None, dry_run: bool) -> list[Rotation]:
+    """Every tenant's sealed webhook secret on the current key (a transaction per tenant, so a
+    secret set meanwhile is never overwritten by the old one)."""
+    keyring = op.keyring
+    tenants = [t for t in op.tenants.list() if tenant is None or t.id == tenant]
+    results: list[Rotation] = []
+    for t in tenants:
+        if t.webhook_secret_sealed is None:
+            continue
+        previous = sealed_key_id(t.webhook_secret_sealed)
+        try:
+            if dry_run:
+                resealed = reseal_secret(keyring, t.id, t.webhook_secret_sealed)
+            else:
+
+                def reseal(doc: TenantDoc) -> TenantDoc:
+                    sealed = doc.webhook_secret_sealed
+                    fresh = reseal_secret(keyring, doc.id, sealed) if sealed else None
+                    return doc.model_copy(update={"webhook_secret_sealed": fresh or sealed})
+
+                before = t.webhook_secret_sealed
+                after = op.tenant_docs.update(t.id, reseal).webhook_secret_sealed
+                resealed = after if after != before else None
+        except WagateError as e:
+            results.append(Rotation(t.id, "-", "unreadable", previous, detail=e.message))
+            continue
+        outcome = "current" if resealed is None else "rotated"
+        results.append(Rotation(t.id, "-", outcome, previous, keyring.current_id))
+    return results
 
 
 @app.command("rotate")
@@ -121,6 +158,12 @@ def rotate(
         show_progress=not as_json,
     )
     counts = Counter(r.outcome for r in results)
+    secrets = reseal_webhook_secrets(op, tenant, dry_run)
+    secret_counts = Counter(r.outcome for r in secrets)
+    left_behind = {"live", "unreadable", "conflict", "error", *(["rotated"] if dry_run else [])}
+    still_needed = Counter(
+        r.previous_key_id or "?" for r in [*results, *secrets] if r.outcome in left_behind
+    )
     summary: dict[str, Any] = {
         "current_key_id": current,
         "dry_run": dry_run,
@@ -129,8 +172,12 @@ def rotate(
         "live_by_key": dict(
             Counter(r.previous_key_id or "?" for r in results if r.outcome == "live")
         ),
+        "webhook_secrets": dict(secret_counts),
+        "still_needed": {k: n for k, n in still_needed.items() if k != current},
         "problems": [
-            asdict(r) for r in results if r.outcome in ("unreadable", "conflict", "error")
+            asdict(r)
+            for r in [*results, *secrets]
+            if r.outcome in ("unreadable", "conflict", "error")
         ],
     }
     if as_json:
@@ -147,6 +194,14 @@ def rotate(
                 f"{counts['live']} backup(s) of running sessions still use an older key ({keys}): "
                 "their runner re-encrypts each on its next backup"
             )
+        verb_secrets = "would re-seal" if dry_run else "re-sealed"
+        out.print(
+            f"{verb_secrets} {secret_counts['rotated']} webhook secret(s); "
+            f"{secret_counts['current']} already on key {current}"
+        )
+        if summary["still_needed"]:
+            keys = ", ".join(f"{k} ({n})" for k, n in summary["still_needed"].items())
+            out.print(f"keep these keys in the ring for now: {keys}")
         if summary["problems"]:
             out.print(
                 table(

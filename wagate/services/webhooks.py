@@ -69,7 +69,7 @@ def seal_secret(keyring: KeyRing, tenant_id: str, secret: str) -> bytes:
 
 def open_secret(keyring: KeyRing, tenant_id: str, blob: bytes) -> str:
     length = blob[0]
-    key_id = blob[1 : 1 + length].decode()
+    key_id = sealed_key_id(blob)
     nonce, sealed = blob[1 + length : 13 + length], blob[13 + length :]
     try:
         plain = AESGCM(keyring.key(key_id)).decrypt(
@@ -78,6 +78,19 @@ def open_secret(keyring: KeyRing, tenant_id: str, blob: bytes) -> str:
     except InvalidTag:
         raise NotFound("the tenant's webhook secret cannot be opened") from None
     return plain.decode()
+
+
+def sealed_key_id(blob: bytes) -> str:
+    """The id of the key ring key a sealed secret was sealed with (its header)."""
+    return blob[1 : 1 + blob[0]].decode()
+
+
+def reseal_secret(keyring: KeyRing, tenant_id: str, blob: bytes) -> bytes | None:
+    """The secret sealed again with the ring's current key; None when it already uses it.
+    Raises NotFound when no key of the ring opens it."""
+    if sealed_key_id(blob) == keyring.current_id:
+        return None
+    return seal_secret(keyring, tenant_id, open_secret(keyring, tenant_id, blob))
 
 
 Poster = Callable[[str, bytes, dict[str, str]], int]
