@@ -1,4 +1,5 @@
-"""`wagate dev up`: the whole local stack on loopback until Ctrl-C.
+"""`wagate dev up`: the whole local stack on loopback until Ctrl-C; a crashed runner or
+function is restarted with backoff (wagate/devstack/restarts.py), as the cloud would.
 
 It also writes the stack's environment to `.stack/env` (mode 0600, removed on exit) so the
 operator commands can be pointed at it from another terminal: `source .stack/env`. The values
@@ -16,6 +17,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from wagate.devstack.restarts import CrashRestarter
 from wagate.devstack.stack import Stack, StackConfig
 
 dev = typer.Typer(help="The local stack (emulators, simulator, runner, functions).")
@@ -63,9 +65,14 @@ def dev_up(
             f"  operator CLI from another shell: [bold]source {env_file}[/] "
             "then e.g. [bold]wagate health --watch 2[/]"
         )
+        console.print(
+            "  a crashed runner or function is restarted with backoff, as the cloud would; "
+            "the stack stops only if an emulator or the simulator dies"
+        )
+        restarter = CrashRestarter(stack.services, lambda line: console.print(f"[yellow]{line}[/]"))
         while not stopping:
             time.sleep(0.5)
-            dead = [s.name for s in stack.services.values() if not s.alive]
+            dead = restarter.check()
             if dead:
                 console.print(f"[red]stopped unexpectedly: {', '.join(dead)}[/]")
                 break
