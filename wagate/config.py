@@ -94,6 +94,14 @@ class Settings(BaseSettings):
     api_url: str = Field("http://127.0.0.1:8080", description="Public base URL of the api")
     sweeper_url: str = Field("http://127.0.0.1:8081", description="Base URL of the sweeper")
 
+    # --- egress guard (docs/security.md): media URLs and webhooks
+    egress_allow_private: bool = Field(
+        False, description="Allow loopback/private addresses (the local stack sets it)"
+    )
+    egress_allow_hosts: str = Field(
+        "", description="Comma-separated exact host:port exceptions to the address rule"
+    )
+
     def runner_url(self, shard: int) -> str:
         urls = [u.strip().rstrip("/") for u in self.runner_urls.split(",") if u.strip()]
         if shard >= len(urls):
