@@ -163,6 +163,8 @@ def create_tenant(call: Call) -> Any:
     g = gateway()
     auth.admin(call, g.settings)
     body = call.json_body(CreateTenantRequest)
+    if body.webhook_url:
+        g.egress.check_url(body.webhook_url, field="webhook_url")
     tenant = g.tenants.create(body.name, limits=body.limits)
     secret = _set_webhook(tenant.id, body.webhook_url) if body.webhook_url else None
     key = g.tenants.issue_key(tenant.id)
@@ -198,6 +200,8 @@ def set_webhook(call: Call) -> Any:
     g = gateway()
     auth.admin(call, g.settings)
     body = call.json_body(SetWebhookRequest)
+    if body.url:
+        g.egress.check_url(body.url, field="url")
     g.tenants.get(call.args["tenant_id"])
     secret = _set_webhook(call.args["tenant_id"], body.url)
     return WebhookSet(url=body.url, secret=secret)
@@ -365,6 +369,8 @@ def send_message(call: Call) -> Any:
         )
     if isinstance(body.content, MediaContent) and body.content.media_id is not None:
         g.media_files.check(tenant.id, body.content.media_id)
+    if isinstance(body.content, MediaContent) and body.content.url is not None:
+        g.egress.check_url(str(body.content.url), field="content.url")
     accepted = g.outbox.accept(
         tenant,
         call.args["session_id"],

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 
-import httpx
-
 from wagate import logs
+from wagate.adapters import egress, tasks
 from wagate.adapters import firestore as fs
 from wagate.adapters import storage as gcs
-from wagate.adapters import tasks
 from wagate.adapters.guard import DependencyGuard
 from wagate.adapters.keyring import StaticKeyRing
 from wagate.clock import SystemClock
@@ -22,7 +21,7 @@ from wagate.services.outbox import Outbox, Routing
 from wagate.services.ratelimit import RateLimiter
 from wagate.services.sessions import Sessions
 from wagate.services.tenants import Tenants
-from wagate.services.webhooks import WebhookDelivery
+from wagate.services.webhooks import Poster, WebhookDelivery
 
 
 @dataclass
@@ -41,6 +40,8 @@ class Gateway:
     inbox: Inbox
     media_files: Media
     limiter: RateLimiter
+    egress: egress.EgressGuard  # every URL a user gives: webhooks, media (docs/security.md)
+    post_json: Poster  # webhook and alert POSTs, through the egress guard
 
     @property
     def guards(self) -> list[DependencyGuard]:
@@ -56,15 +57,6 @@ def task_auth(settings: Settings) -> tasks.TaskAuth:
     if settings.internal_secret is None:
         raise RuntimeError("WAGATE_INTERNAL_SECRET is required when WAGATE_ENV=local")
     return tasks.SharedSecretAuth(settings.internal_secret.get_secret_value())
-
-
-def post_json(url: str, body: bytes, headers: dict[str, str]) -> int:
-    """One webhook POST; network failures surface as OSError for the delivery service."""
-    try:
-        response = httpx.post(url, content=body, headers=headers, timeout=10.0)
-    except httpx.HTTPError as e:
-        raise OSError(str(e)) from e
-    return response.status_code
 
 
 def build(settings: Settings) -> Gateway:
@@ -86,6 +78,8 @@ def build(settings: Settings) -> Gateway:
     keyring = (
         StaticKeyRing(settings.backup_keys.get_secret_value()) if settings.backup_keys else None
     )
+    guard = egress.EgressGuard.from_settings(settings)
+    post_json = functools.partial(egress.post_json, guard)
     return Gateway(
         settings=settings,
         store=store,
@@ -101,6 +95,8 @@ def build(settings: Settings) -> Gateway:
         inbox=Inbox(store, directory),
         media_files=Media(media),
         limiter=RateLimiter(store, clock),
+        egress=guard,
+        post_json=post_json,
     )
 
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from functions import auth
-from functions.app import Gateway, gateway, post_json
+from functions.app import Gateway, gateway
 from functions.web import Call, Router
 from wagate.adapters import storage as gcs
 from wagate.config import Settings
@@ -121,7 +121,7 @@ def deliver_alert(call: Call) -> Any:
     webhook = AlertWebhook(
         g.settings.alert_webhook_url,
         secret.get_secret_value() if secret else None,
-        post_json,
+        g.post_json,
     )
     status = webhook.deliver(notice)
     if status is None:

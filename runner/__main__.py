@@ -27,6 +27,7 @@ from wagate import logs
 from wagate.adapters import firestore as fs
 from wagate.adapters import storage as gcs
 from wagate.adapters import tasks
+from wagate.adapters.egress import EgressGuard
 from wagate.adapters.guard import DependencyGuard
 from wagate.adapters.keyring import StaticKeyRing
 from wagate.clock import SystemClock
@@ -62,6 +63,7 @@ def make_engine(settings: Settings) -> WhatsAppEngine:
         keep_store=settings.persistence != "cloud",
         log_level="DEBUG" if settings.log_level.upper() == "DEBUG" else "WARNING",
         proxy=settings.whatsmeow_proxy,
+        egress_guard=EgressGuard.from_settings(settings),  # media URLs (docs/security.md)
     )
 
 

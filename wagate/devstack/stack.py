@@ -206,6 +206,9 @@ class Stack:
             "WAGATE_API_URL": f"http://{LOCALHOST}:{self.ports['api']}",
             "WAGATE_SWEEPER_URL": f"http://{LOCALHOST}:{self.ports['sweeper']}",
             "WAGATE_LOG_FORMAT": "json",
+            # Everything here listens on loopback: the demo's and tests' media and webhook
+            # receivers too. The cloud keeps the egress guard's default (docs/security.md).
+            "WAGATE_EGRESS_ALLOW_PRIVATE": "true",
             **c.extra_env,
         }
 

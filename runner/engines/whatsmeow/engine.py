@@ -44,11 +44,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-import httpx
-
 from runner.engines.whatsmeow import wire
 from runner.engines.whatsmeow.store import DeviceStore, NotAStore
+from wagate.adapters import egress
 from wagate.contracts import MAX_MEDIA_BYTES, SessionDoc
+from wagate.domain.egress_policy import EgressPolicy
 from wagate.domain.events import (
     AuthStateChanged,
     Connected,
@@ -159,6 +159,7 @@ class WhatsmeowEngine:
         keepalive_s: float | None = None,
         proxy: str | None = None,
         host_module: str = HOST_MODULE,
+        egress_guard: egress.EgressGuard | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.media = media
@@ -176,7 +177,8 @@ class WhatsmeowEngine:
         # Per session: the digest of the state last handed to the supervisor. If it hands the
         # same state back on reconnect, the file on disk is that state or newer: keep the file.
         self.emitted: dict[str, str] = {}
-        self._http: httpx.AsyncClient | None = None
+        # Media URLs are fetched through the egress guard; without one, the strictest policy.
+        self.egress_guard = egress_guard or egress.EgressGuard(EgressPolicy())
 
     def store_path(self, session_id: str) -> Path:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", session_id)
@@ -185,15 +187,8 @@ class WhatsmeowEngine:
     def open(self, session_id: str, auth_state: bytes | None) -> WhatsmeowConnection:
         return WhatsmeowConnection(self, session_id, auth_state)
 
-    def http(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(timeout=30.0, follow_redirects=True)
-        return self._http
-
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+        """Nothing is pooled: each media download has its own guarded client."""
 
     async def fetch_media(self, session_id: str, content: dict[str, Any]) -> bytes:
         """The bytes of a media message: from the media bucket (media_id) or its URL."""
@@ -213,34 +208,12 @@ class WhatsmeowEngine:
             url = str(content.get("url") or "")
             if not url:
                 raise PermanentSendError("a media message needs url or media_id", field="content")
-            data = await self._download(url)
+            data = await egress.fetch_media(url, self.egress_guard)
         if not data:
             raise PermanentSendError("the media file is empty", field="content")
         if len(data) > MAX_MEDIA_BYTES:
             raise PermanentSendError("the media file is larger than 16 MB", field="content")
         return data
-
-    async def _download(self, url: str) -> bytes:
-        try:
-            async with self.http().stream("GET", url) as response:
-                if 400 <= response.status_code < 500:
-                    raise PermanentSendError(
-                        f"the media URL answered HTTP {response.status_code}", field="content"
-                    )
-                if response.status_code >= 300:
-                    raise TransientSendError(f"the media URL answered HTTP {response.status_code}")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > MAX_MEDIA_BYTES:
-                        raise PermanentSendError(
-                            "the media file is larger than 16 MB", field="content"
-                        )
-                    chunks.append(chunk)
-                return b"".join(chunks)
-        except httpx.HTTPError as e:
-            raise TransientSendError(f"cannot download the media: {e}") from e
 
 
 class WhatsmeowConnection:
