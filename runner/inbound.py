@@ -1,8 +1,6 @@
 """Inbound messages and receipts: persisted (deduplicated by WhatsApp id), applied to outbound
-message status, and handed to the tenant's webhook through a Cloud Tasks queue.
-
-The webhook task's name is derived from the event id, so a replayed event (history sync after
-a reconnect, a redelivered receipt) is refused by Cloud Tasks instead of delivered twice.
+message status, and announced to the tenant's channels (runner/events.py: a webhook Cloud Task
+named after the event id, so a replayed event is refused by Cloud Tasks, not delivered twice).
 
 While Firestore is unreachable both go to the runner's journal (runner/journal.py) before the
 engine acknowledges them to WhatsApp, and are stored and announced when it is back: the replay
@@ -13,30 +11,23 @@ same handler, so a message's statuses are applied in the order they happened.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import time
 from functools import partial
 
 from pydantic import BaseModel
 
 from runner.context import ShardContext
+from runner.events import EventAnnouncer
 from runner.journal import Entry
 from runner.writes import RECEIPTS, GroupCommit, MessageEvent, SentIndex, apply_status_events
-from wagate.contracts import InboundDoc, MessageDoc, WebhookEvent, WebhookTask
+from wagate.contracts import InboundDoc, MessageDoc, WebhookEvent
 from wagate.domain import events as ev
 from wagate.domain.messages import ON_WHATSAPP, MessageStatus, advance_by_receipt
-from wagate.errors import AlreadyExists, NotFound, TaskAlreadyExists, WagateError
+from wagate.errors import AlreadyExists, NotFound, WagateError
 from wagate.logs import get_logger
-from wagate.ports import TaskSpec, Where
-from wagate.queues import webhook_queue
+from wagate.ports import Where
+from wagate.services.events import event_id
 
 log = get_logger("wagate.runner.inbound")
-TENANT_CACHE_S = 30.0
-
-
-def event_id(*parts: str) -> str:
-    return "evt_" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
 
 
 class InboundRecord(BaseModel):
@@ -51,7 +42,7 @@ class InboundSink:
         self._writes = writes
         self._index = index
         self._durable = ctx.durable
-        self._webhook_urls: dict[str, tuple[float, str | None]] = {}
+        self.events = EventAnnouncer(ctx)  # the supervisors announce their state changes here
         self.inbound_count = 0
         self.receipt_count = 0
         self._durable.handle("message", self.replay_status_events, batched=True)
@@ -270,25 +261,4 @@ class InboundSink:
     # ------------------------------------------------------------ webhooks
 
     async def _webhook(self, tenant_id: str, event: WebhookEvent) -> None:
-        ctx = self._ctx
-        if await self._webhook_url(tenant_id) is None:
-            return
-        task = TaskSpec(
-            queue=webhook_queue(ctx.settings.queue_prefix),
-            name="wh-" + event.id.removeprefix("evt_"),
-            url=ctx.settings.sweeper_url.rstrip("/") + "/webhooks/deliver",
-            body=WebhookTask(tenant_id=tenant_id, event=event).model_dump_json().encode(),
-            dispatch_deadline_s=30,
-        )
-        with contextlib.suppress(TaskAlreadyExists):  # the event was announced before
-            await ctx.io(ctx.queue.enqueue, task)
-
-    async def _webhook_url(self, tenant_id: str) -> str | None:
-        now = time.monotonic()
-        cached = self._webhook_urls.get(tenant_id)
-        if cached and cached[0] > now:
-            return cached[1]
-        tenant = await self._ctx.io(self._ctx.tenants.get, tenant_id)
-        url = tenant.webhook_url if tenant else None
-        self._webhook_urls[tenant_id] = (now + TENANT_CACHE_S, url)
-        return url
+        await self.events.announce(tenant_id, event)

@@ -29,6 +29,7 @@ from wagate.errors import StaleGeneration, TransientSendError, WagateError
 from wagate.logs import get_logger
 from wagate.ports import EngineConnection
 from wagate.services.backups import BackupCorrupt
+from wagate.services.events import session_state_event
 from wagate.services.monitoring import (
     BACKUP_FAILURES,
     BACKUP_SECONDS,
@@ -156,7 +157,7 @@ class SessionSupervisor:
                 await conn.connect()
             if auth_state is None and self.pairing_phone:
                 code = await conn.request_pairing_code(self.pairing_phone)
-                await self._update(pairing_code=code)
+                await self._set_state(SessionState.PAIRING, pairing_code=code)
             async for event in conn.events():
                 reason = await self._on_event(event)
                 if reason is not None:
@@ -212,7 +213,7 @@ class SessionSupervisor:
             case ev.QrCode(code=code, expires_at=expires_at):
                 await self._set_state(SessionState.PAIRING, qr=code, qr_expires_at=expires_at)
             case ev.PairingCode(code=code):
-                await self._update(pairing_code=code)
+                await self._set_state(SessionState.PAIRING, pairing_code=code)
             case ev.Connected(jid=jid):
                 was_reconnect = self._attempt > 0 or self.reconnects > 0
                 previous = self._attempt
@@ -306,19 +307,44 @@ class SessionSupervisor:
     # ------------------------------------------------------------ state writes
 
     async def _set_state(self, state: SessionState, **fields: Any) -> None:
-        self.state = state
-        await self._update(state=state, **fields)
+        """Record the state and announce it (`session.state`) when it changed, or when pairing
+        got a new QR or pairing code: one event per change."""
+        previous, self.state = self.state, state
+        changed = state != previous or any(
+            fields.get(name) is not None for name in ("qr", "pairing_code")
+        )
+        if not await self._update(state=state, **fields) or not changed:
+            return
+        ctx = self._ctx
+        details = {
+            name: fields[name]
+            for name in ("jid", "qr", "qr_expires_at", "pairing_code")
+            if fields.get(name) is not None
+        }
+        reason = fields.get("last_reason")
+        event = session_state_event(
+            self.session_id,
+            state,
+            previous,
+            ctx.clock.now(),
+            reason=reason if state is not SessionState.CONNECTED else None,
+            attempt=self._attempt,
+            details=_json_ready(details),
+        )
+        await self._inbound.events.announce_or_log(self.tenant_id, event)
 
-    async def _update(self, **fields: Any) -> None:
+    async def _update(self, **fields: Any) -> bool:
+        """Write `fields`; False when this runner is not the session's owner any more."""
         ctx = self._ctx
         fence = ctx.fence
         if fence is None:
-            return  # not the owner any more: never write
+            return False  # not the owner any more: never write
         try:
             # Fenced; journaled while the store is unreachable, replayed in order after.
             await ctx.durable.update_session(self.session_id, fence, fields, ctx.clock.now())
         except WagateError as e:
             log.warning("session state write failed", session_id=self.session_id, error=e.message)
+        return True
 
     # ------------------------------------------------------------ backups
 
@@ -399,6 +425,24 @@ class SessionSupervisor:
             self._pending_state = self._auth_state
         if self._pending_state is not None:
             await self.flush_backup()
+
+
+def _json_ready(details: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in details.items()}
+
+
+async def announce_stopped(
+    inbound: InboundSink, doc: SessionDoc, at: datetime, action: str
+) -> None:
+    """The `session.state` event of a user's stop or logout (runner/shard.py writes the state);
+    `action` (stop | logout) tells which."""
+    if doc.state is SessionState.STOPPED:
+        return
+    event = session_state_event(
+        doc.id, SessionState.STOPPED, doc.state, at, details={"requested": action}
+    )
+    inbound.events.forget_session(doc.id)
+    await inbound.events.announce_or_log(doc.tenant_id, event)
 
 
 SupervisorFactory = Callable[[SessionDoc], SessionSupervisor]

@@ -40,6 +40,11 @@ class Document(BaseModel):
     id: str
 
 
+# ---------------------------------------------------------------- events
+
+EventType = Literal["message.received", "message.status", "session.state"]
+EVENT_TYPES: tuple[EventType, ...] = ("message.received", "message.status", "session.state")
+
 # ---------------------------------------------------------------- tenants
 
 
@@ -65,6 +70,9 @@ class TenantDoc(Document):
     webhook_url: str | None = None
     # The webhook signing secret, sealed with the key ring (AES-256-GCM, AAD = tenant id).
     webhook_secret_sealed: bytes | None = None
+    # Event types the tenant's channels get (None: all of them); a session may narrow or widen
+    # it with its own (docs/events.md).
+    webhook_events: list[EventType] | None = None
     limits: TenantLimits = Field(default_factory=TenantLimits)
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -92,6 +100,9 @@ class SessionDoc(Document):
     jid: str | None = None
     reconnect_attempts: int = 0
     last_reason: int | None = None
+    # This session's own webhook URL and event filter, overriding the tenant's (None: inherit).
+    webhook_url: str | None = None
+    webhook_events: list[EventType] | None = None
     last_backup: BackupInfo | None = None
     # When the engine last handed over changed credentials/keys (docs/operations.md, "Key
     # material age"): the auth state itself is opaque, its age is what wagate can observe.
@@ -469,7 +480,7 @@ class WebhookEvent(ApiModel):
     """What a tenant's webhook receives. `id` is unique per event: receivers deduplicate by it."""
 
     id: str
-    type: Literal["message.received", "message.status", "session.state"]
+    type: EventType
     session_id: str
     created_at: datetime
     data: dict[str, Any]
