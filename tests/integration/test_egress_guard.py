@@ -271,3 +271,24 @@ def test_an_unreachable_webhook_receiver_is_an_os_error() -> None:
         policy = EgressPolicy(https_only=False, allow_hosts=parse_allow_hosts(f"127.0.0.1:{port}"))
         with pytest.raises(OSError):
             post_json(EgressGuard(policy), f"http://127.0.0.1:{port}/hook", b"{}", {})
+
+
+def test_the_whatsmeow_engine_downloads_media_urls_through_the_guard(
+    servers: Callable[[], LocalServer], tmp_path: Any
+) -> None:
+    """The real engine's media download (no host process starts: only fetch_media runs).
+    Without a guard of its own it uses the strictest policy: https and public addresses."""
+    from runner.engines.whatsmeow import WhatsmeowEngine
+
+    listed, internal = servers(), servers()
+    listed.routes["/a.jpg"] = body(b"jpeg")
+    listed.routes["/hop"] = redirect(f"{internal.origin}/a.jpg")
+    internal.routes["/a.jpg"] = body(b"internal")
+    strict = WhatsmeowEngine(tmp_path / "strict")
+    with pytest.raises(PermanentSendError, match="refused"):
+        asyncio.run(strict.fetch_media("ses_1", {"url": f"{listed.origin}/a.jpg"}))
+    engine = WhatsmeowEngine(tmp_path / "guarded", egress_guard=guard_for(listed))
+    assert asyncio.run(engine.fetch_media("ses_1", {"url": f"{listed.origin}/a.jpg"})) == b"jpeg"
+    with pytest.raises(PermanentSendError, match="refused"):
+        asyncio.run(engine.fetch_media("ses_1", {"url": f"{listed.origin}/hop"}))
+    assert internal.got == []
