@@ -70,6 +70,12 @@ def test_invalid_limits_and_urls_are_refused_with_the_field_named(system: System
     bad_url = invoke(env, "tenants", "set-webhook", tenant["id"], "ftp://example.com", "--json")
     assert bad_url.code == 1
     assert bad_url.json()["error"]["field"] == "url"
+    metadata = "http://169.254.169.254/computeMetadata/v1/"  # refused even on loopback stacks
+    refused = invoke(env, "tenants", "set-webhook", tenant["id"], metadata, "--json")
+    assert refused.code == 1
+    assert refused.json()["error"]["field"] == "url"
+    assert "metadata" in refused.json()["error"]["message"]
+    assert invoke(env, "tenants", "show", tenant["id"], "--json").json()["webhook_url"] is None
     unknown = invoke(env, "tenants", "show", "ten_nope")
     assert unknown.code == 1 and "not found" in unknown.stderr
     # Nothing was changed by the refused calls.

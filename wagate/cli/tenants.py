@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from wagate.adapters.egress import EgressGuard
 from wagate.cli.context import Operator, connect
 from wagate.cli.output import (
     JSON_OPTION,
@@ -58,9 +59,11 @@ def tenant_summary(t: TenantDoc) -> dict[str, Any]:
     }
 
 
-def _check_url(url: str) -> None:
+def _check_url(url: str, op: Operator | None = None) -> None:
     if not url.startswith(WEBHOOK_PREFIXES) or len(url) > 2048:
         raise ValidationFailed("the webhook URL must start with http:// or https://", field="url")
+    if op is not None:  # the api's egress check, with the deployment's settings
+        EgressGuard.from_settings(op.settings).check_url(url, field="url")
 
 
 def _set_webhook(op: Operator, tenant_id: str, url: str | None) -> str | None:
@@ -68,7 +71,7 @@ def _set_webhook(op: Operator, tenant_id: str, url: str | None) -> str | None:
     if url is None:
         op.tenants.set_webhook(tenant_id, None, None)
         return None
-    _check_url(url)
+    _check_url(url, op)
     secret = new_secret()
     op.tenants.set_webhook(tenant_id, url, seal_secret(op.keyring, tenant_id, secret))
     return secret
@@ -98,6 +101,7 @@ def create(
     op = connect()
     if webhook_url is not None:
         _ = op.keyring  # fail before creating anything if secrets cannot be sealed
+        _check_url(webhook_url, op)
     tenant = op.tenants.create(name.strip())
     secret = _set_webhook(op, tenant.id, webhook_url) if webhook_url else None
     key = op.tenants.issue_key(tenant.id)
