@@ -21,7 +21,7 @@ from runner.journal import Entry
 from runner.writes import RECEIPTS, GroupCommit, MessageEvent, SentIndex, apply_status_events
 from wagate.contracts import InboundDoc, MessageDoc, WebhookEvent
 from wagate.domain import events as ev
-from wagate.domain.messages import ON_WHATSAPP, MessageStatus, advance_by_receipt
+from wagate.domain.messages import ON_WHATSAPP, PENDING, MessageStatus, advance_by_receipt
 from wagate.errors import AlreadyExists, NotFound, WagateError
 from wagate.logs import get_logger
 from wagate.ports import Where
@@ -234,6 +234,10 @@ class InboundSink:
                 )
                 continue
             self._index.put(result.wa_id, result.id, result.status)
+            if result.status not in PENDING:
+                # Recorded at last: its pending/{id} entry goes now (SendHandler._forget keeps
+                # it while the outcome waits here), not with the sweeper's next pass.
+                self._writes.discard("pending", message_id)
             for event in by_message[message_id]:
                 # Announced if the message went through this status (not when it was skipped).
                 if event.status in RECEIPTS and event.status.value in result.status_times:

@@ -357,3 +357,45 @@ def test_a_filtered_query_pages_by_cursor_without_an_order(store: Store) -> None
             break
         cursor = page[-1].id
     assert sorted(seen) == [f"p{i}" for i in range(5)]
+
+
+def test_a_claim_left_open_locks_nothing_for_the_next_writer(
+    firestore_env: dict[str, str],
+) -> None:
+    """A runner SIGKILLed inside a claim (read, not committed) must leave the messages free:
+    with the server library's transactions they stayed locked until Firestore expired the
+    transaction (60 s), so the next runner's claims and `sent` writes waited out lock timeouts
+    and the first send after the kill came 24-54 s late (docs/decisions.md). The stuck claim
+    itself, once it goes on, finds the documents changed and applies its function again."""
+    from wagate.adapters.firestore import FirestoreStore, make_client
+
+    store = FirestoreStore(make_client(f"c-{uuid.uuid4().hex[:10]}"))
+    repo = store.collection("messages", MessageDoc)
+    repo.put(message("a"))
+    repo.put(message("b"))
+    inside, leave = threading.Event(), threading.Event()
+    calls: list[int] = []
+
+    def stuck(doc: MessageDoc) -> MessageDoc:
+        calls.append(doc.attempts)
+        inside.set()  # read, not committed: where a SIGKILL would leave it
+        leave.wait(30)
+        return doc.model_copy(update={"attempts": doc.attempts + 10})
+
+    claim = threading.Thread(target=lambda: repo.update_many(["a", "b"], stuck), daemon=True)
+    claim.start()
+    try:
+        assert inside.wait(10)
+        started = time.monotonic()
+        repo.update_many(["a"], lambda d: d.model_copy(update={"attempts": d.attempts + 1}))
+        repo.update("b", lambda d: d.model_copy(update={"attempts": d.attempts + 1}))
+        store.patch_many([("messages", "a", {"status": MessageStatus.SENT})])
+        assert time.monotonic() - started < 5  # a lock would hold these 60 s (or fail them)
+    finally:
+        leave.set()
+        claim.join(30)
+    a, b = repo.get("a"), repo.get("b")
+    assert a is not None and b is not None
+    assert (a.attempts, b.attempts) == (11, 11)  # the stuck claim started over on what changed
+    assert a.status == MessageStatus.SENT
+    assert calls[0] == 0 and calls[-1] == 1

@@ -7,6 +7,8 @@ Vendor exceptions become wagate errors here and nowhere else.
 from __future__ import annotations
 
 import os
+import random
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -19,6 +21,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
+from google.cloud.firestore_v1.types import write as write_types
 from pydantic import BaseModel
 
 from wagate.adapters import firestore_wire as wire
@@ -40,6 +43,7 @@ D = TypeVar("D", bound=Document)
 CALL_TIMEOUT_S = 10.0
 BATCH_LIMIT = 500
 SWAP_ATTEMPTS = 5
+TRANSACTION_ATTEMPTS = 10
 # A short, bounded retry for transient faults; a long outage surfaces as DependencyUnavailable.
 _RETRY = Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=CALL_TIMEOUT_S)
 
@@ -118,7 +122,47 @@ def check_fence(client: firestore.Client, fence: Fence) -> None:
         raise FencedOut(f"shard {fence.shard}: fencing token {fence.token} is stale (now {token})")
 
 
-def write_changes(transaction: firestore.Transaction, ref: Any, snap: Any, new: Document) -> None:
+def commit_if_unchanged(
+    client: firestore.Client, refs: Sequence[Any], build: Callable[[Any, dict[str, Any]], None]
+) -> None:
+    """A transaction without locks: read `refs` (a plain batch get), let `build` add its writes
+    to a batch, and commit it with each written document's precondition "unchanged since the
+    read" (its update time, or "still missing"); if one changed, the whole commit fails and it
+    starts over. This is how Firestore's web and mobile SDKs run transactions. The server
+    libraries' own transactions lock what they read until the commit, and a runner SIGKILLed
+    inside one left those messages locked for 60 s: its successor's claims and `sent` writes
+    waited out lock timeouts, the first send came 24-54 s after the kill, and the slow answers
+    were taken for an outage (docs/decisions.md, "Transactions take no locks")."""
+    for attempt in range(TRANSACTION_ATTEMPTS):
+        snaps = {
+            s.reference._document_path: s
+            for s in client.get_all(list(refs), retry=_RETRY, timeout=CALL_TIMEOUT_S)
+        }
+        batch = client.batch()
+        build(batch, snaps)
+        if not batch._write_pbs:
+            return
+        for written in batch._write_pbs:
+            _pin(written, snaps)
+        try:
+            batch.commit(timeout=CALL_TIMEOUT_S)
+            return
+        except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.Aborted):
+            time.sleep(random.uniform(0, 0.02 * (attempt + 1)))  # jitter: two writers part
+    raise Conflict("the documents kept changing; retry")
+
+
+def _pin(written: Any, snaps: dict[str, Any]) -> None:
+    """Set a write's precondition to the state its document was read in."""
+    pb = write_types.Write.pb(written) if isinstance(written, write_types.Write) else written
+    snap = snaps[pb.update.name if pb.HasField("update") else pb.delete]
+    if snap.exists:
+        pb.current_document.update_time.CopyFrom(snap.update_time.timestamp_pb())
+    else:
+        pb.current_document.exists = False
+
+
+def write_changes(transaction: Any, ref: Any, snap: Any, new: Document) -> None:
     """Inside a transaction: write `new` over the document `snap` read, sending only the
     top-level fields that changed (a claim changes 4 of a message's 20). The client library
     encodes every value it sends into protobuf in Python, so a whole-document set spent most of
@@ -222,18 +266,17 @@ class FirestoreRepository(Generic[D]):
         ref = self._coll.document(doc_id)
         result: list[D] = []
 
-        @firestore.transactional  # type: ignore[untyped-decorator]
-        def run(transaction: firestore.Transaction) -> None:
-            (snap,) = transaction.get_all([ref])
+        def build(batch: Any, snaps: dict[str, Any]) -> None:
+            snap = snaps[ref._document_path]
             if fence is not None:
                 check_fence(self._client, fence)
             current = self._decode(snap) if snap.exists else None
             new = fn(current).model_copy(update={"id": doc_id})
-            write_changes(transaction, ref, snap, new)
+            write_changes(batch, ref, snap, new)
             result[:] = [new]
 
         with self._guard.call("transaction"), translated(f"{self._path}/{doc_id} (transaction)"):
-            run(self._client.transaction(max_attempts=10))
+            commit_if_unchanged(self._client, [ref], build)
         return result[0]
 
     def update(self, doc_id: str, fn: Callable[[D], D], *, fence: Fence | None = None) -> D:
@@ -271,14 +314,12 @@ class FirestoreRepository(Generic[D]):
         refs = [self._coll.document(i) for i in doc_ids]
         results: dict[str, D | Exception] = {}
 
-        @firestore.transactional  # type: ignore[untyped-decorator]
-        def run(transaction: firestore.Transaction) -> None:
+        def build(batch: Any, snaps: dict[str, Any]) -> None:
             results.clear()
-            snaps = {s.reference.path: s for s in transaction.get_all(refs)}
             if fence is not None:
                 check_fence(self._client, fence)
             for ref in refs:
-                snap = snaps.get(ref.path)
+                snap = snaps.get(ref._document_path)
                 if snap is None or not snap.exists:
                     results[ref.id] = NotFound(f"{self._path}/{ref.id} does not exist")
                     continue
@@ -287,14 +328,14 @@ class FirestoreRepository(Generic[D]):
                 except Exception as e:  # recorded for this document; the others go on
                     results[ref.id] = e
                     continue
-                write_changes(transaction, ref, snap, new)
+                write_changes(batch, ref, snap, new)
                 results[ref.id] = new
 
         with (
             self._guard.call("transaction"),
             translated(f"{self._path} ({len(refs)} documents, transaction)"),
         ):
-            run(self._client.transaction(max_attempts=10))
+            commit_if_unchanged(self._client, refs, build)
         return results
 
     def delete(self, doc_id: str) -> None:
