@@ -264,6 +264,28 @@ def test_webhook_posts_go_through_the_guard_and_do_not_follow_redirects(
     assert [(m, p) for m, p, _ in receiver.got] == [("POST", "/hook"), ("POST", "/moved")]
 
 
+def test_a_webhook_receiver_that_answers_slowly_is_cut_at_the_time_limit(
+    servers: Callable[[], LocalServer],
+) -> None:
+    def dripping_headers(h: BaseHTTPRequestHandler) -> None:
+        h.rfile.read(int(h.headers.get("Content-Length") or 0))
+        try:
+            h.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            for _ in range(400):  # never idle long enough for a per-read timeout
+                h.wfile.write(b"X-Slow: 1\r\n")
+                h.wfile.flush()
+                time.sleep(0.05)
+        except OSError:
+            pass
+
+    receiver = servers()
+    receiver.routes["/hook"] = dripping_headers
+    started = time.monotonic()
+    with pytest.raises(OSError, match="within 1 s"):
+        post_json(guard_for(receiver), f"{receiver.origin}/hook", b"{}", {}, timeout_s=1.0)
+    assert time.monotonic() - started < 5
+
+
 def test_an_unreachable_webhook_receiver_is_an_os_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

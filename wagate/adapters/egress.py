@@ -40,7 +40,7 @@ Resolver = Callable[[str, int], Sequence[str]]
 
 MAX_REDIRECTS = 3
 MEDIA_TIMEOUT_S = 60.0  # the whole download, redirects included
-WEBHOOK_TIMEOUT_S = 10.0  # per connect / read / write; the body of the answer is not read
+WEBHOOK_TIMEOUT_S = 10.0  # the whole POST; the body of the answer is not read
 API_RESOLVE_TIMEOUT_S = 2.0
 NO_KEEPALIVE = httpx.Limits(max_keepalive_connections=0)
 
@@ -143,27 +143,9 @@ def default_port(scheme: str) -> int:
     return 443 if scheme == "https" else 80
 
 
-class GuardedTransport(httpx.HTTPTransport):
+class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport, connecting only to addresses the guard checked (each redirect hop
-    passes through here again)."""
-
-    def __init__(self, guard: EgressGuard) -> None:
-        super().__init__(trust_env=False, limits=NO_KEEPALIVE)
-        self.guard = guard
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        failure: httpx.ConnectError | None = None
-        for address in self.guard.addresses(request.url):
-            try:
-                return super().handle_request(self.guard.pinned(request, address))
-            except httpx.ConnectError as e:
-                failure = e  # the next address of the name, as a browser would
-        assert failure is not None
-        raise failure
-
-
-class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
-    """The asyncio twin of GuardedTransport; the lookup runs in a thread."""
+    passes through here again). The look-up runs in a thread."""
 
     def __init__(self, guard: EgressGuard) -> None:
         super().__init__(trust_env=False, limits=NO_KEEPALIVE)
@@ -175,28 +157,45 @@ class AsyncGuardedTransport(httpx.AsyncHTTPTransport):
             try:
                 return await super().handle_async_request(self.guard.pinned(request, address))
             except httpx.ConnectError as e:
-                failure = e
+                failure = e  # the next address of the name, as a browser would
         assert failure is not None
         raise failure
 
 
-def post_json(guard: EgressGuard, url: str, body: bytes, headers: dict[str, str]) -> int:
+def post_json(
+    guard: EgressGuard,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    timeout_s: float = WEBHOOK_TIMEOUT_S,
+) -> int:
     """One webhook POST through the guard (wagate.services.webhooks' Poster): the receiver's
-    status. Redirects are not followed (a 3xx is a failed delivery, as at Stripe and GitHub: a
-    POST turned into a GET would lose the event). Network failures and refusals surface as
-    OSError, which the delivery retries; the refusal's reason is in the message."""
+    status, within `timeout_s` in all. Redirects are not followed (a 3xx is a failed delivery,
+    as at Stripe and GitHub: a POST turned into a GET would lose the event). Network failures,
+    the time limit and refusals surface as OSError, which the delivery retries; the reason is
+    in the message. Runs its own event loop: the functions are synchronous."""
     try:
-        with (
-            httpx.Client(
-                transport=GuardedTransport(guard), timeout=WEBHOOK_TIMEOUT_S, trust_env=False
-            ) as client,
-            client.stream("POST", url, content=body, headers=headers) as response,
-        ):
-            return response.status_code
+        return asyncio.run(_post(guard, url, body, headers, timeout_s))
     except EgressRefused as e:
         raise OSError(f"refused by the egress guard: {e.message}") from e
+    except TimeoutError as e:
+        raise OSError(f"the receiver did not answer within {timeout_s:g} s") from e
     except httpx.HTTPError as e:
         raise OSError(str(e) or type(e).__name__) from e
+
+
+async def _post(
+    guard: EgressGuard, url: str, body: bytes, headers: dict[str, str], timeout_s: float
+) -> int:
+    async with (
+        asyncio.timeout(timeout_s),
+        httpx.AsyncClient(
+            transport=GuardedTransport(guard), timeout=timeout_s, trust_env=False
+        ) as client,
+        client.stream("POST", url, content=body, headers=headers) as response,
+    ):
+        return response.status_code  # the body is not read
 
 
 async def fetch_media(
@@ -214,7 +213,7 @@ async def fetch_media(
         async with (
             asyncio.timeout(timeout_s),
             httpx.AsyncClient(
-                transport=AsyncGuardedTransport(guard),
+                transport=GuardedTransport(guard),
                 follow_redirects=True,
                 max_redirects=MAX_REDIRECTS,
                 timeout=timeout_s,
