@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,9 +15,16 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 
-from wagate.adapters.egress import MAX_REDIRECTS, EgressGuard, fetch_media, post_json
+from wagate.adapters.egress import (
+    MAX_REDIRECTS,
+    EgressGuard,
+    GuardedTransport,
+    fetch_media,
+    post_json,
+)
 from wagate.contracts import MAX_MEDIA_BYTES
 from wagate.domain.egress_policy import EgressPolicy, parse_allow_hosts
 from wagate.errors import PermanentSendError, TransientSendError
@@ -33,6 +41,7 @@ class LocalServer:
     routes: dict[str, Route] = field(default_factory=dict)
     got: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     port: int = 0
+    wrap: Callable[[ssl.SSLContext], None] = lambda tls: None  # serve TLS from now on
 
     @property
     def origin(self) -> str:
@@ -65,6 +74,11 @@ def servers() -> Iterator[Callable[[], LocalServer]]:
         http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         http.daemon_threads = True
         server.port = http.server_address[1]
+
+        def wrap(tls: ssl.SSLContext) -> None:
+            http.socket = tls.wrap_socket(http.socket, server_side=True)
+
+        server.wrap = wrap
         threading.Thread(target=http.serve_forever, args=(0.05,), daemon=True).start()
         started.append(http)
         return server
@@ -314,3 +328,70 @@ def test_the_whatsmeow_engine_downloads_media_urls_through_the_guard(
     with pytest.raises(PermanentSendError, match="refused"):
         asyncio.run(engine.fetch_media("ses_1", {"url": f"{listed.origin}/hop"}))
     assert internal.got == []
+
+
+def _certificate(name: str) -> tuple[bytes, bytes]:
+    """A self-signed certificate (PEM) for `name` and its key: generated per test."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def test_https_keeps_the_name_for_sni_and_the_certificate_while_connecting_to_the_ip(
+    servers: Callable[[], LocalServer], tmp_path: Any
+) -> None:
+    """The request goes to 127.0.0.1 (the checked address), yet TLS names media.test: the
+    server sees it as SNI and the client verifies the certificate against it."""
+    cert_pem, key_pem = _certificate("media.test")
+    (tmp_path / "cert.pem").write_bytes(cert_pem)
+    (tmp_path / "key.pem").write_bytes(key_pem)
+    server = servers()
+    server.routes["/m.png"] = body(b"png over tls")
+    seen_sni: list[str | None] = []
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    tls.sni_callback = lambda sock, name, ctx: seen_sni.append(name)
+    server.wrap(tls)
+    trusted = ssl.create_default_context(cadata=cert_pem.decode())
+
+    async def get(name: str) -> httpx.Response:
+        listed = parse_allow_hosts(f"{name}:{server.port}")
+        guard = EgressGuard(
+            EgressPolicy(https_only=True, allow_hosts=listed), lambda host, port: ["127.0.0.1"]
+        )
+        transport = GuardedTransport(guard, verify=trusted)
+        async with httpx.AsyncClient(transport=transport, trust_env=False) as client:
+            return await client.get(f"https://{name}:{server.port}/m.png")
+
+    answer = asyncio.run(get("media.test"))
+    assert answer.status_code == 200 and answer.content == b"png over tls"
+    assert seen_sni == ["media.test"]
+    assert server.got[0][2]["Host"] == f"media.test:{server.port}"
+    # A certificate for another name fails verification: the name really is checked.
+    with pytest.raises(httpx.ConnectError, match=r"certificate|hostname"):
+        asyncio.run(get("other.test"))

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import ipaddress
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 
@@ -147,8 +148,8 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport, connecting only to addresses the guard checked (each redirect hop
     passes through here again). The look-up runs in a thread."""
 
-    def __init__(self, guard: EgressGuard) -> None:
-        super().__init__(trust_env=False, limits=NO_KEEPALIVE)
+    def __init__(self, guard: EgressGuard, *, verify: ssl.SSLContext | bool = True) -> None:
+        super().__init__(verify=verify, trust_env=False, limits=NO_KEEPALIVE)
         self.guard = guard
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
