@@ -3,14 +3,16 @@ replayed in order once it answers again (SPEC §4: serve through a Firestore out
 docs/outage.md).
 
 `DurableWrites.write(kind, key, record, direct)` runs the normal store write (`direct`) when the
-journal is empty; if the store is unreachable (DependencyUnavailable, or no answer within
-`timeout_s`) — or older journaled writes still wait, which keeps every document's writes in
+journal is empty; if the store fails (DependencyUnavailable) or does not answer within
+`timeout_s` — or older journaled writes still wait, which keeps every document's writes in
 order — the record is appended to the journal instead, and the caller returns only once that
-append is on disk. A background replayer applies the journal oldest first through one handler
-per kind (each idempotent: statuses only move forward, inbound messages are created once by
-WhatsApp id, session patches are fenced) and deletes what it applied; it backs off while the
-store stays away. A record that cannot be applied for a reason other than an outage is parked
-(kept, counted, logged), never silently dropped.
+append is on disk. A failure is an outage (`store_degraded`); a timeout only once a ping fails
+too, since a store under load is slow, not down (`note_failure`). A background replayer
+applies the journal oldest first through one handler per kind (each idempotent: statuses only
+move forward, inbound messages are created once by WhatsApp id, session patches are fenced) and
+deletes what it applied; it backs off while the store stays away. A record that cannot be
+applied for a reason other than an outage is parked (kept, counted, logged), never silently
+dropped.
 
 A store call that timed out may still land later; until it has finished, writes to the same
 key go to the journal and the replayer waits, so such a late write can never overtake a newer
@@ -54,9 +56,16 @@ log = get_logger("wagate.runner.journal")
 T = TypeVar("T")
 
 JOURNAL_FILE = "journal.sqlite3"
-STORE_TIMEOUT_S = 10.0  # a write that takes longer is treated as an outage (and journaled)
+STORE_TIMEOUT_S = 10.0  # a write that takes longer is journaled (and the store probed)
+# A call that timed out makes the store "unreachable" only if a ping then fails too: a store
+# under load answers slowly but answers (StoreTimedOut, DurableWrites.note_failure).
+PROBE_TIMEOUT_S = 5.0
 REPLAY_TIMEOUT_S = 20.0
 REPLAY_BATCH = 100
+
+
+class StoreTimedOut(DependencyUnavailable):
+    """A store call did not answer in time: the store is slow, or down; a ping tells which."""
 
 
 @dataclass(frozen=True)
@@ -235,6 +244,8 @@ class DurableWrites:
         self._wake: asyncio.Event | None = None
         self._runner: asyncio.Task[None] | None = None
         self.degraded_since: float | None = None
+        self._probe: asyncio.Future[None] | None = None
+        self.slow_answers = 0  # calls that timed out while a ping answered: slow, not down
         self.replayed = 0
         self.journaled = 0
         self.last_catch_up_s: float | None = None
@@ -258,6 +269,29 @@ class DurableWrites:
         if self.degraded_since is None:
             self.degraded_since = time.monotonic()
             log.warning("store unreachable: writes go to the local journal", why=why)
+
+    def note_failure(self, error: DependencyUnavailable) -> None:
+        """A store call failed: an outage if the store said so (or its breaker is open); if it
+        merely did not answer in time, only once a ping fails too. A store under load
+        (batch writes at a p99 of 2 s on the emulator) must not be taken for a dead one: in
+        outage mode every send skips the store and every status waits in the journal."""
+        if not isinstance(error, StoreTimedOut):
+            self.note_outage(error.message)
+            return
+        if self.degraded_since is not None or self._probe is not None:
+            return
+        self._probe = asyncio.ensure_future(self._slow_or_down(error.message))
+
+    async def _slow_or_down(self, why: str) -> None:
+        try:
+            await self.bounded(["_probe"], self._io(self._store.ping), PROBE_TIMEOUT_S)
+        except DependencyUnavailable as e:
+            self.note_outage(f"{why}; a ping failed too ({e.message})")
+        else:
+            self.slow_answers += 1
+            log.info("store slow, not down: a call timed out but a ping answered", why=why)
+        finally:
+            self._probe = None
 
     def _note_answer(self) -> None:
         if self.degraded_since is not None:
@@ -287,7 +321,7 @@ class DurableWrites:
                 self._note_answer()
                 return False
             except DependencyUnavailable as e:
-                self.note_outage(e.message)
+                self.note_failure(e)
         try:
             await self.journal.append(kind, key, record.model_dump_json())
         except sqlite3.Error as e:
@@ -321,7 +355,7 @@ class DurableWrites:
                 self.wake()
 
             task.add_done_callback(ended)
-            raise DependencyUnavailable(
+            raise StoreTimedOut(
                 f"the store did not answer within {timeout_s:.0f}s", retry_after=5
             ) from None
 
@@ -379,6 +413,8 @@ class DurableWrites:
         self._runner = asyncio.create_task(self._run(), name="journal-replay")
 
     async def stop(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -425,7 +461,7 @@ class DurableWrites:
             try:
                 await self._replay(group)
             except DependencyUnavailable as e:
-                self.note_outage(e.message)
+                self.note_failure(e)
                 delay = max(0.2, self._backoff.delay(failures))
                 failures += 1
                 await asyncio.sleep(delay)

@@ -281,6 +281,7 @@ class RunnerMonitor:
         body["alert_conditions"] = sorted(self.open_conditions)
         body["journal"] = {
             "store_degraded": self.journal.store_degraded,
+            "slow_answers": self.journal.slow_answers,  # timed out, but a ping answered
             "backlog": self.journal.backlog,
             "parked": self.journal.journal.parked,
             "journaled": self.journal.journaled,

@@ -229,7 +229,7 @@ class SendHandler:
             self._forget(task.message_id, task.session_id, task.to)
             return Outcome(200, {"status": "unknown_message"})
         except DependencyUnavailable as e:
-            self._durable.note_outage(e.message)
+            self._durable.note_failure(e)
             unsettled = TASK_SETTLED_AFTER_S - self._age(task)
             unclaimed = self._from_snapshot(task) if unsettled <= 0 else None
             if unclaimed is None:
@@ -332,7 +332,7 @@ class SendHandler:
             except DependencyUnavailable as e:
                 if message.snapshot is None:
                     raise
-                self._durable.note_outage(e.message)
+                self._durable.note_failure(e)
                 return self._gate.blocked_without_store(key)
 
         async with self._order.watching(message.session_id, to) as cond, cond:

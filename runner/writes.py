@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from runner.io import Offload
+from runner.journal import StoreTimedOut
 from wagate.contracts import MessageDoc, MessageError, PendingSend
 from wagate.domain.ids import whatsapp_message_id
 from wagate.domain.messages import (
@@ -58,7 +59,7 @@ async def within(seconds: float, call: Awaitable[T]) -> T:
     try:
         return await asyncio.wait_for(call, seconds)
     except TimeoutError:
-        raise DependencyUnavailable(
+        raise StoreTimedOut(
             f"the store did not answer within {seconds:.0f}s", retry_after=5
         ) from None
 
