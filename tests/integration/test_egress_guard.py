@@ -300,6 +300,21 @@ def test_a_webhook_receiver_that_answers_slowly_is_cut_at_the_time_limit(
     assert time.monotonic() - started < 5
 
 
+def test_a_redirect_to_another_scheme_fails_the_media_for_good(
+    servers: Callable[[], LocalServer],
+) -> None:
+    server = servers()
+    server.routes["/ftp"] = redirect(f"ftp://127.0.0.1:{server.port}/a.jpg")
+    with pytest.raises(PermanentSendError):
+        fetch(f"{server.origin}/ftp", guard_for(server))
+
+
+def test_a_stored_webhook_url_that_is_not_valid_is_an_os_error() -> None:
+    for url in ("http://[::1/x", "ftp://127.0.0.1/x", "http:///x"):
+        with pytest.raises(OSError):
+            post_json(guard_for(), url, b"{}", {})
+
+
 def test_an_unreachable_webhook_receiver_is_an_os_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -182,6 +182,8 @@ def post_json(
         raise OSError(f"refused by the egress guard: {e.message}") from e
     except TimeoutError as e:
         raise OSError(f"the receiver did not answer within {timeout_s:g} s") from e
+    except httpx.InvalidURL as e:
+        raise OSError(f"the webhook URL is not valid: {e}") from e
     except httpx.HTTPError as e:
         raise OSError(str(e) or type(e).__name__) from e
 
@@ -245,7 +247,7 @@ async def fetch_media(
         raise PermanentSendError(
             f"the media URL redirects more than {MAX_REDIRECTS} times", field="content"
         ) from e
-    except httpx.InvalidURL as e:
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as e:
         raise PermanentSendError(f"the media URL is not valid: {e}", field="content") from e
     except TimeoutError as e:
         raise TransientSendError(f"the media download took longer than {timeout_s:g} s") from e
