@@ -10,9 +10,9 @@ import flask
 import segno
 from pydantic import BaseModel, Field
 
-from functions import auth
+from functions import auth, reference
 from functions.app import gateway
-from functions.openapi import build, docs_page
+from functions.openapi import build
 from functions.web import Call, Doc, Router
 from wagate import __version__
 from wagate.contracts import (
@@ -480,6 +480,5 @@ def openapi_document(call: Call) -> Any:
     return build(router.routes)
 
 
-@router.route("/v1/docs", ["GET"])
-def docs(call: Call) -> Any:
-    return flask.Response(docs_page(build(router.routes)), mimetype="text/html")
+# The interactive API reference (/v1/docs, Swagger UI): functions/reference.py.
+reference.register(router)

@@ -54,6 +54,27 @@ def missing() -> list[str]:
     return problems
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def ensure_chromium() -> Path:
+    """Debian's chromium for the browser tests (tests/browser): installed with apt-get when it
+    is missing and this runs as root; otherwise one message says how to get it."""
+    if CHROMIUM.exists():
+        return CHROMIUM
+    apt = shutil.which("apt-get")
+    if apt is not None and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for argv in ([apt, "update", "-q"], [apt, "install", "-y", "-q", "chromium"]):
+            subprocess.run(argv, env=env, capture_output=True, timeout=900, check=False)
+        if CHROMIUM.exists():
+            return CHROMIUM
+    raise RuntimeError(
+        "The browser tests need Debian's chromium at /usr/bin/chromium: "
+        "`sudo apt-get update && sudo apt-get install -y chromium`."
+    )
+
+
 def main() -> int:
     problems = missing()
     if problems:
