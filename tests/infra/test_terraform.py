@@ -93,6 +93,9 @@ WHERE: dict[str, dict[str, str | None]] = {
     "api_url": {"api": ENV, "sweeper": None, "runner": None},
     # The sweeper checks it as the OIDC audience; runners address webhook tasks to it.
     "sweeper_url": {"api": None, "sweeper": ENV, "runner": ENV},
+    # The egress guard: the api checks URLs, the sweeper delivers webhooks, runners fetch media.
+    "egress_allow_private": {"api": None, "sweeper": None, "runner": None},
+    "egress_allow_hosts": {"api": ENV, "sweeper": ENV, "runner": ENV},
 }
 
 # Fields a component's code reads that Terraform deliberately leaves unset, and why.
@@ -112,6 +115,7 @@ DEFAULT_IN_CLOUD = {
     "retention_inbound_days": "code default (30 d, the Firestore TTL on inbound expire_at)",
     "retention_message_body_days": "code default (30 d); docs/operations.md",
     "key_max_age_days": "code default (30 d, the backup bucket's non-current max age)",
+    "egress_allow_private": "false in the cloud: only public addresses (docs/security.md)",
 }
 
 _SETTINGS_READ = re.compile(r"settings\.([a-z_]+)")

@@ -27,5 +27,6 @@ module "wagate" {
   notification_channels        = var.notification_channels
   alert_webhook_url            = var.alert_webhook_url
   alert_webhook_secret_version = var.alert_webhook_secret_version
+  egress_allow_hosts           = var.egress_allow_hosts
   deletion_protection          = true
 }

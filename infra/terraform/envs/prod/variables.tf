@@ -112,3 +112,9 @@ variable "alert_webhook_secret_version" {
   description = "Version of the alert-webhook-secret secret that signs alert notices; null until one is added."
   default     = null
 }
+
+variable "egress_allow_hosts" {
+  type        = list(string)
+  description = "Exact host:port exceptions to the egress guard (docs/security.md), e.g. an on-premises webhook receiver."
+  default     = []
+}

@@ -45,5 +45,6 @@ locals {
     WAGATE_QUEUE_PREFIX          = local.prefix
     WAGATE_RUNNER_URLS           = join(",", local.runner_urls)
     WAGATE_TASKS_SERVICE_ACCOUNT = google_service_account.tasks_invoker.email
+    WAGATE_EGRESS_ALLOW_HOSTS    = join(",", var.egress_allow_hosts)
   }
 }

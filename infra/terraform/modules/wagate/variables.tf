@@ -442,3 +442,14 @@ variable "deletion_protection" {
   description = "Protect the database, buckets, secrets and runners from terraform destroy."
   default     = true
 }
+
+variable "egress_allow_hosts" {
+  type        = list(string)
+  description = "Exact host:port exceptions to the egress guard's public-address rule (docs/security.md), e.g. an on-premises webhook receiver; https is still required."
+  default     = []
+
+  validation {
+    condition     = alltrue([for h in var.egress_allow_hosts : can(regex("^[^,\\s]+:[0-9]{1,5}$", h))])
+    error_message = "Each egress_allow_hosts entry must be host:port."
+  }
+}
