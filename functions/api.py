@@ -10,7 +10,7 @@ import flask
 import segno
 from pydantic import BaseModel, Field
 
-from functions import auth, reference
+from functions import auth, events, reference
 from functions.app import gateway
 from functions.openapi import build
 from functions.web import Call, Doc, Router
@@ -482,3 +482,5 @@ def openapi_document(call: Call) -> Any:
 
 # The interactive API reference (/v1/docs, Swagger UI): functions/reference.py.
 reference.register(router)
+# Event filters, per-session webhooks, the delivery log and redelivery: functions/events.py.
+events.register(router)

@@ -14,6 +14,7 @@ from wagate.adapters.guard import DependencyGuard
 from wagate.adapters.keyring import StaticKeyRing
 from wagate.clock import SystemClock
 from wagate.config import Settings
+from wagate.services.deliveries import DeliveryLog, webhook_queue_spec
 from wagate.services.directory import SessionDirectory
 from wagate.services.inbox import Inbox
 from wagate.services.media import Media
@@ -42,6 +43,7 @@ class Gateway:
     limiter: RateLimiter
     egress: egress.EgressGuard  # every URL a user gives: webhooks, media (docs/security.md)
     post_json: Poster  # webhook and alert POSTs, through the egress guard
+    deliveries: DeliveryLog  # the webhook delivery log (docs/events.md)
 
     @property
     def guards(self) -> list[DependencyGuard]:
@@ -80,6 +82,7 @@ def build(settings: Settings) -> Gateway:
     )
     guard = egress.EgressGuard.from_settings(settings)
     post_json = functools.partial(egress.post_json, guard)
+    deliveries = DeliveryLog(store, clock, webhook_queue_spec(settings.queue_prefix))
     return Gateway(
         settings=settings,
         store=store,
@@ -91,12 +94,13 @@ def build(settings: Settings) -> Gateway:
         sessions=Sessions(store, queue, clock, routing, directory, settings.shard_count),
         clock=clock,
         keyring=keyring,
-        webhooks=WebhookDelivery(store, keyring, post_json) if keyring else None,
+        webhooks=WebhookDelivery(store, keyring, post_json, deliveries) if keyring else None,
         inbox=Inbox(store, directory),
         media_files=Media(media),
         limiter=RateLimiter(store, clock),
         egress=guard,
         post_json=post_json,
+        deliveries=deliveries,
     )
 
 

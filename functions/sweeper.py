@@ -108,7 +108,8 @@ def deliver_webhook(call: Call) -> Any:
     task = call.json_body(WebhookTask)
     if g.webhooks is None:
         raise DependencyUnavailable("WAGATE_BACKUP_KEYS is not configured: cannot sign webhooks")
-    status = g.webhooks.deliver(task)
+    retry = call.request.headers.get("X-CloudTasks-TaskRetryCount", "0")
+    status = g.webhooks.deliver(task, retry=int(retry) if retry.isdigit() else 0)
     return {"delivered": task.event.id, "receiver_status": status}
 
 

@@ -3,51 +3,46 @@ tenant's channels: a webhook Cloud Task per event, named after the event id, so 
 announced twice (a replay, a retried enqueue) is refused by Cloud Tasks instead of delivered
 twice. Signing, retries and the delivery log happen at delivery (functions/sweeper.py).
 
-Where an event goes (wagate.services.events.webhook_target) depends on the tenant's and the
-session's webhook settings, read at most every TENANT_CACHE_S; while the store is unreachable
-the last answer read is used.
+An event is enqueued when its tenant has a webhook signing secret, i.e. uses webhooks at all
+(read at most every TENANT_CACHE_S; while the store is unreachable the last answer read is
+used). Where it goes — the session's URL or the tenant's, and whether their filters take its
+type (wagate.services.events.webhook_target) — is decided at delivery, from the settings of
+that moment, so a change of URL or filter holds at once, with no cache to wait for.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from typing import TypeVar
 
 from runner.context import ShardContext
-from wagate.contracts import SessionDoc, TenantDoc, WebhookEvent, WebhookTask
+from wagate.contracts import TenantDoc, WebhookEvent, WebhookTask
 from wagate.errors import TaskAlreadyExists, WagateError
 from wagate.logs import get_logger
-from wagate.ports import Repository, TaskSpec
-from wagate.queues import webhook_queue
-from wagate.services.events import webhook_target
+from wagate.services.deliveries import delivery_task
 
 log = get_logger("wagate.runner.events")
 TENANT_CACHE_S = 30.0
-D = TypeVar("D", TenantDoc, SessionDoc)
 
 
 class EventAnnouncer:
     def __init__(self, ctx: ShardContext) -> None:
         self._ctx = ctx
         self._tenants: dict[str, tuple[float, TenantDoc | None]] = {}
-        self._sessions: dict[str, tuple[float, SessionDoc | None]] = {}
         self.announced = 0
 
     async def announce(self, tenant_id: str, event: WebhookEvent) -> None:
         """Enqueue `event` for the tenant's webhook (if one wants it). Raises WagateError when
         the queue or the store cannot be reached (a journal replay then tries again)."""
         ctx = self._ctx
-        tenant = await self._cached(self._tenants, ctx.tenants, tenant_id)
-        session = await self._cached(self._sessions, ctx.sessions, event.session_id)
-        if webhook_target(tenant, session, event.type) is None:
-            return
-        task = TaskSpec(
-            queue=webhook_queue(ctx.settings.queue_prefix),
-            name="wh-" + event.id.removeprefix("evt_"),
-            url=ctx.settings.sweeper_url.rstrip("/") + "/webhooks/deliver",
-            body=WebhookTask(tenant_id=tenant_id, event=event).model_dump_json().encode(),
-            dispatch_deadline_s=30,
+        tenant = await self._cached(tenant_id)
+        if tenant is None or tenant.webhook_secret_sealed is None:
+            return  # the tenant has no webhook at all
+        task = delivery_task(
+            ctx.settings.sweeper_url,
+            ctx.settings.queue_prefix,
+            "wh-" + event.id.removeprefix("evt_"),
+            WebhookTask(tenant_id=tenant_id, event=event),
         )
         with contextlib.suppress(TaskAlreadyExists):  # the event was announced before
             await ctx.io(ctx.queue.enqueue, task)
@@ -65,22 +60,16 @@ class EventAnnouncer:
                 error=e.message,
             )
 
-    def forget_session(self, session_id: str) -> None:
-        """Read the session's webhook settings afresh next time (after a control task)."""
-        self._sessions.pop(session_id, None)
-
-    async def _cached(
-        self, cache: dict[str, tuple[float, D | None]], repo: Repository[D], key: str
-    ) -> D | None:
+    async def _cached(self, tenant_id: str) -> TenantDoc | None:
         now = time.monotonic()
-        hit = cache.get(key)
+        hit = self._tenants.get(tenant_id)
         if hit and hit[0] > now:
             return hit[1]
         try:
-            doc = await self._ctx.io(repo.get, key)
+            doc = await self._ctx.io(self._ctx.tenants.get, tenant_id)
         except WagateError:
             if hit is None:
                 raise
             return hit[1]  # the store is unreachable: the settings read last are the best guess
-        cache[key] = (now + TENANT_CACHE_S, doc)
+        self._tenants[tenant_id] = (now + TENANT_CACHE_S, doc)
         return doc

@@ -441,7 +441,6 @@ async def announce_stopped(
     event = session_state_event(
         doc.id, SessionState.STOPPED, doc.state, at, details={"requested": action}
     )
-    inbound.events.forget_session(doc.id)
     await inbound.events.announce_or_log(doc.tenant_id, event)
 
 

@@ -416,6 +416,11 @@ class SessionView(ApiModel):
     reconnect_attempts: int
     last_reason: int | None = None
     last_backup_at: datetime | None = None
+    qr_expires_at: datetime | None = Field(
+        None, description="When the current QR expires; a new value means a new QR"
+    )
+    webhook_url: str | None = Field(None, description="This session's own webhook, if any")
+    webhook_events: list[EventType] | None = None
     created_at: datetime
 
     @classmethod
@@ -432,6 +437,9 @@ class SessionView(ApiModel):
             reconnect_attempts=doc.reconnect_attempts,
             last_reason=doc.last_reason,
             last_backup_at=doc.last_backup.at if doc.last_backup else None,
+            qr_expires_at=doc.qr_expires_at if doc.qr is not None else None,
+            webhook_url=doc.webhook_url,
+            webhook_events=doc.webhook_events,
             created_at=doc.created_at,
         )
 
@@ -489,6 +497,72 @@ class WebhookEvent(ApiModel):
 class WebhookTask(ApiModel):
     tenant_id: str
     event: WebhookEvent
+
+
+DELIVERY_RETENTION = timedelta(days=14)
+DeliveryState = Literal["retrying", "delivered", "failed"]
+
+
+class WebhookDeliveryDoc(Document):
+    """webhook_deliveries/{event id}: the delivery log of one event to the tenant's webhook,
+    written at each attempt (wagate/services/deliveries.py)."""
+
+    tenant_id: str
+    session_id: str
+    event: WebhookEvent
+    url: str
+    state: DeliveryState
+    attempts: int = 0
+    redeliveries: int = 0
+    last_status: int | None = None
+    last_error: str | None = None
+    last_attempt_at: datetime | None = None
+    next_retry_at: datetime | None = None
+    delivered_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    expire_at: datetime = Field(default_factory=lambda: utcnow() + DELIVERY_RETENTION)
+
+
+class DeliveryView(ApiModel):
+    """One event's deliveries to a webhook: attempts, the last answer, the next retry"""
+
+    id: str = Field(description="The event id (X-Wagate-Event-Id)")
+    event_type: EventType
+    session_id: str
+    url: str
+    state: DeliveryState = Field(description="retrying | delivered | failed (retries spent)")
+    attempts: int
+    redeliveries: int
+    last_status: int | None = Field(None, description="The receiver's last HTTP status")
+    last_error: str | None = None
+    last_attempt_at: datetime | None = None
+    next_retry_at: datetime | None = Field(None, description="When the queue tries again")
+    delivered_at: datetime | None = None
+    created_at: datetime
+    event: WebhookEvent
+
+    @classmethod
+    def of(cls, doc: WebhookDeliveryDoc) -> DeliveryView:
+        return cls(
+            id=doc.id,
+            event_type=doc.event.type,
+            session_id=doc.session_id,
+            url=doc.url,
+            state=doc.state,
+            attempts=doc.attempts,
+            redeliveries=doc.redeliveries,
+            last_status=doc.last_status,
+            last_error=doc.last_error,
+            last_attempt_at=doc.last_attempt_at,
+            next_retry_at=doc.next_retry_at,
+            delivered_at=doc.delivered_at,
+            created_at=doc.created_at,
+            event=doc.event,
+        )
+
+
+class DeliveryPage(Page):
+    items: list[DeliveryView]
 
 
 class MediaView(ApiModel):

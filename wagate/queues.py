@@ -24,6 +24,17 @@ class QueueSpec:
     max_attempts: int  # -1 = unlimited; the runner decides when a message is dead
     dispatch_deadline_s: float
 
+    def retry_interval_s(self, retry: int) -> float:
+        """Cloud Tasks' wait before retry number `retry` (1-based): min_backoff doubled
+        max_doublings times, then growing linearly by the last doubled step, capped at
+        max_backoff (the delivery log's next-retry estimate)."""
+        if retry - 1 <= self.max_doublings:
+            interval = self.min_backoff_s * 2.0 ** (retry - 1)
+        else:
+            step = self.min_backoff_s * 2.0**self.max_doublings
+            interval = step * (retry - self.max_doublings)
+        return min(interval, self.max_backoff_s)
+
 
 # Sends: the runner answers only after WhatsApp acked, so deadlines cover the ack wait.
 _SEND = {

@@ -1,5 +1,5 @@
 """A webhook receiver on loopback for the tests: records every delivery (headers, body) and
-answers with the status its `answers` queue says (200 once the queue is empty)."""
+answers 500 while `failing`, else the status its `answers` queue says (200 once it is empty)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ class WebhookReceiver:
         # path, headers, body, the status answered
         self.deliveries: list[tuple[str, dict[str, str], bytes, int]] = []
         self.answers: list[int] = []
+        self.failing = False  # while set, every delivery is answered 500
         self.lock = threading.Lock()
         self.url = ""
 
@@ -31,6 +32,8 @@ class WebhookReceiver:
 
     def _answer(self) -> int:
         with self.lock:
+            if self.failing:
+                return 500
             return self.answers.pop(0) if self.answers else 200
 
 

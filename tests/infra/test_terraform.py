@@ -30,6 +30,7 @@ from wagate.contracts import (
     PendingSend,
     RecoveryAction,
     SessionDoc,
+    WebhookDeliveryDoc,
 )
 from wagate.devstack.stack import FUNCTION_THREADS
 from wagate.services.ratelimit import RateLimitShard
@@ -669,6 +670,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "recovery_actions": RecoveryAction,
     "rate_limits": RateLimitShard,
     "pending": PendingSend,
+    "webhook_deliveries": WebhookDeliveryDoc,
 }
 
 
@@ -695,6 +697,9 @@ def test_firestore_covers_the_composite_queries_of_the_code() -> None:
     assert ("messages", ("session_id", "created_at:DESCENDING")) in indexes  # list messages
     assert ("pending", ("chat", "created_at")) in indexes  # chat order (runner OrderGate)
     assert ("sessions", ("tenant_id", "created_at")) in indexes  # list sessions
+    for filters in ((), ("session_id",), ("state",), ("session_id", "state")):
+        fields = ("tenant_id", *filters, "created_at:DESCENDING")
+        assert ("webhook_deliveries", fields) in indexes  # GET /v1/webhooks/deliveries
     db = tf.module().resource("google_firestore_database", "this")
     assert db["name"] == "(default)" and db["type"] == "FIRESTORE_NATIVE"
 

@@ -2,8 +2,9 @@
 
 Delivery happens in the sweeper function's /webhooks/deliver endpoint, called by the webhook
 Cloud Tasks queue: it signs at delivery time (so a retry carries a fresh timestamp that a
-receiver's replay window accepts), posts to the tenant's URL, and answers non-2xx when the
-receiver does, so Cloud Tasks retries with backoff. Each event carries a unique id
+receiver's replay window accepts), posts to the session's or the tenant's URL (through the
+egress guard, functions.app), records the attempt in the delivery log, and answers non-2xx when
+the receiver does, so Cloud Tasks retries with backoff. Each event carries a unique id
 (X-Wagate-Event-Id) for receivers to deduplicate.
 
 The tenant's secret is stored sealed with the key ring and shown once when it is set.
@@ -21,10 +22,14 @@ from collections.abc import Callable
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from wagate.contracts import TenantDoc, WebhookTask
-from wagate.errors import DependencyUnavailable, NotFound
+from wagate.contracts import SessionDoc, TenantDoc, WebhookTask
+from wagate.errors import DependencyUnavailable, NotFound, WagateError
+from wagate.logs import get_logger
 from wagate.ports import KeyRing, Store
+from wagate.services.deliveries import DeliveryLog
+from wagate.services.events import webhook_target
 
+log = get_logger("wagate.webhooks")
 SIGNATURE_HEADER = "X-Wagate-Signature"
 DEFAULT_TOLERANCE_S = 300
 
@@ -97,17 +102,27 @@ Poster = Callable[[str, bytes, dict[str, str]], int]
 
 
 class WebhookDelivery:
-    def __init__(self, store: Store, keyring: KeyRing, post: Poster) -> None:
+    def __init__(
+        self, store: Store, keyring: KeyRing, post: Poster, log: DeliveryLog | None = None
+    ) -> None:
         self._tenants = store.collection("tenants", TenantDoc)
+        self._sessions = store.collection("sessions", SessionDoc)
         self._keyring = keyring
         self._post = post
+        self._log = log
 
-    def deliver(self, task: WebhookTask) -> int:
-        """POST the event; returns the receiver's status. Raises DependencyUnavailable on a
-        non-2xx answer or a network error, so the queue retries."""
+    def deliver(self, task: WebhookTask, *, retry: int = 0) -> int:
+        """POST the event to where it goes now (the session's webhook or the tenant's, if its
+        filter takes the event type) and record the attempt; returns the receiver's status.
+        Raises DependencyUnavailable on a non-2xx answer or a network error, so the queue
+        retries. `retry` is the task's retry count (X-CloudTasks-TaskRetryCount)."""
         tenant = self._tenants.get(task.tenant_id)
-        if tenant is None or not tenant.webhook_url or tenant.webhook_secret_sealed is None:
-            return 204  # the tenant removed its webhook: nothing to deliver, stop retrying
+        session = self._sessions.get(task.event.session_id)
+        if session is not None and session.tenant_id != task.tenant_id:
+            session = None
+        url = webhook_target(tenant, session, task.event.type)
+        if tenant is None or url is None or tenant.webhook_secret_sealed is None:
+            return 204  # no webhook wants this event (any more): nothing to do, stop retrying
         secret = open_secret(self._keyring, tenant.id, tenant.webhook_secret_sealed)
         body = task.event.model_dump_json().encode()
         headers = {
@@ -118,9 +133,22 @@ class WebhookDelivery:
             "User-Agent": "wagate-webhooks/1",
         }
         try:
-            status = self._post(tenant.webhook_url, body, headers)
+            status = self._post(url, body, headers)
         except OSError as e:
+            self._record(task, url, retry, None, f"unreachable: {e}")
             raise DependencyUnavailable(f"webhook receiver unreachable: {e}", retry_after=10) from e
-        if not 200 <= status < 300:
+        ok = 200 <= status < 300
+        self._record(task, url, retry, status, None if ok else f"answered {status}")
+        if not ok:
             raise DependencyUnavailable(f"webhook receiver answered {status}", retry_after=10)
         return status
+
+    def _record(
+        self, task: WebhookTask, url: str, retry: int, status: int | None, error: str | None
+    ) -> None:
+        if self._log is None:
+            return
+        try:
+            self._log.record(task, url, retry=retry, status=status, error=error)
+        except WagateError as e:  # the log is for people; the delivery itself must go on
+            log.warning("delivery not logged", event_id=task.event.id, error=e.message)

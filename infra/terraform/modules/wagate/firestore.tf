@@ -11,6 +11,8 @@
 #   receipts       messages  session_id == s AND wa_id == w                     → (session_id, wa_id)
 #   takeover nudge messages  shard == n AND status IN [...]                     → (shard, status)
 #   list sessions  sessions  tenant_id == t ORDER BY created_at                 → (tenant_id, created_at)
+#   deliveries     webhook_deliveries tenant_id == t [AND session_id == s] [AND state == x]
+#                            ORDER BY created_at DESC                           → one index per filter set
 # Single-field queries (sessions by shard, tenants/health_alerts by one field, inbound by ts)
 # use the automatic single-field indexes. Equality-only queries could be served by merging
 # single-field indexes, but composite ones keep them cheap and predictable at volume.
@@ -33,13 +35,17 @@ resource "google_firestore_database" "this" {
 locals {
   # Composite indexes: name => collection + ordered fields ("field" or "field:DESCENDING").
   firestore_indexes = {
-    messages-status-updated        = { collection = "messages", fields = ["status", "updated_at"] }
-    messages-session-created-desc  = { collection = "messages", fields = ["session_id", "created_at:DESCENDING"] }
-    messages-tenant-status         = { collection = "messages", fields = ["tenant_id", "status"] }
-    messages-tenant-status-session = { collection = "messages", fields = ["tenant_id", "status", "session_id"] }
-    messages-session-waid          = { collection = "messages", fields = ["session_id", "wa_id"] }
-    pending-chat-created           = { collection = "pending", fields = ["chat", "created_at"] }
-    sessions-tenant-created        = { collection = "sessions", fields = ["tenant_id", "created_at"] }
+    messages-status-updated         = { collection = "messages", fields = ["status", "updated_at"] }
+    messages-session-created-desc   = { collection = "messages", fields = ["session_id", "created_at:DESCENDING"] }
+    messages-tenant-status          = { collection = "messages", fields = ["tenant_id", "status"] }
+    messages-tenant-status-session  = { collection = "messages", fields = ["tenant_id", "status", "session_id"] }
+    messages-session-waid           = { collection = "messages", fields = ["session_id", "wa_id"] }
+    pending-chat-created            = { collection = "pending", fields = ["chat", "created_at"] }
+    sessions-tenant-created         = { collection = "sessions", fields = ["tenant_id", "created_at"] }
+    deliveries-tenant               = { collection = "webhook_deliveries", fields = ["tenant_id", "created_at:DESCENDING"] }
+    deliveries-tenant-session       = { collection = "webhook_deliveries", fields = ["tenant_id", "session_id", "created_at:DESCENDING"] }
+    deliveries-tenant-state         = { collection = "webhook_deliveries", fields = ["tenant_id", "state", "created_at:DESCENDING"] }
+    deliveries-tenant-session-state = { collection = "webhook_deliveries", fields = ["tenant_id", "session_id", "state", "created_at:DESCENDING"] }
   }
 
   # Large or unqueried fields: no single-field indexes (cheaper writes, no index-entry limits).
@@ -48,6 +54,7 @@ locals {
     messages-errors       = { collection = "messages", field = "errors" }
     messages-status-times = { collection = "messages", field = "status_times" }
     inbound-content       = { collection = "inbound", field = "content" }
+    deliveries-event      = { collection = "webhook_deliveries", field = "event" }
   }
 
   # TTL: Firestore deletes a document once the timestamp in this field is in the past, so the
@@ -58,8 +65,9 @@ locals {
     idempotency      = { collection = "idempotency", field = "expire_at" }
     inbound          = { collection = "inbound", field = "expire_at" }
     recovery_actions = { collection = "recovery_actions", field = "expire_at" }
-    rate_limits      = { collection = "rate_limits", field = "expire_at" } # window end + 1 h
-    pending          = { collection = "pending", field = "expire_at" }     # due + 35 days
+    rate_limits      = { collection = "rate_limits", field = "expire_at" }        # window end + 1 h
+    pending          = { collection = "pending", field = "expire_at" }            # due + 35 days
+    deliveries       = { collection = "webhook_deliveries", field = "expire_at" } # last attempt + 14 days
   }
 }
 

@@ -1,0 +1,189 @@
+"""The tenant's control over its events (docs/events.md): its event filter, a session's own
+webhook URL and filter, the delivery log and redelivery. Registered on the api's router by
+functions.api (`register`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from functions import auth
+from functions.app import Gateway, gateway
+from functions.web import Call, Doc, Router
+from wagate.contracts import DeliveryPage, DeliveryView, EventType
+from wagate.errors import ValidationFailed
+from wagate.services.webhook_settings import WebhookSettings
+
+EVENTS_FIELD = Field(
+    None,
+    description="Event types to deliver; null = all of them, [] = none",
+    examples=[["session.state", "message.status"]],
+)
+
+
+class TenantWebhookView(BaseModel):
+    """The tenant's webhook: the URL (set by an admin) and the event types it gets"""
+
+    url: str | None
+    events: list[EventType] | None = Field(description="null = every event type")
+    has_secret: bool = Field(description="Whether a signing secret exists (never shown again)")
+
+
+class SetTenantEventsRequest(BaseModel):
+    events: list[EventType] | None = EVENTS_FIELD
+
+
+class SetSessionWebhookRequest(BaseModel):
+    url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        max_length=2048,
+        description="This session's webhook; null = the tenant's",
+        examples=["https://example.com/hooks/shop-1"],
+    )
+    events: list[EventType] | None = Field(
+        None,
+        description="This session's event types; null = the tenant's filter",
+        examples=[["session.state"]],
+    )
+
+
+class SessionWebhookView(BaseModel):
+    session_id: str
+    url: str | None
+    events: list[EventType] | None
+    secret: str | None = Field(
+        None, description="Shown once, when this call created the tenant's signing secret"
+    )
+
+
+DELIVERY_QUERY = {
+    "session_id": ("string", "only this session's events"),
+    "state": ("string", "retrying | delivered | failed"),
+    "limit": ("integer", "page size, 1 to 200 (default 50)"),
+    "cursor": ("string", "next_cursor of the previous page"),
+}
+
+
+def settings_of(g: Gateway) -> WebhookSettings:
+    return WebhookSettings(
+        g.store,
+        g.directory,
+        g.clock,
+        g.keyring,
+        lambda url: g.egress.check_url(url, field="url"),
+    )
+
+
+def get_tenant_webhook(call: Call) -> Any:
+    tenant = auth.tenant(call, gateway().tenants)
+    return TenantWebhookView(
+        url=tenant.webhook_url,
+        events=tenant.webhook_events,
+        has_secret=tenant.webhook_secret_sealed is not None,
+    )
+
+
+def set_tenant_events(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    body = call.json_body(SetTenantEventsRequest)
+    updated = settings_of(g).set_tenant_events(tenant.id, body.events)
+    return TenantWebhookView(
+        url=updated.webhook_url,
+        events=updated.webhook_events,
+        has_secret=updated.webhook_secret_sealed is not None,
+    )
+
+
+def set_session_webhook(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    body = call.json_body(SetSessionWebhookRequest)
+    session, secret = settings_of(g).set_session_webhook(
+        tenant, call.args["session_id"], body.url, body.events
+    )
+    return SessionWebhookView(
+        session_id=session.id, url=session.webhook_url, events=session.webhook_events, secret=secret
+    )
+
+
+def list_deliveries(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    state = call.request.args.get("state")
+    if state is not None and state not in ("retrying", "delivered", "failed"):
+        raise ValidationFailed("state must be retrying, delivered or failed", field="state")
+    session_id = call.request.args.get("session_id")
+    if session_id is not None:
+        g.directory.owned(tenant.id, session_id)
+    docs, cursor = g.deliveries.list(
+        tenant.id,
+        session_id=session_id,
+        state=state,
+        limit=call.query_int("limit", 50, 1, 200),
+        cursor=call.query_cursor(),
+    )
+    return DeliveryPage(items=[DeliveryView.of(d) for d in docs], next_cursor=cursor)
+
+
+def redeliver(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    doc = g.deliveries.redeliver(
+        tenant.id,
+        call.args["delivery_id"],
+        g.queue,
+        g.settings.sweeper_url,
+        g.settings.queue_prefix,
+    )
+    return DeliveryView.of(doc), 202
+
+
+def register(router: Router) -> None:
+    tags = ("webhooks",)
+    router.route(
+        "/v1/webhooks",
+        ["GET"],
+        Doc("The tenant's webhook and event filter", responses={200: TenantWebhookView}, tags=tags),
+    )(get_tenant_webhook)
+    router.route(
+        "/v1/webhooks",
+        ["PATCH"],
+        Doc(
+            "Choose the event types the tenant's webhook gets",
+            body=SetTenantEventsRequest,
+            responses={200: TenantWebhookView},
+            tags=tags,
+        ),
+    )(set_tenant_events)
+    router.route(
+        "/v1/sessions/<session_id>/webhook",
+        ["PUT"],
+        Doc(
+            "Give a session its own webhook URL and event filter (null: the tenant's)",
+            body=SetSessionWebhookRequest,
+            responses={200: SessionWebhookView},
+            tags=tags,
+        ),
+    )(set_session_webhook)
+    router.route(
+        "/v1/webhooks/deliveries",
+        ["GET"],
+        Doc(
+            "The webhook delivery log, newest first: attempts, last status or error, next retry",
+            responses={200: DeliveryPage},
+            query=DELIVERY_QUERY,
+            tags=tags,
+        ),
+    )(list_deliveries)
+    router.route(
+        "/v1/webhooks/deliveries/<delivery_id>:redeliver",
+        ["POST"],
+        Doc(
+            "Deliver an event again (same event, same id)",
+            responses={202: DeliveryView},
+            tags=tags,
+        ),
+    )(redeliver)
