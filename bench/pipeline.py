@@ -22,10 +22,12 @@ import contextlib
 import http.client
 import json
 import random
+import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,9 +39,11 @@ from google.protobuf import timestamp_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import Result, stack, summary
+from bench.costs import counted_turn
 from bench.provisioning import provision_sessions
 from bench.sessions import _wait_connected
 from runner.engines.simulated import SimulatedConnection, SimulatedEngine
+from wagate.adapters.billing import COUNT_ENV
 from wagate.adapters.firestore import FirestoreStore, to_fields
 from wagate.adapters.firestore import make_client as firestore_client
 from wagate.adapters.tasks import make_client as tasks_client
@@ -288,7 +292,8 @@ def run_pipeline(quick: bool = False, sessions: int | None = None, **_: Any) -> 
     warm_up = 600 if quick else 1500
     turns = "wrrw"
     n_sessions = sessions or SESSIONS
-    with stack(everything=True) as s:
+    counts = Path(tempfile.mkdtemp(prefix="wagate-bench-counts-"))
+    with stack(everything=True, extra_env={COUNT_ENV: str(counts)}) as s:
         tenant_id, key = _tenant_with_key(s)
         s.services["runner-0"].stop()  # restart it after provisioning so it restores them
         session_ids = provision_sessions(s, n_sessions, tenant_id=tenant_id)
@@ -328,6 +333,13 @@ def run_pipeline(quick: bool = False, sessions: int | None = None, **_: Any) -> 
         wagate_rate = count / seconds["w"]
         raw_rate = count / seconds["r"]
         sim_rate = asyncio.run(_simulator_only(s, states, count))
+        cost = counted_turn(
+            counts,
+            s.runner_url(0),
+            lambda n: _wagate_pipeline(s, key, session_ids, n),
+            _send_answers,
+            300 if quick else 1000,
+        )
     ratio = round(wagate_rate / raw_rate, 3)
     return Result(
         bench="pipeline",
@@ -348,6 +360,7 @@ def run_pipeline(quick: bool = False, sessions: int | None = None, **_: Any) -> 
             "cpu_ms_per_message_by_turn": dict(zip(rounds, where, strict=True)),
             "runner_answers_by_turn": answers,
             "simulator_only_rate": round(sim_rate, 1),
+            "billed_operations": cost,
         },
     )
 

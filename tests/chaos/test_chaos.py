@@ -35,6 +35,11 @@ pytestmark = pytest.mark.integration
 
 DONE = ("sent", "delivered", "read")
 PAGE = 1000  # messages per read when checking a run
+# From a runner SIGKILL to the next message a recipient gets. SPEC §9 asks for ≤ 12 s (the
+# lease TTL plus a reconnect; `python -m bench recovery` measures it); this bound is generous
+# for a loaded 2-core machine but catches what it was before the fix: 24-54 s, the successor
+# waiting out the locks of the dead runner's open claim (docs/decisions.md).
+FIRST_SEND_AFTER_KILL_S = 20.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,11 @@ class Plan:
     # The chaos test asks "is anything lost or doubled", not "how fast": a backlog far beyond
     # the send rate only makes the run longer (see docs/benchmarks.md for throughput).
     rate_per_s: float | None = None
+    # Assert that each runner SIGKILL is followed by a send within this many seconds. Not with
+    # Tasks-emulator restarts in the plan: the tasks they lose are the sweeper's to find (30 s
+    # stuck, here), and the chats they head wait for it.
+    first_send_bound_s: float | None = None
+    pacing_per_s: float = 100  # per session (the tenant's pacing_per_second and burst)
 
 
 @dataclass
@@ -58,6 +68,7 @@ class Record:
     accepted: dict[str, tuple[int, str, str]] = field(default_factory=dict)  # id → (i, phone, to)
     client_retries: int = 0
     chaos: list[str] = field(default_factory=list)
+    kills: list[float] = field(default_factory=list)  # time.time() of each runner SIGKILL
 
 
 @pytest.fixture
@@ -111,7 +122,8 @@ def _restart_tasks_emulator(stack: Stack) -> None:
     stack.provision()
 
 
-def _kill_runner(stack: Stack) -> None:
+def _kill_runner(stack: Stack, record: Record) -> None:
+    record.kills.append(time.time())
     stack.services["runner-0"].kill()
     stack.start(stack.runner_service(0))
 
@@ -122,7 +134,7 @@ def _chaos(
     """Spread the planned faults over the sending period, in a random order."""
     rng = random.Random(7)
     actions: list[tuple[str, Callable[[], None]]] = []
-    actions += [("runner SIGKILL", lambda: _kill_runner(system.stack))] * plan.runner_kills
+    actions += [("runner SIGKILL", lambda: _kill_runner(system.stack, record))] * plan.runner_kills
     actions += [("tasks emulator restart", lambda: _restart_tasks_emulator(system.stack))] * (
         plan.tasks_restarts
     )
@@ -225,8 +237,8 @@ def run_chaos(system: System, plan: Plan) -> Record:
             "sends_per_minute": 100_000,
             "session_creates_per_minute": 10_000,
             "qr_fetches_per_5_minutes": 10_000,
-            "pacing_per_second": 100,
-            "pacing_burst": 100,
+            "pacing_per_second": plan.pacing_per_s,
+            "pacing_burst": int(plan.pacing_per_s),
         },
     )
     key, tenant_id = key_body["api_key"], key_body["id"]
@@ -287,9 +299,12 @@ def run_chaos(system: System, plan: Plan) -> Record:
     expected: dict[str, list[tuple[Any, str, str]]] = defaultdict(list)
     for mid, (i, sender, to) in record.accepted.items():
         expected[to].append((created[mid], sender.lstrip("+"), f"chaos-{i}"))
+    stamps: list[float] = []  # when each message reached its recipient
     for to, wanted in expected.items():
         lost = duplicated = 0
-        got = [(m["from"].lstrip("+"), m["content"]["body"]) for m in system.received(to)]
+        messages = system.received(to)
+        stamps += [float(m["ts"]) for m in messages]
+        got = [(m["from"].lstrip("+"), m["content"]["body"]) for m in messages]
         counts: dict[tuple[str, str], int] = defaultdict(int)
         for item in got:
             counts[item] += 1
@@ -300,6 +315,14 @@ def run_chaos(system: System, plan: Plan) -> Record:
         in_order = [(s, b) for _, s, b in sorted(wanted)]
         assert lost == 0 and duplicated == 0, f"lost {lost}, duplicated {duplicated} (to {to})"
         assert got == in_order, f"chat {to}: received out of the accepted order"
+
+    # Each kill is followed by a send within the bound (while work was waiting: every kill
+    # of the plan lands inside the sending period).
+    first_sends = [round(min(t for t in stamps if t > k) - k, 1) for k in record.kills]
+    print(f"seconds from each runner SIGKILL to the next send: {first_sends}")
+    if plan.first_send_bound_s is not None:
+        assert len(first_sends) == plan.runner_kills
+        assert all(s <= plan.first_send_bound_s for s in first_sends), first_sends
     return record
 
 
@@ -315,6 +338,29 @@ def test_chaos_short_loses_and_duplicates_nothing(chaos_stack: System) -> None:
     )
     record = run_chaos(chaos_stack, plan)
     assert len(record.chaos) == 6
+
+
+@pytest.mark.timeout(600)
+def test_a_runner_killed_in_a_burst_sends_again_within_the_bound(chaos_stack: System) -> None:
+    """SPEC §9: at most 12 s from a runner SIGKILL to its first send in the middle of a burst.
+    The runner is killed while 240 sends to 3 sessions and 3 chats each arrive, paced at 10/s
+    per session (so most are queued): the next send must come within a bound generous for a
+    loaded machine, and nothing may be lost, doubled or reordered. What made it 24-54 s (the
+    dead runner's open claim kept its messages locked) depends on where the kill lands; the
+    store contract test `test_a_claim_left_open_locks_nothing_for_the_next_writer` stages it
+    every time."""
+    plan = Plan(
+        sends=240,
+        sessions=3,
+        chats_per_session=3,
+        runner_kills=1,
+        socket_drops=0,
+        tasks_restarts=0,
+        pacing_per_s=10,
+        first_send_bound_s=FIRST_SEND_AFTER_KILL_S,
+    )
+    record = run_chaos(chaos_stack, plan)
+    assert len(record.kills) == 1
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from google.cloud.firestore_v1.field_path import FieldPath
 from google.cloud.firestore_v1.types import write as write_types
 from pydantic import BaseModel
 
+from wagate.adapters import billing
 from wagate.adapters import firestore_wire as wire
 from wagate.adapters.guard import DependencyGuard
 from wagate.contracts import Document
@@ -51,8 +52,11 @@ _RETRY = Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=CALL_TIMEOUT_S)
 def make_client(project_id: str) -> firestore.Client:
     """A client for the emulator (FIRESTORE_EMULATOR_HOST) or the real service."""
     if os.environ.get("FIRESTORE_EMULATOR_HOST"):
-        return firestore.Client(project=project_id, credentials=AnonymousCredentials())
-    return firestore.Client(project=project_id)
+        client = firestore.Client(project=project_id, credentials=AnonymousCredentials())
+    else:
+        client = firestore.Client(project=project_id)
+    billing.count_firestore(client)  # benchmarks only (WAGATE_COUNT_OPERATIONS)
+    return client
 
 
 def encode(value: Any) -> Any:

@@ -21,6 +21,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import tasks_v2
 from google.protobuf import duration_pb2, timestamp_pb2
 
+from wagate.adapters import billing
 from wagate.adapters.guard import DependencyGuard
 from wagate.errors import DependencyUnavailable, NotFound, TaskAlreadyExists, WagateError
 from wagate.ports import TaskSpec
@@ -71,8 +72,10 @@ def make_client(endpoint: str | None) -> tasks_v2.CloudTasksClient:
         if isinstance(session, requests.Session):
             session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=LOCAL_POOL_SIZE))
             session.trust_env = False  # no proxy or .netrc lookups on every call to loopback
-        return client
-    return tasks_v2.CloudTasksClient()
+    else:
+        client = tasks_v2.CloudTasksClient()
+    billing.count_tasks(client)  # benchmarks only (WAGATE_COUNT_OPERATIONS)
+    return client
 
 
 @contextmanager
