@@ -7,6 +7,7 @@ import importlib
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.common import Result
@@ -35,8 +36,11 @@ def run_one(name: str, quick: bool, extra: dict[str, int]) -> Result:
     return result
 
 
-def write_doc(results: list[tuple[Result, str]], doc: Path = DOC) -> None:
-    """The table and details of this run, then the earlier runs' sections as they were."""
+def write_doc(
+    results: list[tuple[Result, str]], doc: Path = DOC, images: Sequence[Path] = ()
+) -> None:
+    """The table, charts and details of this run, then the earlier runs' sections as they
+    were."""
     old = doc.read_text() if doc.exists() else ""
     history = old[old.index(HISTORY) :] if HISTORY in old else ""
     lines = [
@@ -55,6 +59,9 @@ def write_doc(results: list[tuple[Result, str]], doc: Path = DOC) -> None:
             f"| {r.bench} | `{cmd}` | {r.figure} {r.unit} | {r.baseline} | {r.ratio} | "
             f"{r.target} | {'yes' if r.ok else 'NO'} |"
         )
+    if images:
+        lines += ["", "## Charts", ""]
+        lines += [f"![{image.stem}](img/{image.name})" for image in images]
     lines += ["", "## Details", ""]
     for r, _ in results:
         lines += [f"### {r.bench}", "", "```json", r.line(), "```", ""]
@@ -78,7 +85,9 @@ def main(argv: list[str]) -> int:
         results.append((result, cmd))
         print(result.line(), flush=True)
     if args.name == "all":
-        write_doc(results)
+        from bench import charts  # matplotlib is loaded only for a whole run
+
+        write_doc(results, images=charts.write([r for r, _ in results]))
     return 0 if all(r.ok for r, _ in results) else 1
 
 
