@@ -10,7 +10,7 @@ import flask
 import segno
 from pydantic import BaseModel, Field
 
-from functions import auth, events, reference
+from functions import auth, console, events, reference
 from functions.app import gateway
 from functions.openapi import build
 from functions.web import Call, Doc, Router
@@ -484,3 +484,5 @@ def openapi_document(call: Call) -> Any:
 reference.register(router)
 # Event filters, per-session webhooks, the delivery log and redelivery: functions/events.py.
 events.register(router)
+# The web console (/console): functions/console.py.
+console.register(router)

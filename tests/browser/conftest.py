@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
-from tests.e2e.conftest import system  # the whole local system, as for tests/e2e
+from tests.e2e.conftest import whole_system
+from tests.e2e.system import System
 from wagate.devstack.prereqs import ensure_chromium
 
-__all__ = ["system"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
 CHROMIUM_ARGS = [
     "--headless",
@@ -23,6 +23,14 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+@pytest.fixture(scope="package")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The whole local system, as tests/e2e drive it; stopped after the last browser test, so
+    it never runs beside the e2e tests' own."""
+    with whole_system(tmp_path_factory.mktemp("browser")) as running:
+        yield running
 
 
 @pytest.fixture

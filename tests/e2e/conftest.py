@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -11,11 +13,12 @@ from wagate.devstack.provision import environment
 from wagate.devstack.stack import Stack, StackConfig
 
 
-@pytest.fixture(scope="session")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+@contextmanager
+def whole_system(root: Path) -> Iterator[System]:
+    """The stack the end-to-end and the browser tests drive, started and stopped."""
     stack = Stack(
         StackConfig(
-            root=tmp_path_factory.mktemp("e2e"),
+            root=root,
             simulator_args=("--receipt-delay-ms=100", "--read-delay-ms=300"),
             extra_env={"WAGATE_BACKUP_DEBOUNCE_S": "0.2"},
         )
@@ -26,3 +29,9 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
             yield System(stack)
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    with whole_system(tmp_path_factory.mktemp("e2e")) as running:
+        yield running
