@@ -4,7 +4,7 @@ Every wagate process of the bench's stack counts the operations Google bills at 
 boundary (wagate/adapters/billing.py, WAGATE_COUNT_OPERATIONS). A counted turn sends N text
 messages through the api, waits until each was sent and its delivered and read receipts were
 recorded, and divides what the api, the runner and the sweeper used meanwhile by N, per phase.
-Cloud Tasks delivery attempts are the runner's answers to send tasks (its /metrics).
+Cloud Tasks delivery attempts are counted where the runner receives them.
 
 The floor is what the design (SPEC §1-§3) cannot do without for one text message with
 delivered and read receipts: the message document written at accept, claimed in a
@@ -39,22 +39,21 @@ PRICES = {
 FLOOR = {"reads": 1.0, "writes": 5.0, "deletes": 0.0, "tasks": 2.0}
 COST_TARGET = 1.5
 SERVICES = ("api", "runner", "sweeper")
+POLLS = "client polls"  # shown, not added to the message's cost
 
 
 def phase_of(service: str, op: str, collection: str, kind: str) -> str:
     """Which step of a message's life an operation belongs to."""
     if service == "api":
-        return "accept"
+        # The api's listings serve clients that poll (the recovery and load benches do, for
+        # the status lag): reads a client chooses to make, not part of a message's cost.
+        return POLLS if op == "firestore.read" and kind == "query" else "accept"
     if service == "sweeper":
         return "sweeper"
     if op.startswith("tasks."):
-        return (
-            "webhooks"
-            if collection == "webhooks"
-            else "send"
-            if op == "tasks.run_task"
-            else "upkeep"
-        )
+        if collection == "webhooks":
+            return "webhooks"
+        return "send" if op in ("tasks.run_task", "tasks.dispatch") else "upkeep"
     if collection == "messages":
         if kind.endswith((":delivered", ":read")):
             return "receipts"
@@ -96,12 +95,11 @@ def counted_turn(
     count_dir: Path,
     runner_url: str,
     send: Any,
-    answers: Any,
     messages: int,
 ) -> dict[str, Any]:
     """Send `messages` with `send(n)` and count what they cost, per phase and unit."""
     time.sleep(2.5)  # the counts of what came before are on disk (written once a second)
-    before, answers_before = read_all(count_dir), answers(runner_url)
+    before = read_all(count_dir)
     receipts_before = _receipts(runner_url)
     started = time.monotonic()
     send(messages)
@@ -111,7 +109,12 @@ def counted_turn(
         time.sleep(0.2)
     time.sleep(3.0)  # the processes write their counts once a second; the last patches land
     seconds = time.monotonic() - started
-    delta: Counter[str] = read_all(count_dir)
+    return {"seconds": round(seconds, 1), **per_message(read_all(count_dir), before, messages)}
+
+
+def per_message(after: Counter[str], before: Counter[str], messages: int) -> dict[str, Any]:
+    """The billed operations between two readings of the counts, per message and phase."""
+    delta = Counter(after)
     delta.subtract(before)
     by_phase: dict[str, Counter[str]] = {}
     for key, n in delta.items():
@@ -121,22 +124,20 @@ def counted_turn(
             continue
         phase = phase_of(service, op, collection, kind)
         by_phase.setdefault(phase, Counter())[unit_of(op)] += n
-    dispatches = sum(n - answers_before.get(k, 0) for k, n in answers(runner_url).items())
-    by_phase.setdefault("send", Counter())["tasks"] += dispatches
-    per_message = {
+    per_phase = {
         phase: {unit: round(n / messages, 3) for unit, n in sorted(units.items())}
         for phase, units in sorted(by_phase.items())
     }
     total: Counter[str] = Counter()
-    for units in by_phase.values():
-        total.update(units)
+    for phase, units in by_phase.items():
+        if phase != POLLS:
+            total.update(units)
     total_per_message = {unit: round(n / messages, 3) for unit, n in sorted(total.items())}
     cost = usd_per_million(total_per_message)
     floor = usd_per_million(FLOOR)
     return {
         "messages": messages,
-        "seconds": round(seconds, 1),
-        "per_message_by_phase": per_message,
+        "per_message_by_phase": per_phase,
         "per_message": total_per_message,
         "floor_per_message": FLOOR,
         "usd_per_million_messages": cost,

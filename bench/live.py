@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +24,7 @@ import httpx
 from bench.common import percentile, stack
 from bench.provisioning import provision_sessions
 from bench.sessions import _wait_connected
+from wagate.adapters.billing import COUNT_ENV, read_all
 from wagate.devstack.stack import Stack
 
 STATUS_POLL_S = 0.5
@@ -32,15 +34,25 @@ RECEIPT_ARGS = ("--receipt-delay-ms=50", "--read-delay-ms=150")
 @contextlib.contextmanager
 def live_stack(root: Path, **config: Any) -> Iterator[Stack]:
     """The whole system on a private root (its logs are read by the recovery timeline), the
-    sweeper every 10 s, as the chaos test runs it."""
+    sweeper every 10 s, as the chaos test runs it; every process counts its billed operations."""
     with stack(
         everything=True,
         root=root,
         simulator_args=RECEIPT_ARGS,
         sweep_every_s=10.0,
+        extra_env={COUNT_ENV: str(counts_dir(root))},
         **config,
     ) as s:
         yield s
+
+
+def counts_dir(root: Path) -> Path:
+    """Where the stack's processes write their billed-operation counts (bench/costs.py)."""
+    return root / "counts"
+
+
+def billed(root: Path) -> Counter[str]:
+    return read_all(counts_dir(root))
 
 
 def tenant_with_sessions(

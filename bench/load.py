@@ -26,7 +26,8 @@ from typing import Any
 import aiohttp
 
 from bench.common import Result, summary
-from bench.live import StatusWatch, live_stack, p, received, tenant_with_sessions
+from bench.costs import per_message
+from bench.live import StatusWatch, billed, live_stack, p, received, tenant_with_sessions
 from bench.pipeline import _cpu_by_process
 from wagate.adapters.firestore import FirestoreStore, make_client
 from wagate.config import Settings
@@ -147,6 +148,7 @@ def run(quick: bool = False, **_: Any) -> Result:
         stamp = int(time.time()) % 100_000
         clients = [Client(n, session_ids[n % SESSIONS], stamp) for n in range(CLIENTS)]
         cpu_before, started = _cpu_by_process(s), time.monotonic()
+        counted_before = billed(root)
         with StatusWatch(s, key, session_ids[:2], page=200) as watch:
             driven = asyncio.run(_drive(s, key, clients, seconds))
             accepted = {mid: at for c in clients for mid, at in c.accepted.items()}
@@ -161,6 +163,8 @@ def run(quick: bool = False, **_: Any) -> Result:
             if not_read == 0 or time.monotonic() > deadline:
                 break
             time.sleep(5)
+        time.sleep(2.5)  # the counts are written once a second
+        cost = per_message(billed(root), counted_before, max(1, len(accepted)))
         exact = all([m["content"]["body"] for m in received(s, c.to)] == c.bodies for c in clients)
     answers: dict[int, int] = driven["answers"]
     requests = sum(answers.values()) + len([e for e in driven["errors"] if not e[:1].isdigit()])
@@ -203,6 +207,9 @@ def run(quick: bool = False, **_: Any) -> Result:
             "exactly_once_in_order": exact,
             "status_lag_s": {"p50": p(lags, 50), "p99": p(lags, 99), "n": len(lags)},
             "cpu_cores_by_process": cpu_share,
+            "billed_per_message": cost["per_message"],
+            "billed_usd_per_million": cost["usd_per_million_messages"],
+            "billed_ratio_to_floor": cost["ratio_to_floor"],
             "first_limit": f"{busiest} ({cpu_share[busiest]} cores of 2; the whole machine "
             f"used {round(sum(cpu_share.values()), 2)})",
         },

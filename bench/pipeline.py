@@ -337,7 +337,6 @@ def run_pipeline(quick: bool = False, sessions: int | None = None, **_: Any) -> 
             counts,
             s.runner_url(0),
             lambda n: _wagate_pipeline(s, key, session_ids, n),
-            _send_answers,
             300 if quick else 1000,
         )
     ratio = round(wagate_rate / raw_rate, 3)

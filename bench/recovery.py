@@ -28,11 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Result
+from bench.costs import per_message
 from bench.live import (
     Posted,
     PostStats,
     StatusWatch,
     api_client,
+    billed,
     live_stack,
     p,
     post_until_accepted,
@@ -170,7 +172,7 @@ def _single_round(s: Stack, key: str, sid: str, n: int, watch: StatusWatch) -> d
 
 
 def _burst_round(
-    s: Stack, key: str, sessions: list[str], n: int, watch: StatusWatch
+    s: Stack, key: str, sessions: list[str], n: int, watch: StatusWatch, root: Path
 ) -> dict[str, Any]:
     chats = [
         (sid, f"+1652{n:02d}{a:02d}{c:03d}") for a, sid in enumerate(sessions) for c in range(CHATS)
@@ -193,6 +195,7 @@ def _burst_round(
                 with lock:
                     posted.append(got)
 
+    counted_before = billed(root)
     pool = ThreadPoolExecutor(len(chats))
     futures = [pool.submit(post_chat, c) for c in chats]
     while len(posted) < KILL_AFTER and not all(f.done() for f in futures):
@@ -206,6 +209,8 @@ def _burst_round(
     ids = {m.message_id for m in posted}
     all_read = watch.wait_for(ids, "read", 90)
     client.close()
+    time.sleep(2.5)  # the counts are written once a second
+    cost = per_message(billed(root), counted_before, len(posted))
     resumed = killed_at + (checked["first_send_s"] or 0.0)
     held = watch.lags(ids, before=resumed) + watch.lags(ids, "delivered", before=resumed)
     return {
@@ -224,6 +229,11 @@ def _burst_round(
             "lag_max_s": round(max(held), 2) if held else None,
         },
         "timeline": _timeline(s, offset, killed_at),
+        # What the burst cost, the recovery included (a killed runner's last second of counts
+        # is lost): Firestore reads, writes, deletes and Cloud Tasks operations per message.
+        "billed_per_message": cost["per_message"],
+        "billed_usd_per_million": cost["usd_per_million_messages"],
+        "billed_ratio_to_floor": cost["ratio_to_floor"],
     }
 
 
@@ -253,7 +263,7 @@ def run(quick: bool = False, **_: Any) -> Result:
                     if kind == "single":
                         result = _single_round(s, key, sessions[0], n, watch)
                     else:
-                        result = _burst_round(s, key, sessions, n, watch)
+                        result = _burst_round(s, key, sessions, n, watch, root)
                     result["pending_left"] = _pending_left(store)
                     rounds.append(result)
                     brief = {k: v for k, v in result.items() if not k.endswith("lags_s")}

@@ -25,6 +25,7 @@ from runner.monitor import RunnerMonitor
 from runner.parking import TaskRef
 from runner.sending import SendHandler
 from runner.shard import Shard
+from wagate.adapters import billing
 from wagate.adapters.tasks import INTERNAL_TOKEN_HEADER
 from wagate.contracts import ControlTask, SendTask
 from wagate.errors import Unauthenticated, ValidationFailed, WagateError
@@ -115,6 +116,7 @@ class RunnerApp:
     # ------------------------------------------------------------ tasks
 
     async def send(self, request: web.Request) -> web.Response:
+        billing.count("tasks.dispatch|send|attempt")  # Cloud Tasks bills each delivery attempt
         try:
             task: SendTask = await self._parse(request, SendTask)
         except WagateError as e:
