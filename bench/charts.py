@@ -45,10 +45,10 @@ def _percentiles(ax: Any, series: dict[str, dict[str, float]], unit: str, title:
     keys = ["p50", "p95", "p99"]
     width = 0.8 / max(1, len(series))
     for n, (label, summary) in enumerate(series.items()):
-        values = [summary.get(k) or 0.0 for k in keys]
+        values = [float(summary.get(k) or "nan") for k in keys]  # a missing one is no bar
         xs = [i + n * width for i in range(len(keys))]
         bars = ax.bar(xs, values, width, label=label)
-        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+        ax.bar_label(bars, labels=[f"{v:.2g}" if v == v else "" for v in values], fontsize=7)
     ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(keys))], keys)
     ax.set_ylabel(unit)
     ax.set_title(title, fontsize=10)
@@ -121,8 +121,8 @@ def billed_operations(result: Result, folder: Path) -> Path:
     ax.plot(units, [floor[u] for u in units], "k_", ms=30, mew=2, label="design floor")
     ax.set_ylabel("per delivered message")
     ax.set_title(
-        f"Billed operations per message: ${cost['usd_per_million_messages']} per million "
-        f"(floor ${cost['floor_usd_per_million_messages']})",
+        f"Billed operations per message: {cost['usd_per_million_messages']} USD per million "
+        f"messages (floor {cost['floor_usd_per_million_messages']})",
         fontsize=10,
     )
     ax.legend(fontsize=7, ncol=2)

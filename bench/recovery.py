@@ -294,7 +294,7 @@ def run(quick: bool = False, **_: Any) -> Result:
             "status_lag_p99_s": lag_p99,
             "correct": correct,
             "kills": kills,
-            "burst": {
+            "burst_plan": {
                 "messages": BURST,
                 "sessions": SESSIONS,
                 "chats_per_session": CHATS,
