@@ -1,19 +1,21 @@
 """The tenant's control over its events (docs/events.md): its event filter, a session's own
-webhook URL and filter, the delivery log and redelivery. Registered on the api's router by
-functions.api (`register`)."""
+webhook URL and filter, the delivery log and redelivery, and the live stream
+(GET /v1/events/stream). Registered on the api's router by functions.api (`register`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import flask
 from pydantic import BaseModel, Field
 
 from functions import auth
 from functions.app import Gateway, gateway
 from functions.web import Call, Doc, Router
-from wagate.contracts import DeliveryPage, DeliveryView, EventType
-from wagate.errors import ValidationFailed
-from wagate.services.webhook_settings import WebhookSettings
+from wagate.contracts import EVENT_TYPES, DeliveryPage, DeliveryView, EventType, TenantDoc
+from wagate.errors import Conflict, ValidationFailed
+from wagate.services.event_log import EventLog, parse_cursor
+from wagate.services.event_settings import EventSettings
 
 EVENTS_FIELD = Field(
     None,
@@ -58,6 +60,25 @@ class SessionWebhookView(BaseModel):
     )
 
 
+class EventSettingsView(BaseModel):
+    """The tenant's event channels besides webhooks"""
+
+    log: bool = Field(
+        description="Keep a 24-hour event log, which GET /v1/events/stream reads and resumes from"
+    )
+
+
+class SetEventSettingsRequest(BaseModel):
+    log: bool = Field(description="Keep the event log of the stream", examples=[True])
+
+
+STREAM_QUERY = {
+    "session_id": ("string", "only this session's events"),
+    "types": ("string", "comma-separated event types, e.g. session.state,message.status"),
+    "last_event_id": ("string", "resume after this event (for clients that cannot set headers)"),
+}
+STREAM_HEADERS = {"Last-Event-ID": "resume after this event id (what the stream's id: said)"}
+
 DELIVERY_QUERY = {
     "session_id": ("string", "only this session's events"),
     "state": ("string", "retrying | delivered | failed"),
@@ -66,8 +87,8 @@ DELIVERY_QUERY = {
 }
 
 
-def settings_of(g: Gateway) -> WebhookSettings:
-    return WebhookSettings(
+def settings_of(g: Gateway) -> EventSettings:
+    return EventSettings(
         g.store,
         g.directory,
         g.clock,
@@ -76,8 +97,15 @@ def settings_of(g: Gateway) -> WebhookSettings:
     )
 
 
+def fresh_tenant(call: Call) -> TenantDoc:
+    """The caller's tenant read now: the key check's copy may be seconds old, and these
+    routes show or act on settings that just changed."""
+    tenants = gateway().tenants
+    return tenants.get(auth.tenant(call, tenants).id)
+
+
 def get_tenant_webhook(call: Call) -> Any:
-    tenant = auth.tenant(call, gateway().tenants)
+    tenant = fresh_tenant(call)
     return TenantWebhookView(
         url=tenant.webhook_url,
         events=tenant.webhook_events,
@@ -141,6 +169,61 @@ def redeliver(call: Call) -> Any:
     return DeliveryView.of(doc), 202
 
 
+def get_event_settings(call: Call) -> Any:
+    tenant = fresh_tenant(call)
+    return EventSettingsView(log=tenant.event_log)
+
+
+def set_event_settings(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    body = call.json_body(SetEventSettingsRequest)
+    return EventSettingsView(log=settings_of(g).set_event_log(tenant.id, body.log).event_log)
+
+
+def event_types(raw: str | None) -> set[EventType] | None:
+    if raw is None or raw == "":
+        return None
+    wanted = {t.strip() for t in raw.split(",") if t.strip()}
+    unknown = wanted - set(EVENT_TYPES)
+    if unknown:
+        raise ValidationFailed(
+            f"unknown event type(s): {', '.join(sorted(unknown))}; known: "
+            + ", ".join(EVENT_TYPES),
+            field="types",
+        )
+    return {t for t in EVENT_TYPES if t in wanted}
+
+
+def stream_events(call: Call) -> Any:
+    g = gateway()
+    tenant = fresh_tenant(call)
+    if not tenant.event_log:
+        raise Conflict(
+            'the event log is off: PATCH /v1/events/settings {"log": true} first',
+            field="log",
+        )
+    args = call.request.args
+    cursor = parse_cursor(call.request.headers.get("Last-Event-ID")) or parse_cursor(
+        args.get("last_event_id"), field="last_event_id"
+    )
+    session_id = args.get("session_id")
+    if session_id is not None:
+        g.directory.owned(tenant.id, session_id)
+    body = EventLog(g.store, g.clock).stream(
+        tenant.id,
+        cursor,
+        session_id=session_id,
+        types=event_types(args.get("types")),
+        hold_s=g.settings.event_stream_hold_s,
+    )
+    return flask.Response(
+        flask.stream_with_context(body),
+        mimetype="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
 def register(router: Router) -> None:
     tags = ("webhooks",)
     router.route(
@@ -168,6 +251,32 @@ def register(router: Router) -> None:
             tags=tags,
         ),
     )(set_session_webhook)
+    router.route(
+        "/v1/events/settings",
+        ["GET"],
+        Doc("The tenant's event log setting", responses={200: EventSettingsView}, tags=("events",)),
+    )(get_event_settings)
+    router.route(
+        "/v1/events/settings",
+        ["PATCH"],
+        Doc(
+            "Keep (or stop keeping) the event log the stream reads",
+            body=SetEventSettingsRequest,
+            responses={200: EventSettingsView},
+            tags=("events",),
+        ),
+    )(set_event_settings)
+    router.route(
+        "/v1/events/stream",
+        ["GET"],
+        Doc(
+            "The tenant's events as Server-Sent Events; resume with Last-Event-ID",
+            responses={200: "text/event-stream"},
+            query=STREAM_QUERY,
+            headers=STREAM_HEADERS,
+            tags=("events",),
+        ),
+    )(stream_events)
     router.route(
         "/v1/webhooks/deliveries",
         ["GET"],

@@ -1,5 +1,6 @@
 """Hands the runner's events (received messages, statuses, session state changes) to the
-tenant's channels: a webhook Cloud Task per event, named after the event id, so an event
+tenant's channels: the event log of the stream, if the tenant keeps one (written once per
+event id), and a webhook Cloud Task per event, named after the event id, so an event
 announced twice (a replay, a retried enqueue) is refused by Cloud Tasks instead of delivered
 twice. Signing, retries and the delivery log happen at delivery (functions/sweeper.py).
 
@@ -20,6 +21,7 @@ from wagate.contracts import TenantDoc, WebhookEvent, WebhookTask
 from wagate.errors import TaskAlreadyExists, WagateError
 from wagate.logs import get_logger
 from wagate.services.deliveries import delivery_task
+from wagate.services.event_log import EventLog
 
 log = get_logger("wagate.runner.events")
 TENANT_CACHE_S = 30.0
@@ -29,6 +31,7 @@ class EventAnnouncer:
     def __init__(self, ctx: ShardContext) -> None:
         self._ctx = ctx
         self._tenants: dict[str, tuple[float, TenantDoc | None]] = {}
+        self._log = EventLog(ctx.store, ctx.clock)
         self.announced = 0
 
     async def announce(self, tenant_id: str, event: WebhookEvent) -> None:
@@ -36,7 +39,11 @@ class EventAnnouncer:
         the queue or the store cannot be reached (a journal replay then tries again)."""
         ctx = self._ctx
         tenant = await self._cached(tenant_id)
-        if tenant is None or tenant.webhook_secret_sealed is None:
+        if tenant is None:
+            return
+        if tenant.event_log:
+            await ctx.io(self._log.record, tenant_id, event)
+        if tenant.webhook_secret_sealed is None:
             return  # the tenant has no webhook at all
         task = delivery_task(
             ctx.settings.sweeper_url,

@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     sweep_stuck_after_s: float = Field(
         120.0, gt=0, description="Sweeper: a pending message untouched this long is re-enqueued"
     )
+    event_stream_hold_s: float = Field(
+        25.0,
+        gt=0,
+        le=3600,
+        description="How long GET /v1/events/stream holds a connection before the client "
+        "resumes with Last-Event-ID (below the function's request timeout)",
+    )
 
     # --- operations (docs/operations.md)
     alert_webhook_url: str | None = Field(

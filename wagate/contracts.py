@@ -73,6 +73,8 @@ class TenantDoc(Document):
     # Event types the tenant's channels get (None: all of them); a session may narrow or widen
     # it with its own (docs/events.md).
     webhook_events: list[EventType] | None = None
+    # Keep a bounded log of this tenant's events for GET /v1/events/stream (docs/events.md).
+    event_log: bool = False
     limits: TenantLimits = Field(default_factory=TenantLimits)
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -563,6 +565,21 @@ class DeliveryView(ApiModel):
 
 class DeliveryPage(Page):
     items: list[DeliveryView]
+
+
+EVENT_LOG_RETENTION = timedelta(hours=24)
+
+
+class EventLogDoc(Document):
+    """events/{event id}: one event of a tenant that keeps an event log, for the stream.
+    `seq` orders the log and is the stream's event id: "<ms since epoch, 13 digits>-<id>"."""
+
+    tenant_id: str
+    session_id: str
+    type: EventType
+    seq: str
+    event: WebhookEvent
+    expire_at: datetime
 
 
 class MediaView(ApiModel):

@@ -20,7 +20,8 @@ def whole_system(root: Path) -> Iterator[System]:
         StackConfig(
             root=root,
             simulator_args=("--receipt-delay-ms=100", "--read-delay-ms=300"),
-            extra_env={"WAGATE_BACKUP_DEBOUNCE_S": "0.2"},
+            # A stream held 5 s, not 25: the tests see it end and resume within seconds.
+            extra_env={"WAGATE_BACKUP_DEBOUNCE_S": "0.2", "WAGATE_EVENT_STREAM_HOLD_S": "5"},
         )
     )
     try:

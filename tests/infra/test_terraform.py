@@ -24,6 +24,7 @@ from tests.infra.terraform import ROOT, block, blocks, dynamic, expr
 from wagate import queues as wagate_queues
 from wagate.config import Settings
 from wagate.contracts import (
+    EventLogDoc,
     IdempotencyDoc,
     InboundDoc,
     MessageDoc,
@@ -83,6 +84,7 @@ WHERE: dict[str, dict[str, str | None]] = {
     "send_ack_timeout_s": {"api": None, "sweeper": None, "runner": None},
     "max_send_attempts": {"api": None, "sweeper": None, "runner": None},
     "sweep_stuck_after_s": {"api": None, "sweeper": None, "runner": None},
+    "event_stream_hold_s": {"api": None, "sweeper": None, "runner": None},
     # Alert notices are delivered (signed) by the sweeper's /alerts/deliver; the URL is optional.
     "alert_webhook_url": {"api": None, "sweeper": IF, "runner": None},
     "alert_webhook_secret": {"api": None, "sweeper": SECRET, "runner": None},
@@ -111,6 +113,7 @@ DEFAULT_IN_CLOUD = {
     "send_ack_timeout_s": "tuned in code, inside the 60 s dispatch deadline",
     "max_send_attempts": "tuned in code",
     "sweep_stuck_after_s": "tuned in code (2 min); the chaos test shortens it",
+    "event_stream_hold_s": "code default (25 s, below the api's request timeout)",
     "simulator_url": "only with engine = simulator",
     "whatsmeow_proxy": "direct egress by default; set it to send WhatsApp traffic via a proxy",
     "retention_inbound_days": "code default (30 d, the Firestore TTL on inbound expire_at)",
@@ -671,6 +674,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "rate_limits": RateLimitShard,
     "pending": PendingSend,
     "webhook_deliveries": WebhookDeliveryDoc,
+    "events": EventLogDoc,
 }
 
 
@@ -700,6 +704,8 @@ def test_firestore_covers_the_composite_queries_of_the_code() -> None:
     for filters in ((), ("session_id",), ("state",), ("session_id", "state")):
         fields = ("tenant_id", *filters, "created_at:DESCENDING")
         assert ("webhook_deliveries", fields) in indexes  # GET /v1/webhooks/deliveries
+    assert ("events", ("tenant_id", "seq")) in indexes  # GET /v1/events/stream
+    assert ("events", ("tenant_id", "session_id", "seq")) in indexes  # … ?session_id=
     db = tf.module().resource("google_firestore_database", "this")
     assert db["name"] == "(default)" and db["type"] == "FIRESTORE_NATIVE"
 

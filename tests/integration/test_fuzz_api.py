@@ -54,6 +54,7 @@ def world(emulators: Stack) -> Iterator[dict[str, str]]:
     routes; and the keys: the admin key for /v1/admin, the tenant's for the rest."""
     project = f"fuzz-{uuid.uuid4().hex[:10]}"
     env = {**emulators.env, "WAGATE_PROJECT_ID": project, "GOOGLE_CLOUD_PROJECT": project}
+    env["WAGATE_EVENT_STREAM_HOLD_S"] = "0.5"  # a stream the fuzzer opens ends at once
     emulators.provision_project(project)
     with environment(env):
         functions.app._gateway = None

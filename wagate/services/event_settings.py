@@ -1,5 +1,6 @@
-"""A tenant's own control over its events: the tenant-wide event filter, and a session's
-webhook URL and filter overriding the tenant's (wagate.services.events.webhook_target).
+"""A tenant's own control over its events: the tenant-wide event filter, a session's webhook
+URL and filter overriding the tenant's (wagate.services.events.webhook_target), and whether
+the tenant keeps the event log the stream reads (wagate.services.event_log).
 
 Every event is signed with the tenant's one secret, whichever URL it goes to: a session URL
 set while the tenant has no secret yet creates it (shown once, like the admin call does).
@@ -19,7 +20,7 @@ from wagate.services.webhooks import new_secret, seal_secret
 UrlCheck = Callable[[str], None]  # raises a 400 (EgressRefused, ValidationFailed) when refused
 
 
-class WebhookSettings:
+class EventSettings:
     def __init__(
         self,
         store: Store,
@@ -39,6 +40,9 @@ class WebhookSettings:
         return self._tenants.update(
             tenant_id, lambda t: t.model_copy(update={"webhook_events": _unique(events)})
         )
+
+    def set_event_log(self, tenant_id: str, keep: bool) -> TenantDoc:
+        return self._tenants.update(tenant_id, lambda t: t.model_copy(update={"event_log": keep}))
 
     def set_session_webhook(
         self,

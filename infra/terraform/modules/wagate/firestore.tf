@@ -13,6 +13,8 @@
 #   list sessions  sessions  tenant_id == t ORDER BY created_at                 → (tenant_id, created_at)
 #   deliveries     webhook_deliveries tenant_id == t [AND session_id == s] [AND state == x]
 #                            ORDER BY created_at DESC                           → one index per filter set
+#   event stream   events    tenant_id == t [AND session_id == s] AND seq > c AND seq < n
+#                            ORDER BY seq                                       → (tenant_id, [session_id,] seq)
 # Single-field queries (sessions by shard, tenants/health_alerts by one field, inbound by ts)
 # use the automatic single-field indexes. Equality-only queries could be served by merging
 # single-field indexes, but composite ones keep them cheap and predictable at volume.
@@ -46,6 +48,8 @@ locals {
     deliveries-tenant-session       = { collection = "webhook_deliveries", fields = ["tenant_id", "session_id", "created_at:DESCENDING"] }
     deliveries-tenant-state         = { collection = "webhook_deliveries", fields = ["tenant_id", "state", "created_at:DESCENDING"] }
     deliveries-tenant-session-state = { collection = "webhook_deliveries", fields = ["tenant_id", "session_id", "state", "created_at:DESCENDING"] }
+    events-tenant-seq               = { collection = "events", fields = ["tenant_id", "seq"] }
+    events-tenant-session-seq       = { collection = "events", fields = ["tenant_id", "session_id", "seq"] }
   }
 
   # Large or unqueried fields: no single-field indexes (cheaper writes, no index-entry limits).
@@ -55,6 +59,7 @@ locals {
     messages-status-times = { collection = "messages", field = "status_times" }
     inbound-content       = { collection = "inbound", field = "content" }
     deliveries-event      = { collection = "webhook_deliveries", field = "event" }
+    events-event          = { collection = "events", field = "event" }
   }
 
   # TTL: Firestore deletes a document once the timestamp in this field is in the past, so the
@@ -68,6 +73,7 @@ locals {
     rate_limits      = { collection = "rate_limits", field = "expire_at" }        # window end + 1 h
     pending          = { collection = "pending", field = "expire_at" }            # due + 35 days
     deliveries       = { collection = "webhook_deliveries", field = "expire_at" } # last attempt + 14 days
+    events           = { collection = "events", field = "expire_at" }             # logged + 24 h (stream)
   }
 }
 
