@@ -10,7 +10,7 @@ servers) is listed in OFFLINE_ONLY: it runs the tests that need no network, and 
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +19,11 @@ from typing import Any, Protocol
 import aiohttp
 import pytest
 
+from runner.engines.baileys import BaileysEngine
 from runner.engines.simulated import SimulatedEngine
 from runner.engines.whatsmeow import WhatsmeowEngine
 from simulator.testkit import ControlClient
+from tests.engine_contract.baileys_kit import FAKE_CANNOT, FakeNetwork, start_fake
 from tests.engine_contract.whatsmeow_kit import UNREACHABLE_PROXY
 from tests.simulator.harness import simulator_url
 from wagate.ports import WhatsAppEngine
@@ -142,9 +144,37 @@ def whatsmeow_engine(store_dir: Path) -> EngineFactory:
     return factory
 
 
+def baileys_engine(fake_url: str) -> EngineFactory:
+    """The real library in Node workers against the WhatsApp-protocol fake (emulators/whatsapp)."""
+
+    @asynccontextmanager
+    async def factory(
+        *, unreachable: bool = False, **options: Any
+    ) -> AsyncIterator[EngineUnderTest]:
+        async with aiohttp.ClientSession() as http:
+            network = FakeNetwork(fake_url, http)
+            await network.reset()
+            url = _closed_port_url().replace("http", "ws") if unreachable else network.ws_url
+            engine = BaileysEngine(url, sync_history=False, **options)
+            try:
+                yield EngineUnderTest("baileys", engine, network)
+            finally:
+                await engine.aclose()
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def whatsapp_fake_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One WhatsApp-protocol fake for the whole test run (each test resets it)."""
+    with start_fake(tmp_path_factory.mktemp("whatsapp-fake")) as url:
+        yield url
+
+
 __all__ = ["ENGINE_FACTORIES", "OFFLINE_ONLY", "EngineUnderTest", "Network", "simulator_url"]
 
 ENGINE_FACTORIES: dict[str, Callable[[pytest.FixtureRequest], EngineFactory]] = {
+    "baileys": lambda request: baileys_engine(request.getfixturevalue("whatsapp_fake_url")),
     "simulated": lambda request: simulated_engine(request.getfixturevalue("simulator_url")),
     "whatsmeow": lambda request: whatsmeow_engine(
         request.getfixturevalue("tmp_path") / "whatsmeow"
@@ -161,4 +191,6 @@ def engine_factory(request: pytest.FixtureRequest) -> EngineFactory:
             f"needs WhatsApp's servers and a phone; {request.param} is covered offline by "
             "tests/unit/test_whatsmeow_*.py and on a real phone by docs/engines.md's manual test"
         )
+    if request.param == "baileys" and request.node.originalname in FAKE_CANNOT:
+        pytest.skip(f"baileys: {FAKE_CANNOT[request.node.originalname]} (docs/engines.md)")
     return ENGINE_FACTORIES[request.param](request)

@@ -378,7 +378,8 @@ def test_a_silent_socket_is_caught_by_keepalive_as_408(engine_factory: EngineFac
     async def body(c: Contract) -> None:
         device = await c.pair()
         await c.network.black_hole(device.jid, 30)
-        disconnected = await device.tap.next(Disconnected, timeout=5)
+        # Baileys allows 5 s of silence beyond its keep-alive interval before it gives up.
+        disconnected = await device.tap.next(Disconnected, timeout=8)
         assert disconnected.reason == DisconnectReason.TIMED_OUT
 
     contract(engine_factory, body, keepalive_s=0.3)

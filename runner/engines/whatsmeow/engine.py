@@ -192,28 +192,39 @@ class WhatsmeowEngine:
 
     async def fetch_media(self, session_id: str, content: dict[str, Any]) -> bytes:
         """The bytes of a media message: from the media bucket (media_id) or its URL."""
-        media_id = content.get("media_id")
-        if media_id:
-            if self.media is None:
-                raise PermanentSendError(
-                    "this runner has no media source configured for media_id", field="content"
-                )
-            try:
-                data = await asyncio.to_thread(self.media, session_id, str(media_id))
-            except NotFound as e:
-                raise PermanentSendError(f"media {media_id} not found", field="content") from e
-            except WagateError as e:
-                raise TransientSendError(f"cannot read media {media_id}: {e.message}") from e
-        else:
-            url = str(content.get("url") or "")
-            if not url:
-                raise PermanentSendError("a media message needs url or media_id", field="content")
-            data = await egress.fetch_media(url, self.egress_guard)
-        if not data:
-            raise PermanentSendError("the media file is empty", field="content")
-        if len(data) > MAX_MEDIA_BYTES:
-            raise PermanentSendError("the media file is larger than 16 MB", field="content")
-        return data
+        return await fetch_media(self.media, self.egress_guard, session_id, content)
+
+
+async def fetch_media(
+    media: MediaSource | None,
+    guard: egress.EgressGuard,
+    session_id: str,
+    content: dict[str, Any],
+) -> bytes:
+    """The bytes of a media message: from the media bucket (media_id) or its URL, fetched through
+    the egress guard. Shared by both real engines."""
+    media_id = content.get("media_id")
+    if media_id:
+        if media is None:
+            raise PermanentSendError(
+                "this runner has no media source configured for media_id", field="content"
+            )
+        try:
+            data = await asyncio.to_thread(media, session_id, str(media_id))
+        except NotFound as e:
+            raise PermanentSendError(f"media {media_id} not found", field="content") from e
+        except WagateError as e:
+            raise TransientSendError(f"cannot read media {media_id}: {e.message}") from e
+    else:
+        url = str(content.get("url") or "")
+        if not url:
+            raise PermanentSendError("a media message needs url or media_id", field="content")
+        data = await egress.fetch_media(url, guard)
+    if not data:
+        raise PermanentSendError("the media file is empty", field="content")
+    if len(data) > MAX_MEDIA_BYTES:
+        raise PermanentSendError("the media file is larger than 16 MB", field="content")
+    return data
 
 
 class WhatsmeowConnection:

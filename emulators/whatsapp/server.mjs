@@ -1,0 +1,355 @@
+// A WhatsApp-protocol fake for tests: the server side of what Baileys speaks, on loopback.
+//
+// Why hand-written: @openclaw/crabline (npm, MIT) completes the Noise handshake but logs every
+// client straight in as one fixed account, with no QR pairing, receipts, disconnect reasons or
+// logout; wagate's contract suite needs many accounts and all of those. This file reuses
+// Baileys' own building blocks (binary nodes, protobufs, curve, AES-GCM, HKDF) so the wire is
+// the library's, and takes from crabline only its idea and the captured certificate chain.
+//
+// What the client verifies of the server and what the fake relies on (docs/engines.md): Baileys
+// checks the Noise certificate chain against WhatsApp's root key but does not bind the leaf to
+// the server's static key, so a replayed real chain passes; there is no TLS on ws://.
+//
+// Control API (JSON over HTTP on the same port, loopback only): see `routes` below.
+//   node emulators/whatsapp/server.mjs --port 0 --ready-file F   (F gets {"url": ...})
+
+import { createServer } from 'node:http'
+import { writeFileSync } from 'node:fs'
+import { WebSocketServer } from 'ws'
+import * as baileys from '@whiskeysockets/baileys'
+
+const {
+  proto, encodeBinaryNode, decodeBinaryNode, Curve, aesEncryptGCM, aesDecryptGCM, hkdf, sha256,
+  hmacSign, NOISE_MODE, NOISE_WA_HEADER, WA_ADV_ACCOUNT_SIG_PREFIX, signedKeyPair,
+  generateRegistrationId, encodeBigEndian, KEY_BUNDLE_TYPE, getBinaryNodeChild,
+  getBinaryNodeChildren, jidDecode
+} = baileys
+
+// WhatsApp's certificate chain as captured by crabline (MIT); Baileys verifies its signatures.
+const CERT_CHAIN = Buffer.from('CncKMwjjAhADGiCRKg7Kg1iu4CSulwLBaxX51Tefw6VXGgZqcr5OEbXIRiDQ04bOBijQjZ/TBhJA34Bj82jAHhLpCWBNVBlGnFDieamd8+138S57uMt9ke9mrn5r4+VepwBPKEgHjob6bR70rlCmWDkxZv+CfVjIAxJ2CjIIAxAAGiAcUamsMDmUxsjQuS6hh4pTNHZZnMWZ++o1mX2aqQzOYiCAka6+Bij/3rfcBhJAJw8pRkhTn+1IcOJQVN1OlZg6uikYnCumyO7acFVVX3U3QPXsGSq2TCbCbWrebSC593Su43EgprIDlfU8ZgWFBw==', 'base64')
+const S = 's.whatsapp.net'
+const EMPTY = Buffer.alloc(0)
+const NOT_ON_WHATSAPP = '999' // numbers starting so have no account (as in wagate's simulator)
+
+const now = () => Math.floor(Date.now() / 1000)
+const iv = (n) => { const b = Buffer.alloc(12); b.writeUInt32BE(n, 8); return b }
+const frame = (data) => {
+  const out = Buffer.alloc(3 + data.length)
+  out.writeUIntBE(data.length, 0, 3)
+  Buffer.from(data).copy(out, 3)
+  return out
+}
+const lidOf = (digits) => String(100000000000000n + BigInt(digits) * 7n)
+
+/** The server half of WhatsApp's Noise XX handshake, then the transport cipher. */
+class Noise {
+  constructor () {
+    const mode = Buffer.from(NOISE_MODE)
+    this.hash = mode.length === 32 ? mode : sha256(mode)
+    this.salt = this.hash; this.key = this.hash; this.counter = 0
+    this.mix(NOISE_WA_HEADER)
+    this.buffer = EMPTY; this.intro = true; this.enc = null; this.dec = null; this.r = 0; this.w = 0
+  }
+  mix (data) { this.hash = sha256(Buffer.concat([this.hash, Buffer.from(data)])) }
+  hk (data) { const k = hkdf(Buffer.from(data), 64, { salt: this.salt, info: '' }); return [k.subarray(0, 32), k.subarray(32)] }
+  mixKey (data) { const [w, r] = this.hk(data); this.salt = w; this.key = r; this.counter = 0 }
+  encrypt (p) { const c = aesEncryptGCM(Buffer.from(p), this.key, iv(this.counter++), this.hash); this.mix(c); return c }
+  decrypt (c) { const p = aesDecryptGCM(Buffer.from(c), this.key, iv(this.counter++), this.hash); this.mix(c); return p }
+  frames (data) {
+    let chunk = Buffer.from(data)
+    if (this.intro) { chunk = chunk.subarray(4); this.intro = false }
+    this.buffer = Buffer.concat([this.buffer, chunk])
+    const out = []
+    while (this.buffer.length >= 3) {
+      const size = this.buffer.readUIntBE(0, 3)
+      if (this.buffer.length < size + 3) break
+      out.push(this.buffer.subarray(3, size + 3)); this.buffer = this.buffer.subarray(size + 3)
+    }
+    return out
+  }
+  serverHello (data) {
+    const { clientHello } = proto.HandshakeMessage.decode(data)
+    this.mix(clientHello.ephemeral)
+    this.eph = Curve.generateKeyPair(); const stat = Curve.generateKeyPair()
+    this.mix(this.eph.public)
+    this.mixKey(Curve.sharedKey(this.eph.private, clientHello.ephemeral))
+    const staticEnc = this.encrypt(stat.public)
+    this.mixKey(Curve.sharedKey(stat.private, clientHello.ephemeral))
+    const payload = this.encrypt(CERT_CHAIN)
+    return frame(proto.HandshakeMessage.encode({ serverHello: { ephemeral: this.eph.public, static: staticEnc, payload } }).finish())
+  }
+  clientFinish (data) {
+    const { clientFinish } = proto.HandshakeMessage.decode(data)
+    const clientStatic = this.decrypt(clientFinish.static)
+    this.mixKey(Curve.sharedKey(this.eph.private, clientStatic))
+    const payload = proto.ClientPayload.decode(this.decrypt(clientFinish.payload))
+    const [w, r] = this.hk(EMPTY); this.enc = r; this.dec = w
+    return payload
+  }
+  encode (node) { return frame(aesEncryptGCM(encodeBinaryNode(node), this.enc, iv(this.w++), EMPTY)) }
+  async decode (data) { return decodeBinaryNode(aesDecryptGCM(data, this.dec, iv(this.r++), EMPTY)) }
+}
+
+/** A virtual contact's (or phone's) signal identity, so the client can encrypt to it. */
+function makeBundle () {
+  const identity = Curve.generateKeyPair()
+  return { identity, registrationId: generateRegistrationId(), signed: signedKeyPair(identity, 1), preKeyId: 1 }
+}
+
+class Fake {
+  constructor () { this.reset() }
+  reset () {
+    for (const c of this.conns?.values() ?? []) c.ws.terminate()
+    for (const c of this.pairing?.values() ?? []) c.ws.terminate()
+    this.accounts = new Map() // digits -> { identity, devices: Map<id, {removed}>, next }
+    this.pairing = new Map() // ref -> conn
+    this.conns = new Map() // device jid -> conn
+    this.received = new Map() // recipient digits -> [{ id, from }]
+    this.seen = new Set() // `${from}|${to}|${id}`: WhatsApp keeps one message per sender and id
+    this.holds = new Map() // sender digits -> { until, queue: [fn] }
+    this.limits = new Map() // sender digits -> { perSecond, tokens, burst, at }
+    this.bundles = new Map() // device jid -> bundle
+    this.receiptMs = { delivered: 100, read: 300 }
+    this.handshakes = 0
+    this.pns = new Map() // lid user -> phone digits
+  }
+  account (digits) {
+    let a = this.accounts.get(digits)
+    if (!a) { a = { identity: Curve.generateKeyPair(), devices: new Map(), next: 1 }; this.accounts.set(digits, a) }
+    return a
+  }
+  lid (digits) { const l = lidOf(digits); this.pns.set(l, digits); return l }
+  pn (user) { return this.pns.get(user) ?? user }
+  bundle (jid) {
+    let b = this.bundles.get(jid)
+    if (!b) { b = makeBundle(); this.bundles.set(jid, b) }
+    return b
+  }
+
+  /** The phone scans a QR: the linked device gets a signed identity and must restart. */
+  scan (qr, phone) {
+    const [ref, , identityB64, advB64] = qr.replace(/^.*#/, '').split(',')
+    const conn = this.pairing.get(ref)
+    if (!conn) throw new Error('no device shows this QR')
+    const digits = phone.replace(/^\+/, '')
+    const account = this.account(digits)
+    const device = account.next++
+    account.devices.set(device, { removed: false })
+    const clientIdentity = Buffer.from(identityB64, 'base64')
+    const deviceDetails = proto.ADVDeviceIdentity.encode({ rawId: 1, timestamp: now(), keyIndex: device }).finish()
+    const accountSignature = Curve.sign(account.identity.private, Buffer.concat([WA_ADV_ACCOUNT_SIG_PREFIX, deviceDetails, clientIdentity]))
+    const details = proto.ADVSignedDeviceIdentity.encode({ details: deviceDetails, accountSignatureKey: account.identity.public, accountSignature }).finish()
+    const hmac = hmacSign(details, Buffer.from(advB64, 'base64'))
+    const identity = proto.ADVSignedDeviceIdentityHMAC.encode({ details, hmac }).finish()
+    for (const [r, c] of this.pairing) if (c === conn) this.pairing.delete(r)
+    conn.pairedAs = `${digits}:${device}@${S}`
+    conn.send({
+      tag: 'iq', attrs: { from: S, type: 'set', id: `pair-${device}` },
+      content: [{ tag: 'pair-success', attrs: {}, content: [
+        { tag: 'device-identity', attrs: {}, content: identity },
+        { tag: 'platform', attrs: { name: 'android' } },
+        { tag: 'device', attrs: { jid: conn.pairedAs, lid: `${this.lid(digits)}:${device}@lid` } }
+      ] }]
+    })
+  }
+
+  connFor (jid) {
+    const d = jidDecode(jid)
+    return this.conns.get(`${d.user}:${d.device ?? 0}@${S}`)
+  }
+
+  drop (jid, reason, abrupt) {
+    const conn = this.connFor(jid)
+    if (!conn) return 0
+    if (abrupt) { conn.ws.terminate(); return 1 }
+    if (reason === 401) conn.deviceInfo.removed = true
+    conn.send(reason === 440
+      ? { tag: 'stream:error', attrs: {}, content: [{ tag: 'conflict', attrs: { type: 'replaced' } }] }
+      : { tag: 'stream:error', attrs: { code: String(reason) } })
+    conn.ws.close()
+    return 1
+  }
+
+  /** A client message: recorded once per (sender, id), acked (unless held), then receipts. */
+  message (conn, node) {
+    const { to, id } = node.attrs
+    const from = conn.digits
+    const rcpt = this.pn(jidDecode(to).user)
+    const limit = this.limits.get(from)
+    if (limit) {
+      const t = Date.now() / 1000
+      limit.tokens = Math.min(limit.burst, limit.tokens + (t - limit.at) * limit.perSecond); limit.at = t
+      if (limit.tokens < 1) return conn.send({ tag: 'ack', attrs: { class: 'message', id, from: to, error: '429', t: String(now()) } })
+      limit.tokens -= 1
+    }
+    const key = `${from}|${rcpt}|${id}`
+    const fresh = !this.seen.has(key)
+    if (fresh) {
+      this.seen.add(key)
+      const list = this.received.get(rcpt) ?? []
+      list.push({ id, from }); this.received.set(rcpt, list)
+    }
+    const ack = () => {
+      conn.send({ tag: 'ack', attrs: { class: 'message', id, from: to, t: String(now()) } })
+      if (!fresh) return
+      const receipt = (type, ms) => ms >= 0 && setTimeout(() => conn.send({
+        tag: 'receipt', attrs: { from: to, id, t: String(now()), ...(type ? { type } : {}) }
+      }), ms)
+      receipt(undefined, this.receiptMs.delivered); receipt('read', this.receiptMs.read)
+    }
+    const hold = this.holds.get(from)
+    if (hold && hold.until > Date.now()) hold.queue.push(ack)
+    else ack()
+  }
+
+  stall (digits, seconds) {
+    const prev = this.holds.get(digits)
+    if (prev) clearTimeout(prev.timer)
+    const hold = { until: Date.now() + seconds * 1000, queue: prev?.queue ?? [] }
+    const release = () => { if (this.holds.get(digits) === hold) this.holds.delete(digits); for (const f of hold.queue.splice(0)) f() }
+    this.holds.set(digits, hold)
+    if (seconds <= 0) return release()
+    hold.timer = setTimeout(release, seconds * 1000)
+  }
+
+  iq (conn, node) {
+    const child = Array.isArray(node.content) ? node.content[0] : undefined
+    const attrs = { from: node.attrs.to ?? S, id: node.attrs.id, type: 'result', t: String(now()) }
+    const xmlns = node.attrs.xmlns
+    if (child?.tag === 'pair-device-sign') { // pairing done: the device must log in afresh
+      conn.send({ tag: 'stream:error', attrs: { code: '515' } })
+      return conn.ws.close()
+    }
+    if (xmlns === 'md' && child?.tag === 'remove-companion-device') {
+      if (conn.deviceInfo) conn.deviceInfo.removed = true
+      return conn.send({ tag: 'iq', attrs })
+    }
+    if (xmlns === 'encrypt' && child?.tag === 'count') return conn.send({ tag: 'iq', attrs, content: [{ tag: 'count', attrs: { value: '50' } }] })
+    if (xmlns === 'encrypt' && child?.tag === 'key') {
+      const users = getBinaryNodeChildren(child, 'user').map((u) => {
+        const b = this.bundle(u.attrs.jid)
+        return { tag: 'user', attrs: { jid: u.attrs.jid }, content: [
+          { tag: 'registration', attrs: {}, content: encodeBigEndian(b.registrationId) },
+          { tag: 'type', attrs: {}, content: KEY_BUNDLE_TYPE },
+          { tag: 'identity', attrs: {}, content: b.identity.public },
+          { tag: 'skey', attrs: {}, content: [
+            { tag: 'id', attrs: {}, content: encodeBigEndian(1, 3) },
+            { tag: 'value', attrs: {}, content: b.signed.keyPair.public },
+            { tag: 'signature', attrs: {}, content: b.signed.signature }] }
+        ] }
+      })
+      return conn.send({ tag: 'iq', attrs, content: [{ tag: 'list', attrs: {}, content: users }] })
+    }
+    if (xmlns === 'usync' && child?.tag === 'usync') {
+      const queries = (getBinaryNodeChild(child, 'query')?.content ?? []).map((q) => q.tag)
+      const list = getBinaryNodeChild(child, 'list')
+      const users = getBinaryNodeChildren(list, 'user').map((u) => {
+        const phone = getBinaryNodeChild(u, 'contact')?.content?.toString()
+        const digits = phone ? phone.replace(/^\+/, '') : this.pn(jidDecode(u.attrs.jid).user)
+        const known = !digits.startsWith(NOT_ON_WHATSAPP)
+        const content = []
+        for (const q of queries) {
+          if (q === 'contact') content.push({ tag: 'contact', attrs: { type: known ? 'in' : 'out' } })
+          if (q === 'devices') content.push({ tag: 'devices', attrs: {}, content: [{ tag: 'device-list', attrs: {}, content: known ? [{ tag: 'device', attrs: { id: '0' } }] : [] }] })
+          if (q === 'lid' && known) content.push({ tag: 'lid', attrs: { val: `${this.lid(digits)}@lid` } })
+        }
+        return { tag: 'user', attrs: { jid: `${digits}@${S}` }, content }
+      })
+      return conn.send({ tag: 'iq', attrs, content: [{ tag: 'usync', attrs: { sid: child.attrs.sid ?? '1', index: '0', last: 'true' }, content: [{ tag: 'list', attrs: {}, content: users }] }] })
+    }
+    return conn.send({ tag: 'iq', attrs })
+  }
+
+  /** One client socket: handshake, then pairing (no creds) or login (creds). */
+  accept (ws) {
+    const noise = new Noise()
+    const conn = { ws, frozenUntil: 0, send: (node) => { if (ws.readyState === 1 && conn.frozenUntil <= Date.now()) ws.send(noise.encode(node)) } }
+    let stage = 'hello'
+    let chain = Promise.resolve()
+    ws.on('message', (data) => {
+      chain = chain.then(async () => {
+        for (const f of noise.frames(data)) {
+          if (stage === 'hello') { ws.send(noise.serverHello(f)); stage = 'finish'; continue }
+          if (stage === 'finish') { this.login(conn, noise.clientFinish(f)); stage = 'open'; continue }
+          const node = await noise.decode(f)
+          if (conn.frozenUntil > Date.now()) continue
+          if (node.tag === 'iq') this.iq(conn, node)
+          else if (node.tag === 'message' && conn.digits) this.message(conn, node)
+        }
+      }).catch(() => ws.terminate())
+    })
+    ws.on('close', () => {
+      if (conn.jid && this.conns.get(conn.jid) === conn) this.conns.delete(conn.jid)
+      for (const [r, c] of this.pairing) if (c === conn) this.pairing.delete(r)
+    })
+  }
+
+  login (conn, payload) {
+    this.handshakes++
+    if (payload.devicePairingData) {
+      const refs = Array.from({ length: 6 }, (_, i) => `ref-${Math.random().toString(36).slice(2)}-${i}`)
+      for (const r of refs) this.pairing.set(r, conn)
+      conn.send({ tag: 'iq', attrs: { from: S, type: 'set', id: `pd-${refs[0]}`, xmlns: 'md' },
+        content: [{ tag: 'pair-device', attrs: {}, content: refs.map((r) => ({ tag: 'ref', attrs: {}, content: Buffer.from(r) })) }] })
+      return
+    }
+    const digits = String(payload.username)
+    const device = payload.device ?? 0
+    const info = this.accounts.get(digits)?.devices.get(device)
+    if (!info || info.removed) {
+      conn.send({ tag: 'failure', attrs: { reason: '401', location: 'fake' } })
+      conn.ws.close(); return
+    }
+    conn.digits = digits; conn.deviceInfo = info; conn.jid = `${digits}:${device}@${S}`
+    const old = this.conns.get(conn.jid)
+    if (old) { old.send({ tag: 'stream:error', attrs: {}, content: [{ tag: 'conflict', attrs: { type: 'replaced' } }] }); old.ws.close() }
+    this.conns.set(conn.jid, conn)
+    conn.send({ tag: 'success', attrs: { t: String(now()), lid: `${this.lid(digits)}:${device}@lid`, props: '1', abprops: '1', location: 'fake' } })
+    conn.send({ tag: 'ib', attrs: {}, content: [{ tag: 'offline', attrs: { count: '0' } }] })
+  }
+}
+
+const fake = new Fake()
+
+/** The control API: each route takes a JSON body and answers JSON. */
+const routes = {
+  '/_fake/reset': () => { fake.reset(); return {} },
+  '/_fake/scan': ({ qr, phone }) => { fake.scan(qr, phone); return {} },
+  '/_fake/received': ({ recipient }) => ({ ids: (fake.received.get(recipient.replace(/^\+/, '')) ?? []).map((m) => m.id) }),
+  '/_fake/drop': ({ jid, reason, abrupt }) => ({ dropped: fake.drop(jid, reason, abrupt) }),
+  '/_fake/freeze': ({ jid, seconds }) => { const c = fake.connFor(jid); if (c) c.frozenUntil = Date.now() + seconds * 1000; return { frozen: c ? 1 : 0 } },
+  '/_fake/stall': ({ phone, seconds }) => { fake.stall(phone.replace(/^\+/, ''), seconds); return {} },
+  '/_fake/rate_limit': ({ phone, per_second: perSecond, burst }) => {
+    const d = phone.replace(/^\+/, '')
+    if (perSecond == null) fake.limits.delete(d)
+    else fake.limits.set(d, { perSecond, burst, tokens: burst, at: Date.now() / 1000 })
+    return {}
+  },
+  '/_fake/config': ({ receipt_delay_ms: d, read_delay_ms: r }) => { fake.receiptMs = { delivered: d ?? 100, read: r ?? 300 }; return {} },
+  '/_fake/stats': () => ({ connected: fake.conns.size, pairing: fake.pairing.size, handshakes: fake.handshakes })
+}
+
+const args = process.argv.slice(2)
+const opt = (name, dflt) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : dflt }
+const server = createServer((req, res) => {
+  const route = routes[req.url]
+  let body = ''
+  req.on('data', (c) => { body += c })
+  req.on('end', () => {
+    try {
+      if (!route) throw Object.assign(new Error(`no route ${req.url}`), { status: 404 })
+      const out = route(body ? JSON.parse(body) : {})
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(out))
+    } catch (e) {
+      res.writeHead(e.status ?? 400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: String(e.message ?? e) }))
+    }
+  })
+})
+new WebSocketServer({ server, path: '/ws/chat' }).on('connection', (ws) => fake.accept(ws))
+server.listen(Number(opt('--port', '0')), '127.0.0.1', () => {
+  const url = `http://127.0.0.1:${server.address().port}`
+  const ready = opt('--ready-file')
+  if (ready) writeFileSync(ready, JSON.stringify({ url, ws: `${url.replace('http', 'ws')}/ws/chat` }))
+  process.stdout.write(`${url}\n`)
+})
+process.on('SIGTERM', () => process.exit(0))
