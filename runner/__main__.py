@@ -48,15 +48,27 @@ def make_engine(settings: Settings) -> WhatsAppEngine:
         from runner.engines.simulated import SimulatedEngine
 
         return SimulatedEngine(settings.simulator_url)
-    from runner.engines.whatsmeow import BucketMedia, WhatsmeowEngine
+    from runner.engines.whatsmeow.engine import BucketMedia
     from wagate.contracts import SessionDoc
 
-    # The real engine sends uploaded media itself, so it reads the media bucket; the device
-    # stores (plaintext keys) stay on local disk, removed at close in `cloud` persistence.
+    # The real engines send uploaded media themselves, so they read the media bucket.
     media = BucketMedia(
         gcs.GcsBlobStore(gcs.make_client(settings.project_id), settings.media_bucket),
         fs.FirestoreStore(fs.make_client(settings.project_id)).collection("sessions", SessionDoc),
     )
+    if settings.engine == "baileys":
+        from runner.engines.baileys import BaileysEngine
+
+        # Auth state lives in the workers' memory only; the supervisor backs it up encrypted.
+        return BaileysEngine(
+            settings.baileys_url,
+            sessions_per_worker=settings.baileys_sessions_per_worker,
+            media=media,
+            egress_guard=EgressGuard.from_settings(settings),  # media URLs (docs/security.md)
+        )
+    from runner.engines.whatsmeow import WhatsmeowEngine
+
+    # The device stores (plaintext keys) stay on local disk, removed at close in `cloud` mode.
     return WhatsmeowEngine(
         Path(settings.state_dir) / "whatsmeow",
         media=media,

@@ -52,7 +52,16 @@ class Settings(BaseSettings):
     instance_id: str | None = Field(None, description="Lease holder id; defaults to host+pid")
     lease_ttl_s: float = Field(9.0, gt=1, description="Shard lease time to live")
     lease_renew_s: float = Field(3.0, gt=0.1, description="Shard lease renewal period")
-    engine: Literal["simulator", "whatsmeow"] = Field("simulator", description="WhatsApp engine")
+    engine: Literal["simulator", "baileys", "whatsmeow"] = Field(
+        "simulator", description="WhatsApp engine (docs/engines.md)"
+    )
+    baileys_url: str = Field(
+        "wss://web.whatsapp.com/ws/chat",
+        description="engine=baileys: WhatsApp's websocket (a local fake in tests and the demo)",
+    )
+    baileys_sessions_per_worker: int = Field(
+        50, ge=1, le=1000, description="engine=baileys: sockets per Node worker process"
+    )
     simulator_url: str = Field("http://127.0.0.1:8070", description="Simulator base URL")
     whatsmeow_proxy: str | None = Field(
         None, description="engine=whatsmeow: proxy for WhatsApp traffic (socks5:// or http://)"

@@ -1,0 +1,137 @@
+"""What the Baileys engine promises beyond the shared contract: many sessions per worker, a
+worker crash ends only its own sockets and they resume from their auth state without a QR, one
+session's failure never reaches another, the pairing-code request, and the auth state format.
+Against the WhatsApp-protocol fake (emulators/whatsapp), like the contract suite."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import pytest
+
+from runner.engines.baileys import BaileysEngine
+from runner.engines.baileys.engine import BaileysConnection
+from tests.engine_contract.baileys_kit import FakeNetwork
+from tests.simulator.harness import EventTap, run
+from wagate.domain.events import AuthStateChanged, Connected, Disconnected, PairingCode, QrCode
+from wagate.domain.sessions import DisconnectReason
+from wagate.errors import PermanentSendError
+
+pytestmark = pytest.mark.integration
+
+BOB = "+15550500002"
+
+
+def with_fake(
+    url: str, body: Callable[[BaileysEngine, FakeNetwork], Awaitable[None]], **options: object
+) -> None:
+    async def main() -> None:
+        async with aiohttp.ClientSession() as http:
+            network = FakeNetwork(url, http)
+            await network.reset()
+            engine = BaileysEngine(network.ws_url, sync_history=False, **options)  # type: ignore[arg-type]
+            try:
+                await body(engine, network)
+            finally:
+                await engine.aclose()
+
+    run(main, 40)
+
+
+async def pair(
+    engine: BaileysEngine, network: FakeNetwork, session_id: str, phone: str
+) -> tuple[BaileysConnection, EventTap]:
+    conn = engine.open(session_id, None)
+    await conn.connect()
+    tap = EventTap(conn.events())
+    await network.scan((await tap.next(QrCode)).code, phone)
+    await tap.next(Connected)
+    return conn, tap
+
+
+def newest_state(tap: EventTap) -> bytes:
+    return [e.state for e in tap.seen if isinstance(e, AuthStateChanged)][-1]
+
+
+def test_sessions_share_workers_up_to_the_setting(whatsapp_fake_url: str) -> None:
+    async def body(engine: BaileysEngine, network: FakeNetwork) -> None:
+        for n in range(3):
+            await pair(engine, network, f"ses-{n}", f"+1555060000{n}")
+        assert [len(w.conns) for w in engine.workers] == [2, 1]
+        assert (await network.stats())["connected"] == 3
+
+    with_fake(whatsapp_fake_url, body, sessions_per_worker=2)
+
+
+def test_a_killed_worker_ends_only_its_sockets_which_resume_without_a_qr(
+    whatsapp_fake_url: str,
+) -> None:
+    async def body(engine: BaileysEngine, network: FakeNetwork) -> None:
+        a, tap_a = await pair(engine, network, "ses-a", "+15550600010")
+        b, _ = await pair(engine, network, "ses-b", "+15550600011")  # on a second worker
+        assert a._worker is not b._worker and a._worker and a._worker.proc
+        await a.send("3EB0BEFOREKILL", BOB, "text", {"body": "x"}, timeout=5)
+        os.kill(a._worker.proc.pid, signal.SIGKILL)
+        closed = await tap_a.next(Disconnected)
+        assert closed.reason == DisconnectReason.BAD_SESSION
+        # The other worker's session is untouched.
+        assert (await b.send("3EB0OTHER", BOB, "text", {"body": "y"}, timeout=5)).wa_id
+        # The supervisor's reconnect: a new worker, the auth state the session last emitted.
+        seen = len(tap_a.seen)
+        await a.connect()
+        await tap_a.next(Connected)
+        assert not any(isinstance(e, QrCode) for e in tap_a.seen[seen:])
+        # The same wagate id again after the crash: the recipient keeps one message.
+        await a.send("3EB0BEFOREKILL", BOB, "text", {"body": "x"}, timeout=5)
+        assert await network.received_ids(BOB) == ["3EB0BEFOREKILL", "3EB0OTHER"]
+
+    with_fake(whatsapp_fake_url, body, sessions_per_worker=1)
+
+
+def test_one_sessions_failure_does_not_reach_another_on_the_same_worker(
+    whatsapp_fake_url: str,
+) -> None:
+    async def body(engine: BaileysEngine, network: FakeNetwork) -> None:
+        a, _ = await pair(engine, network, "ses-a", "+15550600020")
+        b, _ = await pair(engine, network, "ses-b", "+15550600021")
+        worker = a._worker
+        assert worker is b._worker and worker and worker.proc and worker.proc.stdin
+        worker.proc.stdin.write(b"{not json\n")  # a bad frame is dropped, logged
+        with pytest.raises(PermanentSendError):  # an unknown kind fails that send only
+            await a.send("3EB0BADKIND", BOB, "hologram", {}, timeout=5)
+        with pytest.raises(PermanentSendError):
+            await a.send("3EB0NOBODY", network.not_on_whatsapp, "text", {"body": "x"}, timeout=5)
+        assert (await b.send("3EB0STILLOK", BOB, "text", {"body": "z"}, timeout=5)).wa_id
+        assert (await a.send("3EB0AOK", BOB, "text", {"body": "z"}, timeout=5)).wa_id
+        assert worker.alive
+
+    with_fake(whatsapp_fake_url, body)
+
+
+def test_a_pairing_code_is_requested_and_reported(whatsapp_fake_url: str) -> None:
+    async def body(engine: BaileysEngine, network: FakeNetwork) -> None:
+        conn = engine.open("ses-code", None)
+        await conn.connect()
+        tap = EventTap(conn.events())
+        await tap.next(QrCode)
+        code = await conn.request_pairing_code("+15550600030")
+        assert len(code) == 8
+        assert (await tap.next(PairingCode)).code == code
+
+    with_fake(whatsapp_fake_url, body)
+
+
+def test_the_auth_state_is_buffer_json_with_creds_and_keys(whatsapp_fake_url: str) -> None:
+    async def body(engine: BaileysEngine, network: FakeNetwork) -> None:
+        _, tap = await pair(engine, network, "ses-state", "+15550600040")
+        state = json.loads(newest_state(tap))
+        assert state["format"] == "wagate-baileys-1"
+        assert state["creds"]["me"]["id"].startswith("15550600040:")
+        assert state["creds"]["noiseKey"]["private"]["type"] == "Buffer"
+        assert state["keys"]["pre-key"]  # the signal keys travel with the creds
+
+    with_fake(whatsapp_fake_url, body)
