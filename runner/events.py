@@ -4,7 +4,7 @@ event id), and a webhook Cloud Task per event, named after the event id, so an e
 announced twice (a replay, a retried enqueue) is refused by Cloud Tasks instead of delivered
 twice. Signing, retries and the delivery log happen at delivery (functions/sweeper.py).
 
-An event is enqueued when its tenant has a webhook signing secret, i.e. uses webhooks at all
+An event is enqueued when its tenant uses webhooks at all (has a URL or a signing secret)
 (read at most every TENANT_CACHE_S; while the store is unreachable the last answer read is
 used). Where it goes — the session's URL or the tenant's, and whether their filters take its
 type (wagate.services.events.webhook_target) — is decided at delivery, from the settings of
@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import time
+from datetime import datetime
+from typing import Any
 
 from runner.context import ShardContext
-from wagate.contracts import TenantDoc, WebhookEvent, WebhookTask
+from wagate.contracts import SessionDoc, TenantDoc, WebhookEvent, WebhookTask
+from wagate.domain.sessions import SessionState
 from wagate.errors import TaskAlreadyExists, WagateError
 from wagate.logs import get_logger
 from wagate.services.deliveries import delivery_task
 from wagate.services.event_log import EventLog
+from wagate.services.events import session_state_event
 
 log = get_logger("wagate.runner.events")
 TENANT_CACHE_S = 30.0
@@ -43,8 +47,8 @@ class EventAnnouncer:
             return
         if tenant.event_log:
             await ctx.io(self._log.record, tenant_id, event)
-        if tenant.webhook_secret_sealed is None:
-            return  # the tenant has no webhook at all
+        if tenant.webhook_url is None and tenant.webhook_secret_sealed is None:
+            return  # the tenant has no webhook at all (a session URL comes with the secret)
         task = delivery_task(
             ctx.settings.sweeper_url,
             ctx.settings.queue_prefix,
@@ -80,3 +84,43 @@ class EventAnnouncer:
             return hit[1]  # the store is unreachable: the settings read last are the best guess
         self._tenants[tenant_id] = (now + TENANT_CACHE_S, doc)
         return doc
+
+    async def state_changed(
+        self,
+        tenant_id: str,
+        session_id: str,
+        state: SessionState,
+        previous: SessionState,
+        fields: dict[str, Any],
+        attempt: int,
+    ) -> None:
+        """A supervisor wrote a session's state: one `session.state` event when it changed,
+        or when pairing got a new QR or pairing code."""
+        new_code = any(fields.get(name) is not None for name in ("qr", "pairing_code"))
+        if state == previous and not new_code:
+            return
+        details = {
+            name: value.isoformat() if isinstance(value, datetime) else value
+            for name in ("jid", "qr", "qr_expires_at", "pairing_code")
+            if (value := fields.get(name)) is not None
+        }
+        event = session_state_event(
+            session_id,
+            state,
+            previous,
+            self._ctx.clock.now(),
+            reason=fields.get("last_reason") if state is not SessionState.CONNECTED else None,
+            attempt=attempt,
+            details=details,
+        )
+        await self.announce_or_log(tenant_id, event)
+
+    async def stopped(self, doc: SessionDoc, at: datetime, action: str) -> None:
+        """The event of a user's stop or logout (runner/shard.py writes the state); `action`
+        (stop | logout) tells which."""
+        if doc.state is SessionState.STOPPED:
+            return
+        event = session_state_event(
+            doc.id, SessionState.STOPPED, doc.state, at, details={"requested": action}
+        )
+        await self.announce_or_log(doc.tenant_id, event)

@@ -8,7 +8,7 @@ import contextlib
 
 from runner.context import ShardContext
 from runner.inbound import InboundSink
-from runner.supervisor import SessionSupervisor, announce_stopped, desired_running
+from runner.supervisor import SessionSupervisor, desired_running
 from runner.writes import GroupCommit, OrderGate, SentIndex
 from wagate.contracts import ControlTask, PendingSend, SessionDoc
 from wagate.domain.ids import send_task_name
@@ -202,7 +202,7 @@ class Shard:
             lambda d: d.model_copy(update={"state": state, "qr": None, "updated_at": now}),
             fence=ctx.fence,
         )
-        await announce_stopped(self.inbound, doc, now, task.action)
+        await self.inbound.events.stopped(doc, now, task.action)
         return 200, {"action": task.action}
 
     # ------------------------------------------------------------ periodic + shutdown

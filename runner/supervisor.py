@@ -29,7 +29,6 @@ from wagate.errors import StaleGeneration, TransientSendError, WagateError
 from wagate.logs import get_logger
 from wagate.ports import EngineConnection
 from wagate.services.backups import BackupCorrupt
-from wagate.services.events import session_state_event
 from wagate.services.monitoring import (
     BACKUP_FAILURES,
     BACKUP_SECONDS,
@@ -307,31 +306,12 @@ class SessionSupervisor:
     # ------------------------------------------------------------ state writes
 
     async def _set_state(self, state: SessionState, **fields: Any) -> None:
-        """Record the state and announce it (`session.state`) when it changed, or when pairing
-        got a new QR or pairing code: one event per change."""
+        """Record the state and announce it (`session.state`, runner/events.py)."""
         previous, self.state = self.state, state
-        changed = state != previous or any(
-            fields.get(name) is not None for name in ("qr", "pairing_code")
-        )
-        if not await self._update(state=state, **fields) or not changed:
-            return
-        ctx = self._ctx
-        details = {
-            name: fields[name]
-            for name in ("jid", "qr", "qr_expires_at", "pairing_code")
-            if fields.get(name) is not None
-        }
-        reason = fields.get("last_reason")
-        event = session_state_event(
-            self.session_id,
-            state,
-            previous,
-            ctx.clock.now(),
-            reason=reason if state is not SessionState.CONNECTED else None,
-            attempt=self._attempt,
-            details=_json_ready(details),
-        )
-        await self._inbound.events.announce_or_log(self.tenant_id, event)
+        if await self._update(state=state, **fields):
+            await self._inbound.events.state_changed(
+                self.tenant_id, self.session_id, state, previous, fields, self._attempt
+            )
 
     async def _update(self, **fields: Any) -> bool:
         """Write `fields`; False when this runner is not the session's owner any more."""
@@ -425,23 +405,6 @@ class SessionSupervisor:
             self._pending_state = self._auth_state
         if self._pending_state is not None:
             await self.flush_backup()
-
-
-def _json_ready(details: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in details.items()}
-
-
-async def announce_stopped(
-    inbound: InboundSink, doc: SessionDoc, at: datetime, action: str
-) -> None:
-    """The `session.state` event of a user's stop or logout (runner/shard.py writes the state);
-    `action` (stop | logout) tells which."""
-    if doc.state is SessionState.STOPPED:
-        return
-    event = session_state_event(
-        doc.id, SessionState.STOPPED, doc.state, at, details={"requested": action}
-    )
-    await inbound.events.announce_or_log(doc.tenant_id, event)
 
 
 SupervisorFactory = Callable[[SessionDoc], SessionSupervisor]
