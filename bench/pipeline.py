@@ -56,8 +56,9 @@ from wagate.domain.ids import new_message_id, whatsapp_message_id
 from wagate.domain.messages import MessageStatus
 from wagate.queues import QueueSpec
 
-PIPELINE_TARGET = 0.7
-ACCEPT_TARGET = 1.3
+PIPELINE_TARGET = 0.8  # SPEC §9
+ACCEPT_TARGET = 1.3  # p50; and p99 within ACCEPT_P99_TARGET (SPEC §9)
+ACCEPT_P99_TARGET = 1.4
 SESSIONS = 50
 CONCURRENCY = 32
 
@@ -492,8 +493,8 @@ def run_accept_latency(quick: bool = False, **_: Any) -> Result:
         unit="ms p50 POST → 202",
         baseline=r_["p50"],
         ratio=ratio,
-        target=f"api/raw p50 <= {ACCEPT_TARGET}",
-        ok=ratio <= ACCEPT_TARGET,
+        target=f"api/raw p50 <= {ACCEPT_TARGET}, p99 <= {ACCEPT_P99_TARGET}",
+        ok=ratio <= ACCEPT_TARGET and w["p99"] / r_["p99"] <= ACCEPT_P99_TARGET,
         details={
             "api_ms": w,
             "raw_ms": r_,
