@@ -142,6 +142,19 @@ def test_the_final_stage_has_what_the_real_engine_loads() -> None:
     assert "rm -rf /var/lib/apt/lists" in final_runs, "keep the apt lists out of the image"
 
 
+def test_the_final_stage_has_node_and_the_locked_packages_for_baileys() -> None:
+    """The Baileys engine's workers: Node 20 and `npm ci` of package-lock.json (no install
+    scripts), copied into /app where runner/engines/baileys/host.mjs resolves them."""
+    (node_stage,) = [s for s in stages(INSTRUCTIONS) if s[0].args.startswith("node:20.")]
+    runs = " ".join(i.args for i in node_stage if i.keyword == "RUN")
+    copies = " ".join(i.args for i in node_stage if i.keyword == "COPY")
+    assert "npm ci" in runs and "--ignore-scripts" in runs and "--omit=dev" in runs
+    assert "package-lock.json" in copies
+    final_copies = [i.args for i in FINAL if i.keyword == "COPY"]
+    assert "--from=node /usr/local/bin/node /usr/local/bin/node" in final_copies
+    assert "--from=node /app/node_modules /app/node_modules" in final_copies
+
+
 def _docker_unavailable() -> str | None:
     docker = shutil.which("docker")
     if docker is None:
@@ -209,3 +222,23 @@ def test_the_image_builds_and_starts_python_m_runner() -> None:
         timeout=120,
     )
     assert engine.returncode == 0 and "engine ok" in engine.stdout, engine.stderr[-2000:]
+    # The Baileys worker starts and answers, offline, as the unprivileged user.
+    worker = subprocess.run(
+        [
+            "docker",
+            "run",
+            "--rm",
+            "-i",
+            "--network",
+            "none",
+            tag,
+            "node",
+            "runner/engines/baileys/host.mjs",
+        ],
+        input='{"op":"ping","req":1}\n',
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert '"re":1,"ok":true' in worker.stdout, worker.stderr[-2000:]

@@ -65,7 +65,7 @@ WHERE: dict[str, dict[str, str | None]] = {
     "internal_secret": {"api": None, "sweeper": None, "runner": None},
     # The sweeper's maintenance deletes orphan backups.
     "backup_bucket": {"api": None, "sweeper": ENV, "runner": ENV},
-    # The real engine (engine = whatsmeow) sends uploaded media, so it reads the bucket.
+    # The real engines (baileys, whatsmeow) send uploaded media, so they read the bucket.
     "media_bucket": {"api": ENV, "sweeper": None, "runner": IF},
     "shard_id": {"api": None, "sweeper": None, "runner": ENV},
     "instance_id": {"api": None, "sweeper": None, "runner": None},
@@ -74,6 +74,9 @@ WHERE: dict[str, dict[str, str | None]] = {
     "engine": {"api": None, "sweeper": None, "runner": ENV},
     "simulator_url": {"api": None, "sweeper": None, "runner": IF},
     "whatsmeow_proxy": {"api": None, "sweeper": None, "runner": None},
+    # engine = baileys: WhatsApp's own websocket and 50 sockets per worker are the defaults.
+    "baileys_url": {"api": None, "sweeper": None, "runner": None},
+    "baileys_sessions_per_worker": {"api": None, "sweeper": None, "runner": None},
     "persistence": {"api": None, "sweeper": None, "runner": ENV},
     "state_dir": {"api": None, "sweeper": None, "runner": ENV},
     # The key ring encrypts backups (runner) and seals tenants' webhook secrets (api seals
@@ -103,6 +106,8 @@ WHERE: dict[str, dict[str, str | None]] = {
 
 # Fields a component's code reads that Terraform deliberately leaves unset, and why.
 DEFAULT_IN_CLOUD = {
+    "baileys_url": "WhatsApp's websocket, the library's own default (a fake only in tests)",
+    "baileys_sessions_per_worker": "50 sockets per Node worker (docs/engines.md, bench)",
     "tasks_endpoint": "the Cloud Tasks emulator's address; unset means the real Cloud Tasks",
     "internal_secret": "the local shared secret; in the cloud internal calls carry OIDC tokens",
     "instance_id": "defaults to hostname-pid (see docs/deploy.md, known issues)",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -43,3 +44,20 @@ def ensure_node_modules() -> Path:
             )
             STAMP.write_text(LOCK.read_text())
     return STAMP.parent
+
+
+def main() -> int:
+    """`python -m runner.engines.baileys.deps`: what ./dev runs before demo, test and bench."""
+    try:
+        ensure_node_modules()
+    except NodeMissing as e:
+        print(f"wagate: {e}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError:
+        print("wagate: npm ci failed (is the npm registry reachable?)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

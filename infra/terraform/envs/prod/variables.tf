@@ -47,8 +47,8 @@ variable "runner_memory" {
 
 variable "engine" {
   type        = string
-  description = "WhatsApp engine of the runners: whatsmeow (real network) or simulator (needs simulator_url)."
-  default     = "whatsmeow"
+  description = "WhatsApp engine of the runners: baileys (real network, the default), whatsmeow (real network) or simulator (needs simulator_url)."
+  default     = "baileys"
 }
 
 variable "simulator_url" {

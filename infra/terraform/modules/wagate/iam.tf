@@ -78,7 +78,7 @@ locals {
     sweeper = { backups = ["roles/storage.objectAdmin"] } # maintenance deletes orphan backups
     runner = {
       backups = ["roles/storage.objectAdmin"]
-      media   = ["roles/storage.objectViewer"] # engine = whatsmeow sends uploaded media
+      media   = ["roles/storage.objectViewer"] # the real engines send uploaded media
     }
   }
 

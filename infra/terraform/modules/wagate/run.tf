@@ -22,8 +22,8 @@ locals {
       WAGATE_STATE_DIR     = "/tmp/wagate-state" # in-memory disk, used by persistence = hybrid
     },
     var.engine == "simulator" ? { WAGATE_SIMULATOR_URL = var.simulator_url } : {},
-    # The real engine sends uploaded media itself (runner.engines.whatsmeow).
-    var.engine == "whatsmeow" ? { WAGATE_MEDIA_BUCKET = google_storage_bucket.media.name } : {},
+    # The real engines send uploaded media themselves (runner.engines.baileys / .whatsmeow).
+    var.engine != "simulator" ? { WAGATE_MEDIA_BUCKET = google_storage_bucket.media.name } : {},
   )
 }
 

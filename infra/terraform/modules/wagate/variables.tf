@@ -121,12 +121,12 @@ variable "runner_max_concurrency" {
 
 variable "engine" {
   type        = string
-  description = "WhatsApp engine of the runners (WAGATE_ENGINE): whatsmeow (the real network) or simulator (a deployed simulator, for dev only)."
-  default     = "whatsmeow"
+  description = "WhatsApp engine of the runners (WAGATE_ENGINE): baileys (the real network, many sessions per Node worker), whatsmeow (the real network, one process per session) or simulator (a deployed simulator, for dev only)."
+  default     = "baileys"
 
   validation {
-    condition     = contains(["whatsmeow", "simulator"], var.engine)
-    error_message = "engine must be whatsmeow or simulator."
+    condition     = contains(["baileys", "whatsmeow", "simulator"], var.engine)
+    error_message = "engine must be baileys, whatsmeow or simulator."
   }
 }
 
