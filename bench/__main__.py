@@ -23,6 +23,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "emulator-costs": ("bench.emulator_costs", "run"),
     "recovery": ("bench.recovery", "run"),
     "load": ("bench.load", "run"),
+    "engine-density": ("bench.engine_density", "run"),
 }
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 # Sections from the first of these on are the record of earlier runs, kept by write_doc.

@@ -230,6 +230,11 @@ async function handle (req) {
   const s = sessions.get(req.sid)
   switch (req.op) {
     case 'ping': return { sessions: sessions.size }
+    case 'memory': { // after a full collection where the worker runs with --expose-gc
+      globalThis.gc?.()
+      const m = process.memoryUsage()
+      return { rss: m.rss, heap_used: m.heapUsed, heap_total: m.heapTotal, external: m.external, array_buffers: m.arrayBuffers }
+    }
     case 'open': {
       sessions.get(req.sid)?.stop()
       const auth = restore(req.auth ?? null)
