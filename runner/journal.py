@@ -59,7 +59,7 @@ JOURNAL_FILE = "journal.sqlite3"
 STORE_TIMEOUT_S = 10.0  # a write that takes longer is journaled (and the store probed)
 # A call that timed out makes the store "unreachable" only if a ping then fails too: a store
 # under load answers slowly but answers (StoreTimedOut, DurableWrites.note_failure).
-PROBE_TIMEOUT_S = 5.0
+PROBE_TIMEOUT_S = 2.0  # a one-document read: a store under load answers it well within this
 REPLAY_TIMEOUT_S = 20.0
 REPLAY_BATCH = 100
 
