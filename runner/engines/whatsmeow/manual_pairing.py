@@ -28,7 +28,7 @@ from typing import TypeVar
 
 import segno
 
-from runner.engines.whatsmeow.engine import WhatsmeowConnection, WhatsmeowEngine
+from runner.engines.whatsmeow.engine import WhatsmeowEngine
 from wagate.domain.events import (
     AuthStateChanged,
     Connected,
@@ -40,6 +40,7 @@ from wagate.domain.events import (
     QrCode,
     Receipt,
 )
+from wagate.ports import EngineConnection
 
 E = TypeVar("E")
 
@@ -51,7 +52,7 @@ def say(text: str) -> None:
 class Watch:
     """Reads a connection's events in the background; keeps the newest auth state."""
 
-    def __init__(self, conn: WhatsmeowConnection) -> None:
+    def __init__(self, conn: EngineConnection) -> None:
         self.conn = conn
         self.state: bytes | None = None
         self.seen: asyncio.Queue[EngineEvent] = asyncio.Queue()
