@@ -11,8 +11,9 @@ no library does group commit for Firestore.
 
 A shared commit is all-or-nothing across its requests, so an `AlreadyExists` (a repeated
 Idempotency-Key) would fail the others too: then each request of that group commits alone and
-gets its own answer. Any other failure is every request's failure, as it would have been alone
-(nothing was written, or the write may have landed and the caller treats it so).
+gets its own answer; two creations of one document never share a commit. Any other failure is
+every request's failure, as it would have been alone (nothing was written, or the write may
+have landed and the caller treats it so).
 """
 
 from __future__ import annotations
@@ -66,11 +67,23 @@ class SharedCommits:
             raise mine.error
 
     def _take(self) -> list[_Creation]:
+        """The next group, in arrival order: a creation naming a document already in the group
+        (the same Idempotency-Key twice) waits for a later one. Firestore refuses a commit that
+        creates one document twice as a malformed request (INVALID_ARGUMENT), not as
+        AlreadyExists, and that failed every request of the group with a 500."""
         group: list[_Creation] = []
+        named: set[tuple[str, str]] = set()
         size = 0
-        while self._queue and (not group or size + len(self._queue[0].docs) <= MAX_DOCUMENTS):
-            size += len(self._queue[0].docs)
-            group.append(self._queue.pop(0))
+        for creation in list(self._queue):
+            if group and size + len(creation.docs) > MAX_DOCUMENTS:
+                break
+            paths = {(name, doc.id) for name, doc in creation.docs}
+            if named & paths:
+                continue
+            named |= paths
+            size += len(creation.docs)
+            group.append(creation)
+            self._queue.remove(creation)
         return group
 
     def _commit(self, group: list[_Creation]) -> None:
