@@ -123,7 +123,3 @@ class Settings(BaseSettings):
         if shard >= len(urls):
             raise ValueError(f"WAGATE_RUNNER_URLS has {len(urls)} URLs; shard {shard} has none")
         return urls[shard]
-
-
-def load_settings() -> Settings:
-    return Settings()

@@ -22,7 +22,6 @@ _PROJECT = r"[A-Za-z0-9:.\-]+"
 _LOCATION = r"[A-Za-z0-9\-]+"
 QUEUE_ID = re.compile(r"[A-Za-z0-9\-]{1,100}")
 TASK_ID = re.compile(r"[A-Za-z0-9_\-]{1,500}")
-_QUEUE_NAME = re.compile(rf"projects/({_PROJECT})/locations/({_LOCATION})/queues/([^/]+)")
 _LOCATION_NAME = re.compile(rf"projects/({_PROJECT})/locations/({_LOCATION})")
 
 
@@ -58,16 +57,6 @@ def queue_path(project: str, location: str, queue_id: str) -> QueuePath:
         )
     location_name(project, location)
     return QueuePath(project, location, queue_id)
-
-
-def parse_queue_name(name: str) -> QueuePath:
-    match = _QUEUE_NAME.fullmatch(name)
-    if match is None:
-        raise invalid(
-            'Queue name must be formatted: "projects/<PROJECT_ID>/locations/<LOCATION_ID>'
-            '/queues/<QUEUE_ID>".'
-        )
-    return queue_path(match[1], match[2], match[3])
 
 
 def task_id_from_name(queue: QueuePath, name: str) -> str:

@@ -392,16 +392,6 @@ class Stack:
             self.firestore_proxy.stop()
         shutil.rmtree(self.state_root, ignore_errors=True)  # its emulators' data is gone too
 
-    def reset_firestore(self) -> None:
-        """Delete every document of the project (the emulator's own endpoint)."""
-        url = (
-            f"http://{LOCALHOST}:{self.ports['firestore']}/emulator/v1/projects/"
-            f"{self.config.project}/databases/(default)/documents"
-        )
-        request = urllib.request.Request(url, method="DELETE")
-        with urllib.request.urlopen(request, timeout=10):  # noqa: S310
-            pass
-
 
 @contextlib.contextmanager
 def running(config: StackConfig | None = None, *, everything: bool = True) -> Iterator[Stack]:
