@@ -25,6 +25,7 @@ counters and attempts. OIDC tokens are emulator-only HS256 JWTs. State lives in 
 NOTES.md beside this file lists every difference from the real service.
 
 Layout: ``server`` (REST surface) → ``emulator`` (the RPCs and their rules) → ``queue``
-(scheduling and dispatch) → ``delivery`` (HTTP); ``wire`` maps protobuf JSON, ``config``
-holds the retry/rate policy, ``names`` the naming rules and the spent-name memory.
+(scheduling and dispatch) → ``delivery`` (HTTP); ``wire`` maps Queue and Task resources to
+protobuf JSON and back (its scalars in ``protojson``), ``config`` holds the retry/rate
+policy, ``names`` the naming rules and the spent-name memory.
 """

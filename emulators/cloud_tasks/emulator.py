@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from emulators.cloud_tasks import config as cfg
-from emulators.cloud_tasks import oidc, wire
+from emulators.cloud_tasks import oidc, protojson, wire
 from emulators.cloud_tasks.delivery import HttpSender
 from emulators.cloud_tasks.errors import (
     invalid,
@@ -199,8 +199,8 @@ class Emulator:
         low, high = self.settings.min_dispatch_deadline_s, cfg.MAX_DISPATCH_DEADLINE_S
         if not low <= deadline_s <= high:
             raise invalid(
-                f"Task.dispatchDeadline must be between {wire.format_duration(low)} and "
-                f"{wire.format_duration(high)}, got {wire.format_duration(deadline_s)}."
+                f"Task.dispatchDeadline must be between {protojson.format_duration(low)} and "
+                f"{protojson.format_duration(high)}, got {protojson.format_duration(deadline_s)}."
             )
         return deadline_s
 

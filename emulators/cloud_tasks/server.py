@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from emulators.cloud_tasks import wire
+from emulators.cloud_tasks import protojson, wire
 from emulators.cloud_tasks.emulator import Emulator, NewTask
 from emulators.cloud_tasks.errors import ApiError, Code, invalid, unimplemented
 from emulators.cloud_tasks.model import QueueState, Task, View
@@ -83,7 +83,7 @@ def _queue_path_of(request: web.Request) -> QueuePath:
 def _page(
     items: Sequence[T], key: Callable[[T], str], request: web.Request, max_size: int
 ) -> tuple[Sequence[T], str]:
-    size = wire.parse_int(request.query.get("pageSize", "0"), "pageSize")
+    size = protojson.parse_int(request.query.get("pageSize", "0"), "pageSize")
     if size < 0:
         raise invalid("pageSize must not be negative.")
     size = min(size or max_size, max_size)
@@ -220,9 +220,11 @@ async def create_task(request: web.Request) -> web.Response:
     new = NewTask(
         name=name if isinstance(name, str) and name else None,
         target=wire.parse_http_request(task_in["httpRequest"]),
-        schedule_time=None if schedule is None else wire.parse_timestamp(schedule, "scheduleTime"),
+        schedule_time=None
+        if schedule is None
+        else protojson.parse_timestamp(schedule, "scheduleTime"),
         dispatch_deadline_s=(
-            None if deadline is None else wire.parse_duration(deadline, "dispatchDeadline")
+            None if deadline is None else protojson.parse_duration(deadline, "dispatchDeadline")
         ),
         retry_config=retry if isinstance(retry, Mapping) else None,
     )

@@ -1,20 +1,15 @@
-"""The protobuf-JSON shape of Cloud Tasks v2 resources, both ways.
+"""Cloud Tasks v2 Queue and Task resources in the protobuf-JSON shape, both ways.
 
-The official client's REST transport sends camelCase JSON, Durations as ``"1.5s"``,
-Timestamps as RFC 3339, bytes as base64 and enums as numbers (it asks for numbers back with
-``$alt=json;enum-encoding=int``). Hand-written rather than parsed with the generated protobuf
-classes so the emulator depends on nothing but aiohttp and stays fast on the create path.
+The official client's REST transport sends camelCase JSON, bytes as base64 and enums as
+numbers (it asks for numbers back with ``$alt=json;enum-encoding=int``); the scalars are in
+protojson.py.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import enum
-import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from typing import TypeVar
 
 from emulators.cloud_tasks import config as cfg
 from emulators.cloud_tasks.errors import invalid, unimplemented
@@ -28,116 +23,19 @@ from emulators.cloud_tasks.model import (
     Task,
     View,
 )
-
-Json = dict[str, object]
-E = TypeVar("E", bound=enum.IntEnum)
-
-_TIMESTAMP = re.compile(
-    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
+from emulators.cloud_tasks.protojson import (
+    as_object,
+    as_string,
+    enum_json,
+    format_duration,
+    format_timestamp,
+    parse_duration,
+    parse_enum,
+    parse_float,
+    parse_int,
 )
 
-# --------------------------------------------------------------------------- scalars
-
-
-def parse_duration(value: object, field: str) -> float:
-    if isinstance(value, str) and value.endswith("s"):
-        try:
-            return float(value[:-1])
-        except ValueError:
-            pass
-    raise invalid(f'Invalid value for {field}: "{value}" is not a duration like "1.5s".')
-
-
-def format_duration(seconds: float) -> str:
-    nanos_total = round(seconds * 1e9)
-    sign = "-" if nanos_total < 0 else ""
-    whole, nanos = divmod(abs(nanos_total), 10**9)
-    if nanos == 0:
-        return f"{sign}{whole}s"
-    if nanos % 10**6 == 0:
-        return f"{sign}{whole}.{nanos // 10**6:03d}s"
-    if nanos % 10**3 == 0:
-        return f"{sign}{whole}.{nanos // 10**3:06d}s"
-    return f"{sign}{whole}.{nanos:09d}s"
-
-
-def parse_timestamp(value: object, field: str) -> float:
-    match = _TIMESTAMP.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        raise invalid(f'Invalid value for {field}: "{value}" is not an RFC 3339 timestamp.')
-    offset = "+00:00" if match[4] in ("Z", "z") else match[4]
-    try:
-        whole = datetime.fromisoformat(f"{match[1]}T{match[2]}{offset}").timestamp()
-    except ValueError as e:
-        raise invalid(f'Invalid value for {field}: "{value}".') from e
-    fraction = int(match[3].ljust(9, "0")) / 1e9 if match[3] else 0.0
-    return whole + fraction
-
-
-def format_timestamp(epoch_s: float) -> str:
-    moment = datetime.fromtimestamp(epoch_s, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_int(value: object, field: str) -> int:
-    # proto3 JSON allows int32 as a number or a decimal string.
-    if isinstance(value, bool):
-        raise invalid(f"Invalid value for {field}: {value!r}.")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    raise invalid(f"Invalid value for {field}: {value!r} is not an integer.")
-
-
-def parse_float(value: object, field: str) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise invalid(f"Invalid value for {field}: {value!r} is not a number.")
-
-
-def parse_enum(value: object, kind: type[E], field: str) -> E | None:
-    """An enum given by number or by name; None for the unspecified value (0)."""
-    try:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return None if value == 0 else kind(value)
-        if isinstance(value, str) and value.isdigit():  # query parameters are text
-            return None if value == "0" else kind(int(value))
-        if isinstance(value, str):
-            return None if value.endswith("UNSPECIFIED") else kind[value]
-    except (ValueError, KeyError):
-        pass
-    raise invalid(f"Invalid value for {field}: {value!r}.")
-
-
-def _enum_out(member: enum.IntEnum, ints: bool) -> object:
-    return int(member) if ints else member.name
-
-
-def _object(value: object, field: str) -> Mapping[str, object]:
-    if value is None:
-        return {}
-    if isinstance(value, Mapping):
-        return value
-    raise invalid(f"Invalid value for {field}: expected an object.")
-
-
-def _string(value: object, field: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    raise invalid(f"Invalid value for {field}: expected a string.")
+Json = dict[str, object]
 
 
 def parse_view(value: object) -> View:
@@ -153,8 +51,8 @@ def parse_queue_config(queue: Mapping[str, object]) -> cfg.QueueConfig:
     """A Queue message's settings, defaults filled in for anything unset (or zero)."""
     if queue.get("httpTarget"):
         raise unimplemented("Queue.httpTarget")
-    rate = _object(queue.get("rateLimits"), "rateLimits")
-    retry = _object(queue.get("retryConfig"), "retryConfig")
+    rate = as_object(queue.get("rateLimits"), "rateLimits")
+    retry = as_object(queue.get("retryConfig"), "retryConfig")
     logging_config = queue.get("stackdriverLoggingConfig")
     defaults_rate, defaults_retry = cfg.RateLimits(), cfg.RetryConfig()
 
@@ -179,7 +77,7 @@ def parse_queue_config(queue: Mapping[str, object]) -> cfg.QueueConfig:
         retry=parse_retry_config(retry, defaults_retry),
         logging_sampling_ratio=(
             parse_float(
-                _object(logging_config, "stackdriverLoggingConfig").get("samplingRatio", 0),
+                as_object(logging_config, "stackdriverLoggingConfig").get("samplingRatio", 0),
                 "samplingRatio",
             )
             if logging_config is not None
@@ -275,7 +173,7 @@ def merge_queue_update(
         head, _, leaf = path.partition(".")
         if head not in ("rateLimits", "retryConfig", "stackdriverLoggingConfig", "httpTarget"):
             raise invalid(f'Invalid update mask path "{raw}".')
-        source = _object(incoming.get(head), head)
+        source = as_object(incoming.get(head), head)
         if not leaf:
             merged[head] = dict(source)
             continue
@@ -297,7 +195,7 @@ def queue_json(
     *,
     ints: bool,
 ) -> Json:
-    out: Json = {"name": name, **queue_config_json(config), "state": _enum_out(state, ints)}
+    out: Json = {"name": name, **queue_config_json(config), "state": enum_json(state, ints)}
     if purge_time is not None:
         out["purgeTime"] = format_timestamp(purge_time)
     return out
@@ -320,26 +218,26 @@ def _parse_body(value: object) -> bytes:
 
 
 def parse_http_request(value: object) -> HttpTarget:
-    request = _object(value, "httpRequest")
-    url = _string(request.get("url"), "httpRequest.url")
-    headers_in = _object(request.get("headers"), "httpRequest.headers")
-    headers = {str(k): _string(v, f"httpRequest.headers[{k}]") for k, v in headers_in.items()}
+    request = as_object(value, "httpRequest")
+    url = as_string(request.get("url"), "httpRequest.url")
+    headers_in = as_object(request.get("headers"), "httpRequest.headers")
+    headers = {str(k): as_string(v, f"httpRequest.headers[{k}]") for k, v in headers_in.items()}
     method = HttpMethod.POST
     if request.get("httpMethod") is not None:
         method = parse_enum(request["httpMethod"], HttpMethod, "httpMethod") or HttpMethod.POST
     oidc_token = None
     if request.get("oidcToken") is not None:
-        oidc = _object(request["oidcToken"], "oidcToken")
+        oidc = as_object(request["oidcToken"], "oidcToken")
         oidc_token = OidcToken(
-            _string(oidc.get("serviceAccountEmail"), "oidcToken.serviceAccountEmail"),
-            _string(oidc.get("audience"), "oidcToken.audience"),
+            as_string(oidc.get("serviceAccountEmail"), "oidcToken.serviceAccountEmail"),
+            as_string(oidc.get("audience"), "oidcToken.audience"),
         )
     oauth_token = None
     if request.get("oauthToken") is not None:
-        oauth = _object(request["oauthToken"], "oauthToken")
+        oauth = as_object(request["oauthToken"], "oauthToken")
         oauth_token = OAuthToken(
-            _string(oauth.get("serviceAccountEmail"), "oauthToken.serviceAccountEmail"),
-            _string(oauth.get("scope"), "oauthToken.scope")
+            as_string(oauth.get("serviceAccountEmail"), "oauthToken.serviceAccountEmail"),
+            as_string(oauth.get("scope"), "oauthToken.scope")
             or "https://www.googleapis.com/auth/cloud-platform",
         )
     return HttpTarget(
@@ -370,7 +268,7 @@ def task_json(task: Task, view: View, retry: cfg.RetryConfig | None, *, ints: bo
     target = task.target
     request: Json = {
         "url": target.url,
-        "httpMethod": _enum_out(target.method, ints),
+        "httpMethod": enum_json(target.method, ints),
         "headers": dict(target.headers),
     }
     if view is View.FULL and target.body:
@@ -391,7 +289,7 @@ def task_json(task: Task, view: View, retry: cfg.RetryConfig | None, *, ints: bo
         "scheduleTime": format_timestamp(task.schedule_time),
         "createTime": format_timestamp(float(int(task.create_time))),
         "dispatchDeadline": format_duration(task.dispatch_deadline_s),
-        "view": _enum_out(view, ints),
+        "view": enum_json(view, ints),
     }
     if task.dispatch_count:
         out["dispatchCount"] = task.dispatch_count

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulators.cloud_tasks import wire
+from emulators.cloud_tasks import protojson
 from emulators.cloud_tasks.config import RetryConfig
 from emulators.cloud_tasks.names import SpentNames
 from emulators.cloud_tasks.ratelimit import TokenBucket
@@ -71,12 +71,12 @@ def test_spent_names_expire_after_retention_and_stay_bounded() -> None:
 
 
 def test_durations_and_timestamps_round_trip() -> None:
-    assert wire.format_duration(0.1) == "0.100s"
-    assert wire.format_duration(3600) == "3600s"
-    assert wire.format_duration(1.000001) == "1.000001s"
-    assert wire.parse_duration("0.200s", "d") == pytest.approx(0.2)
-    stamp = wire.parse_timestamp("2030-01-02T03:04:05.123456789Z", "t")
-    assert wire.format_timestamp(stamp) == "2030-01-02T03:04:05.123457Z"
-    assert wire.parse_timestamp("2030-01-02T04:04:05+01:00", "t") == pytest.approx(
+    assert protojson.format_duration(0.1) == "0.100s"
+    assert protojson.format_duration(3600) == "3600s"
+    assert protojson.format_duration(1.000001) == "1.000001s"
+    assert protojson.parse_duration("0.200s", "d") == pytest.approx(0.2)
+    stamp = protojson.parse_timestamp("2030-01-02T03:04:05.123456789Z", "t")
+    assert protojson.format_timestamp(stamp) == "2030-01-02T03:04:05.123457Z"
+    assert protojson.parse_timestamp("2030-01-02T04:04:05+01:00", "t") == pytest.approx(
         stamp - 0.123456789
     )
