@@ -9,6 +9,7 @@ import flask
 import functions_framework
 from werkzeug.exceptions import HTTPException
 
+from functions import server
 from functions.api import router as api_router
 from functions.sweeper import router as sweeper_router
 from functions.web import framework_error
@@ -18,6 +19,8 @@ from functions.web import framework_error
 # by the OpenAPI generator, has no app to configure.)
 if flask.has_app_context():
     flask.current_app.register_error_handler(HTTPException, framework_error)
+# What gunicorn itself refuses (malformed or oversized headers) answers in it too.
+server.install()
 
 
 @functions_framework.http

@@ -20,6 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
 from pydantic import BaseModel, ValidationError
 
+from runner import http_errors
 from runner.lease import LeaseKeeper
 from runner.monitor import RunnerMonitor
 from runner.parking import TaskRef
@@ -61,7 +62,10 @@ class RunnerApp:
         self.monitor = monitor
 
     def build(self) -> web.Application:
-        app = web.Application(client_max_size=2 * 1024 * 1024)
+        http_errors.install()  # JSON even for what aiohttp refuses before a handler runs
+        app = web.Application(
+            client_max_size=2 * 1024 * 1024, middlewares=[http_errors.json_http_errors]
+        )
         app.add_routes(
             [
                 web.get("/healthz", self.healthz),

@@ -93,6 +93,30 @@ class PayloadTooLarge(WagateError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(WagateError):
+    """The body's Content-Type is not one the endpoint takes."""
+
+    code = "unsupported_media_type"
+
+
+class HeadersTooLarge(WagateError):
+    """Refused by the HTTP server before the application ran (431)."""
+
+    code = "headers_too_large"
+
+
+class UriTooLong(WagateError):
+    """Refused by the HTTP server before the application ran (414)."""
+
+    code = "uri_too_long"
+
+
+class NotImplementedByServer(WagateError):
+    """A transfer coding or feature the HTTP server does not implement (501)."""
+
+    code = "not_implemented"
+
+
 class Unprocessable(WagateError):
     code = "unprocessable"
 
