@@ -12,7 +12,14 @@ from pydantic import BaseModel, Field
 from functions import auth
 from functions.app import Gateway, gateway
 from functions.web import Call, Doc, Router
-from wagate.contracts import EVENT_TYPES, DeliveryPage, DeliveryView, EventType, TenantDoc
+from wagate.contracts import (
+    EVENT_TYPES,
+    PUBSUB_TOPIC_PATTERN,
+    DeliveryPage,
+    DeliveryView,
+    EventType,
+    TenantDoc,
+)
 from wagate.errors import Conflict, ValidationFailed
 from wagate.services.event_log import EventLog, parse_cursor
 from wagate.services.event_settings import EventSettings
@@ -66,6 +73,24 @@ class EventSettingsView(BaseModel):
     log: bool = Field(
         description="Keep a 24-hour event log, which GET /v1/events/stream reads and resumes from"
     )
+    pubsub_topic: str | None = Field(
+        None, description="The Pub/Sub topic that gets the same events as the webhook (by admin)"
+    )
+
+
+class SetPubSubRequest(BaseModel):
+    topic: str | None = Field(
+        None,
+        pattern=PUBSUB_TOPIC_PATTERN,
+        description="The tenant's topic; null stops publishing. The runner's service account "
+        "needs roles/pubsub.publisher on it (Terraform grants it on the topics it creates)",
+        examples=["projects/my-project/topics/wagate-events"],
+    )
+
+
+class PubSubSet(BaseModel):
+    tenant_id: str
+    topic: str | None
 
 
 class SetEventSettingsRequest(BaseModel):
@@ -171,14 +196,23 @@ def redeliver(call: Call) -> Any:
 
 def get_event_settings(call: Call) -> Any:
     tenant = fresh_tenant(call)
-    return EventSettingsView(log=tenant.event_log)
+    return EventSettingsView(log=tenant.event_log, pubsub_topic=tenant.pubsub_topic)
 
 
 def set_event_settings(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
     body = call.json_body(SetEventSettingsRequest)
-    return EventSettingsView(log=settings_of(g).set_event_log(tenant.id, body.log).event_log)
+    updated = settings_of(g).set_event_log(tenant.id, body.log)
+    return EventSettingsView(log=updated.event_log, pubsub_topic=updated.pubsub_topic)
+
+
+def set_pubsub_topic(call: Call) -> Any:
+    g = gateway()
+    auth.admin(call, g.settings)
+    body = call.json_body(SetPubSubRequest)
+    tenant = settings_of(g).set_pubsub_topic(call.args["tenant_id"], body.topic)
+    return PubSubSet(tenant_id=tenant.id, topic=tenant.pubsub_topic)
 
 
 def event_types(raw: str | None) -> set[EventType] | None:
@@ -266,6 +300,17 @@ def register(router: Router) -> None:
             tags=("events",),
         ),
     )(set_event_settings)
+    router.route(
+        "/v1/admin/tenants/<tenant_id>/pubsub",
+        ["PUT"],
+        Doc(
+            "Publish the tenant's events to a Pub/Sub topic too (or stop: null)",
+            auth="admin",
+            body=SetPubSubRequest,
+            responses={200: PubSubSet},
+            tags=("admin",),
+        ),
+    )(set_pubsub_topic)
     router.route(
         "/v1/events/stream",
         ["GET"],

@@ -1,8 +1,9 @@
 """Hands the runner's events (received messages, statuses, session state changes) to the
 tenant's channels: the event log of the stream, if the tenant keeps one (written once per
-event id), and a webhook Cloud Task per event, named after the event id, so an event
-announced twice (a replay, a retried enqueue) is refused by Cloud Tasks instead of delivered
-twice. Signing, retries and the delivery log happen at delivery (functions/sweeper.py).
+event id); its Pub/Sub topic, if it has one; and a webhook Cloud Task per event, named after
+the event id, so an event announced twice (a replay, a retried enqueue) is refused by Cloud
+Tasks instead of delivered twice. Signing, retries and the delivery log happen at delivery
+(functions/sweeper.py).
 
 An event is enqueued when its tenant uses webhooks at all (has a URL or a signing secret)
 (read at most every TENANT_CACHE_S; while the store is unreachable the last answer read is
@@ -16,37 +17,68 @@ from __future__ import annotations
 import contextlib
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from runner.context import ShardContext
-from wagate.contracts import SessionDoc, TenantDoc, WebhookEvent, WebhookTask
+from wagate.adapters.pubsub import PubSubPublisher
+from wagate.contracts import Document, SessionDoc, TenantDoc, WebhookEvent, WebhookTask
 from wagate.domain.sessions import SessionState
 from wagate.errors import TaskAlreadyExists, WagateError
 from wagate.logs import get_logger
+from wagate.ports import Repository
 from wagate.services.deliveries import delivery_task
 from wagate.services.event_log import EventLog
-from wagate.services.events import session_state_event
+from wagate.services.events import ordering_key, session_state_event, wanted
 
 log = get_logger("wagate.runner.events")
 TENANT_CACHE_S = 30.0
+D = TypeVar("D", bound=Document)
+
+
+class CachedDocs(Generic[D]):
+    """Documents read at most every TENANT_CACHE_S; while the store is unreachable the copy
+    read last is the best guess."""
+
+    def __init__(self, ctx: ShardContext, repo: Repository[D]) -> None:
+        self._ctx = ctx
+        self._repo: Repository[D] = repo
+        self._docs: dict[str, tuple[float, D | None]] = {}
+
+    async def get(self, doc_id: str) -> D | None:
+        now = time.monotonic()
+        hit = self._docs.get(doc_id)
+        if hit and hit[0] > now:
+            return hit[1]
+        try:
+            doc: D | None = await self._ctx.io(self._repo.get, doc_id)
+        except WagateError:
+            if hit is None:
+                raise
+            return hit[1]
+        self._docs[doc_id] = (now + TENANT_CACHE_S, doc)
+        return doc
 
 
 class EventAnnouncer:
     def __init__(self, ctx: ShardContext) -> None:
         self._ctx = ctx
-        self._tenants: dict[str, tuple[float, TenantDoc | None]] = {}
+        self._tenants = CachedDocs(ctx, ctx.tenants)
         self._log = EventLog(ctx.store, ctx.clock)
+        self._sessions = CachedDocs(ctx, ctx.sessions)  # their event filters
+        self._publisher: PubSubPublisher | None = None  # made on first use
         self.announced = 0
 
     async def announce(self, tenant_id: str, event: WebhookEvent) -> None:
         """Enqueue `event` for the tenant's webhook (if one wants it). Raises WagateError when
         the queue or the store cannot be reached (a journal replay then tries again)."""
         ctx = self._ctx
-        tenant = await self._cached(tenant_id)
+        tenant = await self._tenants.get(tenant_id)
         if tenant is None:
             return
         if tenant.event_log:
             await ctx.io(self._log.record, tenant_id, event)
+        if tenant.pubsub_topic is not None:
+            await self._publish(tenant, event)
         if tenant.webhook_url is None and tenant.webhook_secret_sealed is None:
             return  # the tenant has no webhook at all (a session URL comes with the secret)
         task = delivery_task(
@@ -59,6 +91,25 @@ class EventAnnouncer:
             await ctx.io(ctx.queue.enqueue, task)
         self.announced += 1
 
+    async def _publish(self, tenant: TenantDoc, event: WebhookEvent) -> None:
+        """The event to the tenant's topic, if its filters take it: the events its webhook
+        would get, same ids. Awaited one by one, so a session's events reach Pub/Sub in the
+        order they happened, under the chat's ordering key."""
+        assert tenant.pubsub_topic is not None
+        ctx = self._ctx
+        session = await self._sessions.get(event.session_id)
+        if not wanted(tenant, session, event.type):
+            return
+        if self._publisher is None:
+            self._publisher = PubSubPublisher.from_environment(ctx.settings.region)
+        await ctx.io(
+            self._publisher.publish,
+            tenant.pubsub_topic,
+            event.model_dump_json().encode(),
+            {"event_id": event.id, "event_type": event.type, "session_id": event.session_id},
+            ordering_key(event),
+        )
+
     async def announce_or_log(self, tenant_id: str, event: WebhookEvent) -> None:
         """announce(), for callers with nothing to retry: a failure is logged."""
         try:
@@ -70,20 +121,6 @@ class EventAnnouncer:
                 event_type=event.type,
                 error=e.message,
             )
-
-    async def _cached(self, tenant_id: str) -> TenantDoc | None:
-        now = time.monotonic()
-        hit = self._tenants.get(tenant_id)
-        if hit and hit[0] > now:
-            return hit[1]
-        try:
-            doc = await self._ctx.io(self._ctx.tenants.get, tenant_id)
-        except WagateError:
-            if hit is None:
-                raise
-            return hit[1]  # the store is unreachable: the settings read last are the best guess
-        self._tenants[tenant_id] = (now + TENANT_CACHE_S, doc)
-        return doc
 
     async def state_changed(
         self,

@@ -136,6 +136,7 @@ class InboundSink:
                 wa_id=wa_id,
                 status=target,
                 at=receipt.ts,
+                chat=receipt.chat,
             )
             if known is None:
                 await self._durable.write(
@@ -258,6 +259,7 @@ class InboundSink:
                     "wa_id": receipt.wa_id,
                     "status": receipt.status.value,
                     "ts": receipt.at.isoformat(),
+                    "chat": receipt.chat,
                 },
             ),
         )

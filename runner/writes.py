@@ -571,6 +571,7 @@ class MessageEvent(BaseModel):
     claimed: bool = True
     error_code: str | None = None
     error_message: str | None = None
+    chat: str | None = None  # a receipt's chat (for the event's Pub/Sub ordering key)
 
 
 RECEIPTS = frozenset({MessageStatus.DELIVERED, MessageStatus.READ})

@@ -43,6 +43,9 @@ class Document(BaseModel):
 # ---------------------------------------------------------------- events
 
 EventType = Literal["message.received", "message.status", "session.state"]
+PUBSUB_TOPIC_PATTERN = (
+    r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$"
+)
 EVENT_TYPES: tuple[EventType, ...] = ("message.received", "message.status", "session.state")
 
 # ---------------------------------------------------------------- tenants
@@ -75,6 +78,9 @@ class TenantDoc(Document):
     webhook_events: list[EventType] | None = None
     # Keep a bounded log of this tenant's events for GET /v1/events/stream (docs/events.md).
     event_log: bool = False
+    # The Pub/Sub topic (projects/…/topics/…) that gets the same events as the webhook; set
+    # by an admin, since the runner's service account publishes for every tenant.
+    pubsub_topic: str | None = None
     limits: TenantLimits = Field(default_factory=TenantLimits)
     created_at: datetime = Field(default_factory=utcnow)
 

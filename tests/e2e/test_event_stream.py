@@ -50,7 +50,7 @@ def test_the_stream_resumes_from_last_event_id_with_nothing_lost(system: System)
     off = system.call("GET", "/v1/events/stream", key)
     assert off.status_code == 409 and off.json()["error"]["details"][0]["field"] == "log"
     on = system.call("PATCH", "/v1/events/settings", key, json={"log": True})
-    assert on.status_code == 200 and on.json() == {"log": True}
+    assert on.status_code == 200 and on.json() == {"log": True, "pubsub_topic": None}
 
     first = Received()
     reader = threading.Thread(target=read_stream, args=(system, key, first))

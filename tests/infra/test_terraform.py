@@ -502,6 +502,7 @@ KNOWN_IAM_RESOURCES = {
     "google_kms_crypto_key_iam_member.backup_cmek",  # the GCS service agent, for CMEK
     "google_project_iam_audit_config.storage",
     "google_project_iam_audit_config.secretmanager",
+    "google_pubsub_topic_iam_member.runner_publishes",  # runners publish tenants' events
 }
 
 
@@ -928,3 +929,12 @@ def test_module_files_exist() -> None:
     for env_name, path in tf.ENV_DIRS.items():
         for name in ("main", "variables", "outputs", "versions"):
             assert Path(path / f"{name}.tf").is_file(), (env_name, name)
+
+
+def test_the_runners_may_publish_to_the_events_topics_and_nothing_else() -> None:
+    m = tf.module()
+    grant = m.resource("google_pubsub_topic_iam_member", "runner_publishes")
+    assert grant["role"] == "roles/pubsub.publisher"
+    assert "google_service_account.runner.email" in str(grant["member"])
+    assert "google_pubsub_topic.events" in str(grant["for_each"])
+    assert "pubsub.googleapis.com" in str(m.locals["services"])

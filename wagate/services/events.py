@@ -21,18 +21,30 @@ def event_id(*parts: str) -> str:
     return "evt_" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
 
 
+def wanted(tenant: TenantDoc | None, session: SessionDoc | None, event_type: EventType) -> bool:
+    """Whether the event filters (the session's, else the tenant's) take `event_type`."""
+    if session is not None and session.webhook_events is not None:
+        types: list[EventType] | None = session.webhook_events
+    else:
+        types = tenant.webhook_events if tenant else None
+    return types is None or event_type in types
+
+
 def webhook_target(
     tenant: TenantDoc | None, session: SessionDoc | None, event_type: EventType
 ) -> str | None:
     """The URL an event of `event_type` goes to, or None when it goes nowhere."""
     url = (session.webhook_url if session else None) or (tenant.webhook_url if tenant else None)
-    if session is not None and session.webhook_events is not None:
-        wanted: list[EventType] | None = session.webhook_events
-    else:
-        wanted = tenant.webhook_events if tenant else None
-    if url is None or (wanted is not None and event_type not in wanted):
+    if url is None or not wanted(tenant, session, event_type):
         return None
     return url
+
+
+def ordering_key(event: WebhookEvent) -> str:
+    """The Pub/Sub ordering key: the chat (within its session) for message events, the
+    session for its state changes."""
+    chat = event.data.get("chat")
+    return f"{event.session_id}/{chat}" if chat else event.session_id
 
 
 def reason_name(code: int | None) -> str | None:

@@ -55,3 +55,8 @@ output "service_accounts" {
     tasks_invoker = google_service_account.tasks_invoker.email
   }
 }
+
+output "events_topics" {
+  description = "Pub/Sub topics the runners publish tenants' events to (projects/…/topics/…)"
+  value       = [for t in google_pubsub_topic.events : t.id]
+}

@@ -453,3 +453,14 @@ variable "egress_allow_hosts" {
     error_message = "Each egress_allow_hosts entry must be host:port."
   }
 }
+
+variable "pubsub_topics" {
+  type        = list(string)
+  description = "Pub/Sub topics for tenants' events besides <prefix>-events (pubsub.tf); the runners get roles/pubsub.publisher on each."
+  default     = []
+
+  validation {
+    condition     = alltrue([for t in var.pubsub_topics : can(regex("^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$", t))])
+    error_message = "pubsub_topics holds topic names (not paths): a letter, then 2 to 254 of letters, digits and ._~+%-."
+  }
+}
