@@ -17,12 +17,13 @@ import { createServer } from 'node:http'
 import { writeFileSync } from 'node:fs'
 import { WebSocketServer } from 'ws'
 import * as baileys from '@whiskeysockets/baileys'
+import libsignal from 'libsignal'
 
 const {
   proto, encodeBinaryNode, decodeBinaryNode, Curve, aesEncryptGCM, aesDecryptGCM, hkdf, sha256,
   hmacSign, NOISE_MODE, NOISE_WA_HEADER, WA_ADV_ACCOUNT_SIG_PREFIX, signedKeyPair,
   generateRegistrationId, encodeBigEndian, KEY_BUNDLE_TYPE, getBinaryNodeChild,
-  getBinaryNodeChildren, jidDecode
+  getBinaryNodeChildren, jidDecode, generateSignalPubKey, encodeWAMessage
 } = baileys
 
 // WhatsApp's certificate chain as captured by crabline (MIT); Baileys verifies its signatures.
@@ -112,6 +113,9 @@ class Fake {
     this.receiptMs = { delivered: 100, read: 300 }
     this.handshakes = 0
     this.pns = new Map() // lid user -> phone digits
+    this.uploaded = new Map() // device jid -> its pre-key upload iq
+    this.offline = new Map() // account digits -> inbound message nodes waiting for a login
+    this.senders = new Map() // contact jid -> { store, sessions } (libsignal, sending side)
   }
   account (digits) {
     let a = this.accounts.get(digits)
@@ -151,6 +155,56 @@ class Fake {
         { tag: 'device', attrs: { jid: conn.pairedAs, lid: `${this.lid(digits)}:${device}@lid` } }
       ] }]
     })
+  }
+
+  /** A contact writes to an account: Signal-encrypted to each logged-in device (pkmsg). */
+  async inbound (toPhone, sender, text, waId) {
+    const digits = toPhone.replace(/^\+/, '')
+    const from = `${sender.replace(/^\+/, '')}@${S}`
+    const conns = [...this.conns.values()].filter((c) => c.digits === digits)
+    if (!conns.length) {
+      const queue = this.offline.get(digits) ?? []
+      queue.push({ from, text, waId }); this.offline.set(digits, queue)
+      return 0
+    }
+    for (const c of conns) c.send(await this.encryptTo(c.jid, from, text, waId))
+    return conns.length
+  }
+
+  async encryptTo (deviceJid, from, text, waId) {
+    const upload = this.uploaded.get(deviceJid)
+    if (!upload) throw new Error(`${deviceJid} uploaded no pre-keys`)
+    const value = (n, tag) => getBinaryNodeChild(n, tag).content
+    const key = getBinaryNodeChildren(getBinaryNodeChild(upload, 'list'), 'key')[0]
+    const skey = getBinaryNodeChild(upload, 'skey')
+    let sender = this.senders.get(from)
+    if (!sender) {
+      const b = this.bundle(from); const sessions = new Map()
+      sender = { sessions, store: {
+        getOurIdentity: async () => ({ privKey: Buffer.from(b.identity.private), pubKey: generateSignalPubKey(b.identity.public) }),
+        getOurRegistrationId: async () => b.registrationId,
+        isTrustedIdentity: async () => true,
+        saveIdentity: async () => true,
+        loadSession: async (id) => sessions.get(id),
+        storeSession: async (id, record) => { sessions.set(id, record) }
+      } }
+      this.senders.set(from, sender)
+    }
+    const d = jidDecode(deviceJid)
+    const address = new libsignal.ProtocolAddress(d.user, d.device ?? 0)
+    if (!sender.sessions.has(address.toString())) {
+      await new libsignal.SessionBuilder(sender.store, address).initOutgoing({
+        registrationId: value(upload, 'registration').readUInt32BE(0),
+        identityKey: generateSignalPubKey(value(upload, 'identity')),
+        signedPreKey: { keyId: value(skey, 'id').readUIntBE(0, 3), publicKey: generateSignalPubKey(value(skey, 'value')), signature: value(skey, 'signature') },
+        preKey: { keyId: value(key, 'id').readUIntBE(0, 3), publicKey: generateSignalPubKey(value(key, 'value')) }
+      })
+    }
+    const { type, body } = await new libsignal.SessionCipher(sender.store, address).encrypt(encodeWAMessage({ conversation: text }))
+    return {
+      tag: 'message', attrs: { from, id: waId, t: String(now()), type: 'text', notify: 'Contact' },
+      content: [{ tag: 'enc', attrs: { v: '2', type: type === 3 ? 'pkmsg' : 'msg' }, content: Buffer.from(body, 'binary') }]
+    }
   }
 
   connFor (jid) {
@@ -222,6 +276,10 @@ class Fake {
     }
     if (xmlns === 'md' && child?.tag === 'remove-companion-device') {
       if (conn.deviceInfo) conn.deviceInfo.removed = true
+      return conn.send({ tag: 'iq', attrs })
+    }
+    if (xmlns === 'encrypt' && node.attrs.type === 'set' && getBinaryNodeChild(node, 'identity')) {
+      this.uploaded.set(conn.jid, node) // the device's pre-keys: what inbound messages use
       return conn.send({ tag: 'iq', attrs })
     }
     if (xmlns === 'encrypt' && child?.tag === 'count') return conn.send({ tag: 'iq', attrs, content: [{ tag: 'count', attrs: { value: '50' } }] })
@@ -306,6 +364,12 @@ class Fake {
     this.conns.set(conn.jid, conn)
     conn.send({ tag: 'success', attrs: { t: String(now()), lid: `${this.lid(digits)}:${device}@lid`, props: '1', abprops: '1', location: 'fake' } })
     conn.send({ tag: 'ib', attrs: {}, content: [{ tag: 'offline', attrs: { count: '0' } }] })
+    const waiting = this.offline.get(digits) ?? []
+    this.offline.delete(digits)
+    if (waiting.length) {
+      // After the device's pre-key upload (its first iqs after `success`).
+      setTimeout(() => { for (const m of waiting) this.inbound(`+${digits}`, m.from.split('@')[0], m.text, m.waId).catch(() => {}) }, 500)
+    }
   }
 }
 
@@ -326,6 +390,7 @@ const routes = {
     return {}
   },
   '/_fake/config': ({ receipt_delay_ms: d, read_delay_ms: r }) => { fake.receiptMs = { delivered: d ?? 100, read: r ?? 300 }; return {} },
+  '/_fake/inbound': async ({ to_phone: to, sender, text, wa_id: id }) => ({ delivered: await fake.inbound(to, sender, text, id) }),
   '/_fake/stats': () => ({ connected: fake.conns.size, pairing: fake.pairing.size, handshakes: fake.handshakes })
 }
 
@@ -335,10 +400,10 @@ const server = createServer((req, res) => {
   const route = routes[req.url]
   let body = ''
   req.on('data', (c) => { body += c })
-  req.on('end', () => {
+  req.on('end', async () => {
     try {
       if (!route) throw Object.assign(new Error(`no route ${req.url}`), { status: 404 })
-      const out = route(body ? JSON.parse(body) : {})
+      const out = await route(body ? JSON.parse(body) : {})
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(out))
     } catch (e) {
       res.writeHead(e.status ?? 400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: String(e.message ?? e) }))

@@ -24,14 +24,13 @@ FAKE_CANNOT = {
         "the fake issues no pairing-code handshake (link_code_companion_reg); the code request "
         "itself is covered by test_baileys_engine.py"
     ),
-    "test_inbound_messages_surface_as_typed_events": (
-        "the fake does not yet encrypt messages to the device (Signal session from its pre-keys)"
-    ),
     "test_messages_missed_while_offline_arrive_on_reconnect_with_history": (
-        "the fake has no inbound messages and no history sync"
+        "the fake delivers missed messages at login but sends no history sync (an encrypted "
+        "HistorySync blob on a media server)"
     ),
     "test_inbound_not_yet_handled_is_delivered_again_after_a_crash": (
-        "the fake has no inbound messages; Baileys acks inbound before the runner stores it"
+        "Baileys acknowledges an inbound message to the server when it decrypts it, before the "
+        "runner stores it: inbound is at-most-once across a crash (a known limit, not the fake's)"
     ),
 }
 
@@ -90,7 +89,8 @@ class FakeNetwork:
         )
 
     async def inbound(self, to_phone: str, sender: str, text: str, wa_id: str) -> None:
-        raise NotImplementedError(FAKE_CANNOT["test_inbound_messages_surface_as_typed_events"])
+        """Delivered now to every logged-in device of `to_phone`, or at its next login."""
+        await self.call("inbound", to_phone=to_phone, sender=sender, text=text, wa_id=wa_id)
 
     async def received_ids(self, recipient: str) -> list[str]:
         return [str(i) for i in (await self.call("received", recipient=recipient))["ids"]]

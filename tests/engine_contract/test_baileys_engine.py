@@ -5,6 +5,7 @@ Against the WhatsApp-protocol fake (emulators/whatsapp), like the contract suite
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -17,7 +18,14 @@ from runner.engines.baileys import BaileysEngine
 from runner.engines.baileys.engine import BaileysConnection
 from tests.engine_contract.baileys_kit import FakeNetwork
 from tests.simulator.harness import EventTap, run
-from wagate.domain.events import AuthStateChanged, Connected, Disconnected, PairingCode, QrCode
+from wagate.domain.events import (
+    AuthStateChanged,
+    Connected,
+    Disconnected,
+    InboundMessage,
+    PairingCode,
+    QrCode,
+)
 from wagate.domain.sessions import DisconnectReason
 from wagate.errors import PermanentSendError
 
@@ -133,5 +141,27 @@ def test_the_auth_state_is_buffer_json_with_creds_and_keys(whatsapp_fake_url: st
         assert state["creds"]["me"]["id"].startswith("15550600040:")
         assert state["creds"]["noiseKey"]["private"]["type"] == "Buffer"
         assert state["keys"]["pre-key"]  # the signal keys travel with the creds
+
+    with_fake(whatsapp_fake_url, body)
+
+
+def test_messages_sent_while_offline_arrive_live_at_the_next_login(whatsapp_fake_url: str) -> None:
+    """WhatsApp keeps a closed device's messages for its next login; Baileys decrypts them from
+    the contact's Signal session like live ones (history sync is a separate feature)."""
+
+    async def body(engine: BaileysEngine, network: FakeNetwork) -> None:
+        conn, tap = await pair(engine, network, "ses-away", "+15550600050")
+        state = newest_state(tap)
+        await conn.close()
+        while (await network.stats())["connected"]:  # the fake has seen the socket go
+            await asyncio.sleep(0.05)
+        await network.inbound("+15550600050", BOB, "while you were away", "3EB0AWAY")
+        again = engine.open("ses-away", state)
+        await again.connect()
+        later = EventTap(again.events())
+        await later.next(Connected)
+        message = await later.next(InboundMessage)
+        assert (message.wa_id, message.content) == ("3EB0AWAY", {"body": "while you were away"})
+        assert BOB.removeprefix("+") in message.sender and not message.from_history
 
     with_fake(whatsapp_fake_url, body)

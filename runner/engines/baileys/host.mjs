@@ -190,8 +190,8 @@ class Session {
     if (!kind) return // protocol messages
     const chat = m.key.remoteJid
     this.emit({
-      type: 'inbound', wa_id: m.key.id, chat, sender: m.key.fromMe ? this.creds.me.id : (m.key.participant ?? chat),
-      sender_alt: m.key.remoteJidAlt ?? m.key.participantAlt ?? null, kind, content: body,
+      type: 'inbound', wa_id: m.key.id, chat, sender: m.key.fromMe ? this.creds.me.id : (m.key.participant || chat),
+      sender_alt: m.key.participantAlt || m.key.remoteJidAlt || null, kind, content: body,
       ts: Number(m.messageTimestamp ?? Date.now() / 1000), from_history: fromHistory, from_me: Boolean(m.key.fromMe)
     })
   }
