@@ -51,6 +51,13 @@ def missing() -> list[str]:
                 "`gcloud components install cloud-firestore-emulator` or "
                 "`sudo apt-get install google-cloud-cli-firestore-emulator`."
             )
+        firestore = firestore_emulator_dir(gcloud)
+        if firestore is not None and not (firestore.parent / "pubsub-emulator").is_dir():
+            problems.append(
+                "The Pub/Sub emulator component is missing: "
+                "`gcloud components install pubsub-emulator beta` or "
+                "`sudo apt-get install google-cloud-cli-pubsub-emulator`."
+            )
     return problems
 
 
