@@ -391,6 +391,7 @@ const routes = {
   },
   '/_fake/config': ({ receipt_delay_ms: d, read_delay_ms: r }) => { fake.receiptMs = { delivered: d ?? 100, read: r ?? 300 }; return {} },
   '/_fake/inbound': async ({ to_phone: to, sender, text, wa_id: id }) => ({ delivered: await fake.inbound(to, sender, text, id) }),
+  '/healthz': () => ({ ok: true }),
   '/_fake/stats': () => ({ connected: fake.conns.size, pairing: fake.pairing.size, handshakes: fake.handshakes })
 }
 

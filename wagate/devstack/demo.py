@@ -4,10 +4,15 @@ It creates a tenant with a webhook, pairs a simulated phone by QR (printed in th
 sends text and media and follows each message to delivered/read, receives an inbound message
 at a local signed webhook, then SIGKILLs the runner and shows the session coming back with no
 new QR and the next message going out.
+
+`--engine baileys` runs the same story on the real Baileys engine (Node workers) against the
+WhatsApp-protocol fake (emulators/whatsapp) instead of the simulator; the fake has no media
+server, so the second message is a text there.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import sys
@@ -39,6 +44,65 @@ def wait_for(check: Callable[[], T | None], timeout: float = 30.0) -> T:
     raise TimeoutError("the demo waited too long; see the logs in .stack/logs")
 
 
+class SimulatorPhones:
+    """The phone and the customer's phone, played by the simulator's control API."""
+
+    name = "WhatsApp simulator"
+    media = True
+
+    def __init__(self, stack: Stack) -> None:
+        self.http = httpx.Client(base_url=stack.url["simulator"], timeout=30)
+
+    def scan(self, code: str, phone: str) -> None:
+        self.http.post("/control/scan", json={"qr": code, "phone": phone}).raise_for_status()
+
+    def write(self, to_phone: str, sender: str, text: str) -> None:
+        body = {"to_phone": to_phone, "from": sender, "content": {"body": text}}
+        self.http.post("/control/inbound", json=body).raise_for_status()
+
+    def pairings(self) -> int:
+        return len(self.http.get("/control/pairings").json())
+
+    def received(self, phone: str) -> list[str]:
+        got = self.http.get(f"/control/received/{phone.lstrip('+')}").json()
+        return [
+            f"{m['kind']:6} {json.dumps(m['content'], ensure_ascii=False)}" for m in got["messages"]
+        ]
+
+
+class FakePhones:
+    """The same, played by the WhatsApp-protocol fake (it records message ids, not content)."""
+
+    name = "WhatsApp-protocol fake"
+    media = False
+
+    def __init__(self, stack: Stack) -> None:
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{stack.ports['whatsapp']}", timeout=30)
+        self.pairs = 0
+
+    def _post(self, route: str, **body: Any) -> Any:
+        r = self.http.post(f"/_fake/{route}", json=body)
+        r.raise_for_status()
+        return r.json()
+
+    def scan(self, code: str, phone: str) -> None:
+        self._post("scan", qr=code, phone=phone)
+        self.pairs += 1
+
+    def write(self, to_phone: str, sender: str, text: str) -> None:
+        wa_id = f"3EB0DEMO{int(time.time() * 1000)}"
+        self._post("inbound", to_phone=to_phone, sender=sender, text=text, wa_id=wa_id)
+
+    def pairings(self) -> int:
+        return self.pairs + int(self._post("stats")["pairing"])  # scanned + showing a QR now
+
+    def received(self, phone: str) -> list[str]:
+        return [f"id {i}" for i in self._post("received", recipient=phone)["ids"]]
+
+
+Phones = SimulatorPhones | FakePhones
+
+
 class Hooks(BaseHTTPRequestHandler):
     received: list[tuple[str, bytes]] = []
 
@@ -56,14 +120,19 @@ def step(text: str) -> None:
     console.print(f"\n[bold cyan]▶ {text}[/]")
 
 
-def run() -> None:
-    stack = Stack(StackConfig(simulator_args=("--receipt-delay-ms=400", "--read-delay-ms=1200")))
+def run(engine: str = "simulator") -> None:
+    stack = Stack(
+        StackConfig(
+            simulator_args=("--receipt-delay-ms=400", "--read-delay-ms=1200"), engine=engine
+        )
+    )
     hooks = ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
     threading.Thread(target=hooks.serve_forever, daemon=True).start()
     try:
         step(
             "Starting the local system (Firestore emulator, fake-gcs-server, Cloud Tasks "
             "emulator, WhatsApp simulator, runner, api + sweeper functions)"
+            + (", the WhatsApp-protocol fake and the Baileys engine" if engine == "baileys" else "")
         )
         started = time.monotonic()
         stack.start_all()
@@ -71,7 +140,8 @@ def run() -> None:
         for name, url in stack.url.items():
             console.print(f"  {name:10} {url}")
         console.print(f"  {'runner-0':10} {stack.runner_url(0)}")
-        demo(stack, hooks.server_port)
+        phones: Phones = FakePhones(stack) if engine == "baileys" else SimulatorPhones(stack)
+        demo(stack, hooks.server_port, phones)
         console.print("\n[bold green]✔ the demo finished: every message delivered exactly once[/]")
     finally:
         step("Stopping everything")
@@ -79,9 +149,8 @@ def run() -> None:
         stack.stop()
 
 
-def demo(stack: Stack, hooks_port: int) -> None:
+def demo(stack: Stack, hooks_port: int, phones: Phones) -> None:
     api = httpx.Client(base_url=stack.url["api"], timeout=30)
-    sim = httpx.Client(base_url=stack.url["simulator"], timeout=30)
 
     step("Creating a tenant (admin key) with a webhook")
     created = api.post(
@@ -114,7 +183,7 @@ def demo(stack: Stack, hooks_port: int) -> None:
     code = api.get(f"/v1/sessions/{sid}/qr", headers=auth, params={"format": "json"}).json()["code"]
 
     step(f"The phone {PHONE} scans it")
-    sim.post("/control/scan", json={"qr": code, "phone": PHONE}).raise_for_status()
+    phones.scan(code, PHONE)
 
     def session_connected() -> dict[str, Any] | None:
         current: dict[str, Any] = api.get(f"/v1/sessions/{sid}", headers=auth).json()
@@ -125,16 +194,18 @@ def demo(stack: Stack, hooks_port: int) -> None:
     wait_for(lambda: api.get(f"/v1/sessions/{sid}", headers=auth).json()["last_backup_at"])
     console.print("  credentials backed up (AES-256-GCM, Cloud Storage)")
 
-    step("Sending a text and an image; following each to read")
+    step(f"Sending a text and {'an image' if phones.media else 'a link'}; following each to read")
     contents = [
         {"type": "text", "body": "Your order #1042 has shipped 📦"},
-        {"type": "image", "url": "https://example.com/label.png", "caption": "shipping label"},
+        {"type": "image", "url": "https://example.com/label.png", "caption": "shipping label"}
+        if phones.media
+        else {"type": "text", "body": "Tracking: https://example.com/track/1042"},
     ]
-    ids = []
+    ids: list[str] = []
     for content in contents:
         r = api.post(
             f"/v1/sessions/{sid}/messages",
-            headers={**auth, "Idempotency-Key": f"demo-{content['type']}"},
+            headers={**auth, "Idempotency-Key": f"demo-{len(ids)}"},
             json={"to": CUSTOMER, "content": content},
         )
         r.raise_for_status()
@@ -143,14 +214,7 @@ def demo(stack: Stack, hooks_port: int) -> None:
     follow(api, auth, ids)
 
     step("The customer writes back; the webhook receives it, signed")
-    sim.post(
-        "/control/inbound",
-        json={
-            "to_phone": PHONE,
-            "from": CUSTOMER,
-            "content": {"body": "Thanks! When will it arrive?"},
-        },
-    )
+    phones.write(PHONE, CUSTOMER, "Thanks! When will it arrive?")
 
     def inbound() -> tuple[str, bytes] | None:
         return next(((s, b) for s, b in Hooks.received if b'"message.received"' in b), None)
@@ -180,16 +244,15 @@ def demo(stack: Stack, hooks_port: int) -> None:
         timeout=60,
     )
     console.print(f"  sending again {time.monotonic() - killed:.1f}s after the kill — no QR scan")
-    pairings = sim.get("/control/pairings").json()
-    console.print(f"  pairing requests at the simulator: {len(pairings)}")
+    console.print(f"  pairing requests at the {phones.name}: {phones.pairings()}")
     follow(api, auth, [mid])
 
-    received = sim.get(f"/control/received/{CUSTOMER.lstrip('+')}").json()
-    console.print(f"\n  the customer's phone received {received['count']} messages:")
-    for m in received["messages"]:
-        console.print(f"    {m['kind']:6} {json.dumps(m['content'], ensure_ascii=False)}")
-    if received["count"] != 3:
-        raise SystemExit(f"expected 3 messages at the recipient, got {received['count']}")
+    received = phones.received(CUSTOMER)
+    console.print(f"\n  the customer's phone received {len(received)} messages:")
+    for line in received:
+        console.print(f"    {line}")
+    if len(received) != 3:
+        raise SystemExit(f"expected 3 messages at the recipient, got {len(received)}")
 
 
 def follow(api: httpx.Client, auth: dict[str, str], ids: list[str]) -> None:
@@ -206,10 +269,13 @@ def follow(api: httpx.Client, auth: dict[str, str], ids: list[str]) -> None:
         raise SystemExit("a message did not reach 'read' in time")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="./dev demo")
+    parser.add_argument("--engine", choices=["simulator", "baileys"], default="simulator")
+    args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     try:
-        run()
+        run(args.engine)
     except KeyboardInterrupt:
         return 130
     return 0

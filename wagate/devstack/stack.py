@@ -158,6 +158,8 @@ class StackConfig:
     firestore_proxy: bool = False
     # The Pub/Sub emulator (gcloud beta emulators pubsub) with the events topic Terraform makes.
     pubsub: bool = True
+    # The runners' engine: the simulator, or Baileys against the WhatsApp-protocol fake.
+    engine: str = "simulator"
 
 
 class Stack:
@@ -175,6 +177,7 @@ class Stack:
             "api": free_port(),
             "sweeper": free_port(),
             **({"pubsub": free_port()} if self.config.pubsub else {}),
+            **({"whatsapp": free_port()} if self.config.engine == "baileys" else {}),
         }
         self.runner_ports = [free_port() for _ in range(self.config.shards)]
         self.firestore_proxy = (
@@ -213,6 +216,14 @@ class Stack:
             # receivers too. The cloud keeps the egress guard's default (docs/security.md).
             "WAGATE_EGRESS_ALLOW_PRIVATE": "true",
             **({"PUBSUB_EMULATOR_HOST": f"{LOCALHOST}:{self.ports['pubsub']}"} if c.pubsub else {}),
+            **(
+                {
+                    "WAGATE_ENGINE": "baileys",
+                    "WAGATE_BAILEYS_URL": f"ws://{LOCALHOST}:{self.ports['whatsapp']}/ws/chat",
+                }
+                if c.engine == "baileys"
+                else {}
+            ),
             **c.extra_env,
         }
 
@@ -325,6 +336,17 @@ class Stack:
         ]
         return self._service("simulator", argv, f"http://{LOCALHOST}:{port}/healthz")
 
+    def whatsapp_fake_service(self) -> Service:
+        """The WhatsApp-protocol fake the Baileys engine talks to (emulators/whatsapp)."""
+        port = self.ports["whatsapp"]
+        argv = [
+            "node",
+            str(REPO_ROOT / "emulators" / "whatsapp" / "server.mjs"),
+            "--port",
+            str(port),
+        ]
+        return self._service("whatsapp-fake", argv, f"http://{LOCALHOST}:{port}/healthz")
+
     def runner_service(
         self, shard: int = 0, name: str | None = None, port: int | None = None
     ) -> Service:
@@ -405,6 +427,7 @@ class Stack:
             self.tasks_service(),
             self.simulator_service(),
             *([self.pubsub_service()] if self.config.pubsub else []),
+            *([self.whatsapp_fake_service()] if self.config.engine == "baileys" else []),
         )
         self.provision()
         if self.config.pubsub:
