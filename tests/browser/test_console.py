@@ -122,3 +122,29 @@ def test_pair_send_and_redeliver_from_the_console(system: System, browser: Brows
         assert accessibility_violations(page) == []
         assert not [u for u in urls if key in u]  # the key never goes into a URL
         assert errors.messages == []
+
+
+def test_pair_by_code_from_the_console_and_see_it_live_in_the_list(
+    system: System, browser: BrowserContext
+) -> None:
+    key = system.tenant(name="console by code")["api_key"]
+    page = browser.new_page()
+    errors = ConsoleErrors(page)
+    page.goto(system.stack.url["api"] + "/console")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    number = f"+1555{int(time.time() * 1000) % 10_000_000:07d}8"
+    page.get_by_label("Name", exact=True).fill("by code")
+    page.get_by_label("Phone number for a pairing code (optional)").fill(number)
+    page.get_by_role("button", name="Create session").click()
+    shown = page.locator("#pairing-code")
+    expect(shown).to_contain_text("pairing code", timeout=20_000)
+    code = (shown.text_content() or "").rsplit(" ", 1)[-1]
+    system.control("pair-code", code=code, phone=number)
+    expect(page.locator("#session-state")).to_have_attribute("data-state", "connected")
+    page.get_by_role("link", name="Sessions", exact=True).click()
+    row = page.get_by_role("row").filter(has_text="by code")
+    expect(row.locator("[data-state]")).to_have_attribute("data-state", "connected")
+    system.control("ban", phone=number, banned=True)  # the list follows the state by itself
+    expect(row.locator("[data-state]")).to_have_attribute("data-state", "failed")
+    assert errors.messages == []
