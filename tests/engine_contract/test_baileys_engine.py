@@ -9,13 +9,14 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
 
 from runner.engines.baileys import BaileysEngine
-from runner.engines.baileys.engine import BaileysConnection
+from runner.engines.baileys.engine import ROOT, BaileysConnection
 from tests.engine_contract.baileys_kit import FakeNetwork
 from tests.simulator.harness import EventTap, run
 from wagate.domain.events import (
@@ -141,8 +142,30 @@ def test_the_auth_state_is_buffer_json_with_creds_and_keys(whatsapp_fake_url: st
         assert state["creds"]["me"]["id"].startswith("15550600040:")
         assert state["creds"]["noiseKey"]["private"]["type"] == "Buffer"
         assert state["keys"]["pre-key"]  # the signal keys travel with the creds
+        # What the worker restores (BufferJSON.reviver) serialises back to the same bytes.
+        again = (
+            await asyncio.to_thread(
+                subprocess.run,
+                ["node", "--input-type=module", "-e", ROUND_TRIP],
+                input=newest_state(tap),
+                capture_output=True,
+                cwd=ROOT,
+                check=True,
+            )
+        ).stdout
+        assert again == newest_state(tap)
 
     with_fake(whatsapp_fake_url, body)
+
+
+ROUND_TRIP = """
+import { BufferJSON } from '@whiskeysockets/baileys'
+let text = ''
+process.stdin.on('data', (d) => { text += d })
+process.stdin.on('end', () => {
+  process.stdout.write(JSON.stringify(JSON.parse(text, BufferJSON.reviver), BufferJSON.replacer))
+})
+"""
 
 
 def test_messages_sent_while_offline_arrive_live_at_the_next_login(whatsapp_fake_url: str) -> None:
@@ -153,7 +176,9 @@ def test_messages_sent_while_offline_arrive_live_at_the_next_login(whatsapp_fake
         conn, tap = await pair(engine, network, "ses-away", "+15550600050")
         state = newest_state(tap)
         await conn.close()
-        while (await network.stats())["connected"]:  # the fake has seen the socket go
+        for _ in range(200):  # until the fake has seen the socket go
+            if not (await network.stats())["connected"]:
+                break
             await asyncio.sleep(0.05)
         await network.inbound("+15550600050", BOB, "while you were away", "3EB0AWAY")
         again = engine.open("ses-away", state)
