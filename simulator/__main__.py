@@ -7,7 +7,7 @@ import asyncio
 import resource
 
 from simulator.app import serve
-from simulator.world import Settings
+from simulator.settings import Settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -15,8 +15,9 @@ from aiohttp import web
 
 from simulator import control, sockets
 from simulator.protocol import GOING_AWAY, WS_PATH
+from simulator.settings import Settings
 from simulator.sockets import WORLD
-from simulator.world import Settings, World
+from simulator.world import World
 
 BANNER = "whatsapp-simulator listening on http://{host}:{port}"
 

@@ -12,9 +12,10 @@ import psutil
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from simulator.errors import SimulatorError
 from simulator.protocol import REASONS
 from simulator.sockets import WORLD
-from simulator.world import SimulatorError, World
+from simulator.world import World
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

@@ -15,8 +15,9 @@ import time
 
 from aiohttp import WSMsgType, web
 
+from simulator.model import Device, Pairing
 from simulator.protocol import close_code
-from simulator.world import Device, Pairing, World
+from simulator.world import World
 
 WORLD: web.AppKey[World] = web.AppKey("world", World)
 MAX_FRAME_BYTES = 32 * 1024 * 1024  # media travels as URLs, but leave room for inline data
