@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from simulator.errors import NotFoundError, SimulatorError
 from simulator.messaging import MessageRules
 from simulator.model import Account, Device, Link, TokenBucket
-from simulator.protocol import close_code, normalize_address
+from simulator.protocol import close_code
 
 
 class FaultControls(MessageRules):
@@ -44,26 +44,21 @@ class FaultControls(MessageRules):
         """Close the devices' sockets with `reason`; 401 also unlinks them (that is what
         WhatsApp's 401 means). `abrupt` drops TCP without a close frame."""
         dropped = 0
+        cut: list[Link] = []
         for device in list(devices):
             if reason == 401 and not abrupt:
                 dropped += device.link is not None
                 self.unlink(device, detail or "device removed")
-                continue
-            link = device.link
-            if link is None:
-                continue
-            dropped += 1
+            elif device.link is not None:
+                cut.append(device.link)
+        if pairing_links:
+            cut.extend(lk for lk in self.links if lk.device is None)
+        for link in cut:
             if abrupt:
                 link.abort()
             else:
                 link.close(close_code(reason), detail or f"dropped with {reason}")
-        if pairing_links:
-            for link in [lk for lk in self.links if lk.device is None]:
-                dropped += 1
-                if abrupt:
-                    link.abort()
-                else:
-                    link.close(close_code(reason), detail or f"dropped with {reason}")
+        dropped += len(cut)
         self.stats["drops"] += dropped
         return dropped
 
@@ -87,7 +82,7 @@ class FaultControls(MessageRules):
         now = time.monotonic()
         still: list[tuple[Device, Link, str]] = []
         for device, link, data in self._stalled:
-            if now < device.stall_until or now < device.account.stall_until:
+            if device.acks_held(now):
                 still.append((device, link, data))
             else:
                 self._send_ack(epoch, device, link, data)
@@ -131,9 +126,7 @@ class FaultControls(MessageRules):
             account.latency_ms, account.jitter_ms = ms, jitter_ms
 
     def mark_not_on_whatsapp(self, raw: str, value: bool) -> None:
-        address = normalize_address(raw)
-        if address is None:
-            raise SimulatorError(f"not a WhatsApp address: {raw!r}")
+        address = self.address_of(raw)
         if value:
             self.not_on_whatsapp.add(address)
         else:

@@ -7,7 +7,6 @@ import secrets
 import time
 from typing import Any
 
-from simulator.errors import SimulatorError
 from simulator.model import Device, Link, TokenBucket
 from simulator.protocol import encode, normalize_address, user_jid
 from simulator.state import WorldState
@@ -117,13 +116,12 @@ class MessageRules(WorldState):
         if link is None:
             return
         now = time.monotonic()
-        if now < device.stall_until or now < account.stall_until:
+        if device.acks_held(now):
             self._stalled.append((device, link, data))
             return
-        latency = account.latency_ms if account.latency_ms is not None else None
-        jitter = account.jitter_ms if account.jitter_ms is not None else None
-        latency_ms = self.settings.ack_latency_ms if latency is None else latency
-        jitter_ms = self.settings.ack_jitter_ms if jitter is None else jitter
+        settings = self.settings
+        latency_ms = settings.ack_latency_ms if account.latency_ms is None else account.latency_ms
+        jitter_ms = settings.ack_jitter_ms if account.jitter_ms is None else account.jitter_ms
         delay_ms = latency_ms + (random.uniform(-jitter_ms, jitter_ms) if jitter_ms else 0.0)
         if delay_ms <= 0:
             self._send_ack(self._epoch, device, link, data)
@@ -190,9 +188,7 @@ class MessageRules(WorldState):
                 self._schedule_receipt(sender, chat, "read", wa_id)
 
     def set_recipient_online(self, raw: str, online: bool) -> None:
-        address = normalize_address(raw)
-        if address is None:
-            raise SimulatorError(f"not a WhatsApp address: {raw!r}")
+        address = self.address_of(raw)
         handset = self.handset(address)
         handset.online = online
         if online:
@@ -212,9 +208,7 @@ class MessageRules(WorldState):
         """Someone sends a message to the account `to_phone`: every linked device gets it
         (offline ones when they reconnect). The same id from the same sender arrives once."""
         account = self.account(self.phone_of(to_phone))
-        sender_address = normalize_address(sender)
-        if sender_address is None:
-            raise SimulatorError(f"not a WhatsApp address: {sender!r}")
+        sender_address = self.address_of(sender)
         wa_id = wa_id or "3EB0" + secrets.token_hex(10).upper()
         key = f"{sender_address}/{wa_id}"
         if key in account.inbound_ids:

@@ -120,6 +120,10 @@ class Device:
         self.last_disconnect: float | None = None
         self.stall_until = 0.0
 
+    def acks_held(self, now: float) -> bool:
+        """Server acks are withheld: a stall is set on this device or on its number."""
+        return now < self.stall_until or now < self.account.stall_until
+
 
 class Handset:
     """A simulated phone that receives messages and sends receipts."""

@@ -96,6 +96,15 @@ class WorldState:
             raise SimulatorError(f"not a phone number: {raw!r}")
         return address
 
+    @staticmethod
+    def address_of(raw: str) -> str:
+        """The canonical address of a phone number or a jid; a control request naming neither
+        is refused (400)."""
+        address = normalize_address(raw)
+        if address is None:
+            raise SimulatorError(f"not a WhatsApp address: {raw!r}")
+        return address
+
     def _deliver(self, device: Device, body: dict[str, Any]) -> None:
         """Queue a frame the device must acknowledge (receipts, messages, history, keys)."""
         device.seq += 1

@@ -13,11 +13,10 @@ import hmac
 import time
 from typing import Any
 
-from simulator.errors import SimulatorError
 from simulator.faults import FaultControls
 from simulator.model import Link
 from simulator.pairing import PairingRules
-from simulator.protocol import close_code, encode, normalize_address
+from simulator.protocol import close_code, encode
 
 
 class World(PairingRules, FaultControls):
@@ -106,10 +105,7 @@ class World(PairingRules, FaultControls):
             link.push(encode({"t": "error", "code": "bad_frame", "message": f"unknown {kind!r}"}))
 
     def received(self, raw: str) -> list[dict[str, Any]]:
-        address = normalize_address(raw)
-        if address is None:
-            raise SimulatorError(f"not a WhatsApp address: {raw!r}")
-        handset = self.handsets.get(address)
+        handset = self.handsets.get(self.address_of(raw))
         return list(handset.received) if handset is not None else []
 
     def describe_devices(self) -> list[dict[str, Any]]:
