@@ -101,7 +101,7 @@ class SessionList(BaseModel):
         tags=("operations",),
     ),
 )
-def health(call: Call) -> Any:
+def get_health(call: Call) -> Any:
     g = gateway()
     checks: dict[str, str] = {}
     for name, ping in (("firestore", g.store.ping), ("tasks", g.queue.ping)):
@@ -243,8 +243,9 @@ def revoke_key(call: Call) -> Any:
     "/v1/sessions",
     ["POST"],
     Doc(
-        "Create a session (a WhatsApp account); it starts pairing",
+        "Create a session (a WhatsApp account); it starts pairing. The body may be left out",
         body=CreateSessionRequest,
+        body_required=False,
         responses={201: SessionView},
         tags=("sessions",),
         rate_limit="10 per minute",
@@ -319,7 +320,7 @@ def recover_session(call: Call) -> Any:
         rate_limit="5 per 5 minutes",
     ),
 )
-def session_qr(call: Call) -> Any:
+def get_session_qr(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
     rate_limit(call, tenant, QR_FETCHES)
@@ -426,8 +427,9 @@ def list_messages(call: Call) -> Any:
     "/v1/media",
     ["POST"],
     Doc(
-        "Upload a media file (at most 16 MB; the body is the file, Content-Type its type)",
-        responses={201: MediaView},
+        "Upload a media file (at most 16 MB; the body is the file, Content-Type its type, one "
+        "WhatsApp can send: docs/messaging.md)",
+        responses={201: MediaView, 415: "Content-Type is not a media type WhatsApp can send"},
         tags=("messages",),
     ),
 )
@@ -460,7 +462,7 @@ def get_message(call: Call) -> Any:
         tags=("messages",),
     ),
 )
-def retry_dead(call: Call) -> Any:
+def retry_dead_messages(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
     body = call.json_body(RetryDeadRequest)

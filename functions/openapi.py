@@ -42,6 +42,13 @@ ERROR_STATUSES = {
     429: "Rate limited (Retry-After, RateLimit-* headers)",
     503: "A dependency is unavailable (Retry-After)",
 }
+ALLOW = {
+    "Allow": {
+        "description": "The methods the path takes",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
 
 
 def _integer_header(description: str) -> dict[str, Any]:
@@ -83,6 +90,10 @@ def build(routes: list[Route], *, title: str = "wagate API") -> dict[str, Any]:
         path, params = _path(route.rule)
         for method in route.methods:
             paths.setdefault(path, {})[method.lower()] = _operation(route, params)
+    ids = [op["operationId"] for ops in paths.values() for op in ops.values()]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ValueError(f"operationIds must be unique: {repeated} name several operations")
     components = dict(schemas.get("$defs", {}))
     components["Error"] = ERROR_SCHEMA
     return {
@@ -136,13 +147,18 @@ def _operation(route: Route, params: list[str]) -> dict[str, Any]:
         ],
         "responses": {},
     }
+    error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     if doc.auth == "tenant":
         op["security"] = [{"apiKey": []}]
     elif doc.auth == "admin":
         op["security"] = [{"adminKey": []}]
     if doc.body is not None:
+        op["responses"]["415"] = {
+            "description": "The body is not JSON (Content-Type must be application/json)",
+            "content": error_ref,
+        }
         op["requestBody"] = {
-            "required": True,
+            "required": doc.body_required,
             "content": {
                 "application/json": {
                     "schema": {"$ref": f"#/components/schemas/{doc.body.__name__}"}
@@ -150,7 +166,9 @@ def _operation(route: Route, params: list[str]) -> dict[str, Any]:
             },
         }
     for status, model in sorted(doc.responses.items()):
-        if isinstance(model, str):
+        if isinstance(model, str) and status == 415:
+            op["responses"]["415"] = {"description": model, "content": error_ref}
+        elif isinstance(model, str):
             content = {model: {"schema": {"type": "string"}}} if "/" in model else None
             op["responses"][str(status)] = {"description": model if content is None else "OK"}
             if content:
@@ -164,12 +182,12 @@ def _operation(route: Route, params: list[str]) -> dict[str, Any]:
                     }
                 },
             }
-    error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for status, text in ERROR_STATUSES.items():
         if status == 401 and doc.auth is None:
             continue
         op["responses"].setdefault(str(status), {"description": text, "content": error_ref})
     op["responses"]["503"].setdefault("headers", RETRY_AFTER)
+    op["responses"]["405"].setdefault("headers", ALLOW)
     if doc.rate_limit:
         op["description"] = f"Rate limited per tenant: {doc.rate_limit} (configurable)."
         for status, response in op["responses"].items():
@@ -184,8 +202,8 @@ def _operation(route: Route, params: list[str]) -> dict[str, Any]:
 
 
 def _operation_id(route: Route) -> str:
-    words = re.sub(r"<[^>]+>", "", route.rule).replace(":", "/").split("/")
-    return "_".join([route.methods[0].lower(), *[w.replace("-", "_") for w in words if w]])
+    """The handler's name (create_session, list_sessions, …): unique, as build checks."""
+    return route.name
 
 
 DOCS_PAGE = """<!doctype html>

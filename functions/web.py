@@ -47,6 +47,12 @@ class Call:
         raw = self.raw_body(limit)
         if not raw:
             raise errors.ValidationFailed("a JSON body is required", field="body")
+        if not is_json(self.request.mimetype):
+            raise errors.UnsupportedMediaType(
+                "the body must be JSON: send Content-Type: application/json "
+                f"(got {self.request.mimetype or 'none'})",
+                field="Content-Type",
+            )
         try:
             return model.model_validate_json(raw)
         except ValidationError as e:
@@ -84,6 +90,13 @@ class Call:
         return number
 
 
+def is_json(mimetype: str) -> bool:
+    """application/json or a structured `+json` type (RFC 6839), parameters aside."""
+    return mimetype == "application/json" or (
+        mimetype.startswith("application/") and mimetype.endswith("+json")
+    )
+
+
 def validation_error(error: ValidationError) -> errors.ValidationFailed:
     details = [
         {
@@ -111,6 +124,7 @@ class Doc:
     summary: str
     auth: str | None = "tenant"  # tenant | admin | internal | None
     body: type[BaseModel] | None = None
+    body_required: bool = True  # False: the body may be left out (every field has a default)
     responses: dict[int, type[BaseModel] | str] = field(default_factory=dict)
     query: dict[str, tuple[str, str]] = field(default_factory=dict)  # name → (json type, text)
     headers: dict[str, str] = field(default_factory=dict)  # request header → description
@@ -123,6 +137,7 @@ class Route:
     rule: str
     methods: tuple[str, ...]
     doc: Doc | None
+    name: str  # the handler's name: the operation's OpenAPI operationId (SDK method names)
 
 
 class Router:
@@ -138,7 +153,7 @@ class Router:
             endpoint = f"{fn.__module__}.{fn.__name__}"
             self._map.add(Rule(rule, endpoint=endpoint, methods=methods))
             self._handlers[endpoint] = fn
-            self.routes.append(Route(rule, tuple(methods), doc))
+            self.routes.append(Route(rule, tuple(methods), doc, fn.__name__))
             return fn
 
         return register
@@ -155,6 +170,7 @@ class Router:
                 raise errors.NotFound(f"no route for {request.path}", field="path") from None
             except WzMethodNotAllowed as e:
                 allowed = ", ".join(sorted(e.valid_methods or []))
+                call = Call(request, {}, request_id, {"Allow": allowed})
                 raise errors.MethodNotAllowed(
                     f"{request.method} is not allowed here (allowed: {allowed})", field="method"
                 ) from None

@@ -275,3 +275,113 @@ def test_every_answer_says_how_long_the_api_spent_on_it(api: Api) -> None:
         assert timing is not None, response.headers
     accepted_ms = float(re.findall(r"dur=([\d.]+)", accepted.headers["Server-Timing"])[0])
     assert accepted_ms > 0  # an accept writes to the emulator: it cannot take 0.0 ms
+
+
+# ------------------------------------------------------------------ contract details (issue 24)
+
+
+def test_a_wrong_method_answers_405_with_allow(api: Api) -> None:
+    key = api.tenant()["api_key"]
+    response = api.call("PUT", "/v1/sessions", key, json={})
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "POST"}
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_session_is_created_without_a_body_as_the_document_says(api: Api) -> None:
+    key = api.tenant()["api_key"]
+    assert api.call("POST", "/v1/sessions", key).status_code == 201
+    assert api.call("POST", "/v1/sessions", key, json={"name": "x"}).status_code == 201
+
+
+def test_a_deleted_session_serves_no_qr_code(api: Api) -> None:
+    from functions.app import gateway
+    from wagate.contracts import SessionDoc
+
+    key = api.tenant()["api_key"]
+    session = new_session(api, key)
+    gateway().store.collection("sessions", SessionDoc).patch(session["id"], {"qr": "2@pairme"})
+    qr = f"/v1/sessions/{session['id']}/qr"
+    assert api.call("GET", qr, key).mimetype == "image/png"
+    assert api.call("DELETE", f"/v1/sessions/{session['id']}", key).status_code == 202
+    gone = api.call("GET", qr, key)
+    assert gone.status_code == 404, gone.data[:100]
+    assert gone.get_json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("send_at", [-1, "2001-01-01T00:00:00Z"])
+def test_a_send_at_long_past_is_refused(api: Api, send_at: Any) -> None:
+    key = api.tenant()["api_key"]
+    session = new_session(api, key)
+    response = api.call(
+        "POST",
+        f"/v1/sessions/{session['id']}/messages",
+        key,
+        json={"to": "+15551234567", "content": {"type": "text", "body": "x"}, "send_at": send_at},
+    )
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"]["details"][0]["field"] == "send_at"
+
+
+def test_a_send_at_a_moment_ago_means_now(api: Api) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    key = api.tenant()["api_key"]
+    session = new_session(api, key)
+    moment_ago = (datetime.now(UTC) - timedelta(seconds=90)).isoformat()
+    response = api.call(
+        "POST",
+        f"/v1/sessions/{session['id']}/messages",
+        key,
+        json={
+            "to": "+15551234567",
+            "content": {"type": "text", "body": "x"},
+            "send_at": moment_ago,
+        },
+    )
+    assert response.status_code == 202, response.get_json()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("text/plain", 415),
+        ("application/x-www-form-urlencoded", 415),  # curl -d without -H
+        ("application/json; charset=utf-8", 202),
+        ("application/vnd.wagate+json", 202),
+    ],
+)
+def test_a_json_body_needs_a_json_media_type(api: Api, content_type: str, status: int) -> None:
+    key = api.tenant()["api_key"]
+    session = new_session(api, key)
+    response = api.call(
+        "POST",
+        f"/v1/sessions/{session['id']}/messages",
+        key,
+        data=b'{"to": "+15551234567", "content": {"type": "text", "body": "x"}}',
+        headers={"Content-Type": content_type},
+    )
+    assert response.status_code == status, response.get_json()
+    if status == 415:
+        assert response.get_json()["error"]["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("application/x-msdownload", 415),
+        ("application/octet-stream", 415),
+        ("image/svg+xml", 415),
+        ("image/png", 201),
+        ("application/pdf", 201),
+        ("audio/ogg; codecs=opus", 201),
+    ],
+)
+def test_only_media_whatsapp_can_send_is_uploaded(
+    api: Api, gcs_env: Any, content_type: str, status: int
+) -> None:
+    key = api.tenant()["api_key"]
+    response = api.call(
+        "POST", "/v1/media", key, data=b"\x89PNG fake", headers={"Content-Type": content_type}
+    )
+    assert response.status_code == status, response.get_json()

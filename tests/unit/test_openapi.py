@@ -36,3 +36,30 @@ def test_the_send_body_schema_comes_from_the_pydantic_model() -> None:
     assert set(send["required"]) == {"to", "content"}
     assert send["additionalProperties"] is False
     assert json.dumps(send).count("discriminator") >= 1
+
+
+def test_the_checked_in_document_is_valid_openapi_3_1() -> None:
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.readers import read_from_filename
+
+    document, _ = read_from_filename(str(DOC))
+    validate(document)  # raises on an invalid document (duplicate operationIds among others)
+
+
+def test_every_operation_has_its_own_meaningful_id() -> None:
+    document = build(router.routes)
+    ids = {
+        (path, method): op["operationId"]
+        for path, operations in document["paths"].items()
+        for method, op in operations.items()
+    }
+    assert len(set(ids.values())) == len(ids), ids
+    assert ids[("/v1/sessions", "get")] == "list_sessions"
+    assert ids[("/v1/sessions/{session_id}", "get")] == "get_session"
+    assert ids[("/v1/sessions", "post")] == "create_session"
+
+
+def test_the_session_create_body_may_be_left_out_as_documented() -> None:
+    operation = build(router.routes)["paths"]["/v1/sessions"]["post"]
+    assert operation["requestBody"]["required"] is False
+    assert "405" in operation["responses"] and "Allow" in operation["responses"]["405"]["headers"]

@@ -4,14 +4,36 @@ sent later by id. Only the uploading tenant can reference a media id."""
 from __future__ import annotations
 
 import hashlib
-import re
 
 from wagate.contracts import MAX_MEDIA_BYTES, MediaView
 from wagate.domain.ids import new_id
-from wagate.errors import NotFound, PayloadTooLarge, ValidationFailed
+from wagate.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from wagate.ports import BlobStore
 
-CONTENT_TYPE = re.compile(r"^(image|audio|video|application|text)/[A-Za-z0-9.+-]{1,100}$")
+# What WhatsApp delivers as media, as Meta's Cloud API lists it (docs/messaging.md, "Media
+# types"); anything else is refused with 415 before it is stored.
+MEDIA_TYPES = frozenset(
+    {
+        "image/jpeg",
+        "image/png",
+        "image/webp",  # stickers
+        "video/mp4",
+        "video/3gpp",
+        "audio/ogg",  # voice notes (opus)
+        "audio/mpeg",
+        "audio/aac",
+        "audio/mp4",
+        "audio/amr",
+        "text/plain",
+        "application/pdf",
+        "application/msword",
+        "application/vnd.ms-excel",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    }
+)
 
 
 def object_name(tenant_id: str, media_id: str) -> str:
@@ -24,9 +46,11 @@ class Media:
 
     def upload(self, tenant_id: str, data: bytes, content_type: str) -> MediaView:
         media_type = content_type.split(";")[0].strip().lower()
-        if not CONTENT_TYPE.match(media_type):
-            raise ValidationFailed(
-                "Content-Type must be a media type such as image/png", field="Content-Type"
+        if media_type not in MEDIA_TYPES:
+            raise UnsupportedMediaType(
+                f"WhatsApp cannot send {media_type or 'a body without a Content-Type'}; send "
+                "one of: " + ", ".join(sorted(MEDIA_TYPES)),
+                field="Content-Type",
             )
         if not data:
             raise ValidationFailed("the upload is empty", field="body")

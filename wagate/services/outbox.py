@@ -63,6 +63,9 @@ log = get_logger("wagate.outbox")
 TaskCreation = Literal["created", "exists", "unavailable"]
 
 
+SEND_AT_PAST_TOLERANCE = timedelta(minutes=5)
+
+
 @dataclass(frozen=True)
 class Accepted:
     message: MessageDoc
@@ -118,6 +121,14 @@ class Outbox:
             raise ValidationFailed("send_at needs a timezone", field="send_at")
         if request.send_at is not None and request.send_at > now + timedelta(days=30):
             raise ValidationFailed("send_at is at most 30 days ahead", field="send_at")
+        if request.send_at is not None and request.send_at < now - SEND_AT_PAST_TOLERANCE:
+            # A little in the past is a clock apart from ours: it means now. Further back (2001,
+            # or -1, read as 1969) is a mistake the client should hear about (docs/messaging.md).
+            raise ValidationFailed(
+                "send_at is in the past: at most 5 minutes ago (meaning now), at most 30 days "
+                "ahead",
+                field="send_at",
+            )
         message_id = ids.new_message_id()
         doc = MessageDoc(
             id=message_id,

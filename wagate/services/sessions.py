@@ -82,6 +82,8 @@ class Sessions:
 
     def qr(self, tenant: TenantDoc, session_id: str) -> QrCodeView:
         doc = self._directory.fresh(tenant.id, session_id)
+        if doc.desired == DesiredState.STOPPED:  # deleted: its last QR must not pair it again
+            raise NotFound("the session was deleted: it has no QR code", field="session_id")
         if doc.state == SessionState.CONNECTED:
             raise Conflict("the session is already paired and connected", field="session_id")
         if doc.qr is None:
