@@ -217,18 +217,18 @@ class Emulator:
         return [task for _, task in sorted(self.queue(path).tasks.items())]
 
     def delete_task(self, path: QueuePath, task_id: str) -> None:
-        check_task_id(task_id)
-        queue = self.queue(path)
-        task = queue.tasks.get(task_id)
-        if task is None:
-            raise task_not_found()
+        queue, task = self._stored_task(path, task_id)
         queue.delete(task)
 
     def run_task(self, path: QueuePath, task_id: str) -> Task:
+        queue, task = self._stored_task(path, task_id)
+        queue.run_now(task)
+        return task
+
+    def _stored_task(self, path: QueuePath, task_id: str) -> tuple[Queue, Task]:
         check_task_id(task_id)
         queue = self.queue(path)
         task = queue.tasks.get(task_id)
         if task is None:
             raise task_not_found()
-        queue.run_now(task)
-        return task
+        return queue, task
