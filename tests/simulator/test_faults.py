@@ -207,8 +207,8 @@ def test_stats_and_devices_report_what_happened(simulator_url: str) -> None:
         counters = stats["counters"]
         assert counters["sends"] == 2 and counters["duplicates"] == 1
         assert counters["nack_not_on_whatsapp"] == 1 and counters["paired"] == 1
-        (listed,) = await sim.control.devices()
-        assert listed["jid"] == creds["jid"] and listed["sends"] == 1
+        (description,) = await sim.control.devices()
+        assert description["jid"] == creds["jid"] and description["sends"] == 1
 
     run_sim(simulator_url, body)
 

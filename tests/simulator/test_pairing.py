@@ -38,8 +38,8 @@ def test_scanning_the_qr_links_the_device_and_hands_it_credentials(simulator_url
         assert connected["jid"] == jid
         keys = await device.expect("keys")  # the first pre-key upload after pairing
         assert keys["generation"] == 2 and keys["seq"] >= 1
-        (listed,) = await sim.control.devices()
-        assert listed["jid"] == jid and listed["connected"] is True
+        (description,) = await sim.control.devices()
+        assert description["jid"] == jid and description["connected"] is True
 
     run_sim(simulator_url, body)
 
@@ -199,14 +199,14 @@ def test_key_updates_arrive_every_n_sends_and_persisted_ones_are_seen(
             await device.send(f"3EB0K{i}", "+15550200002")
         keys = await device.expect("keys")
         assert keys["generation"] == 3 and keys["keys"]["signed_prekey"]["id"] == 3
-        (listed,) = await sim.control.devices()
-        assert listed["keys_generation"] == 3 and listed["client_keys_generation"] == 1
+        (description,) = await sim.control.devices()
+        assert description["keys_generation"] == 3 and description["client_keys_generation"] == 1
         await device.close()
         updated = {**creds, **keys["keys"], "keys_generation": keys["generation"]}
         again = await sim.device(updated)
         await again.expect("connected")
-        (listed,) = await sim.control.devices()
-        assert listed["client_keys_generation"] == 3
+        (description,) = await sim.control.devices()
+        assert description["client_keys_generation"] == 3
 
     run_sim(simulator_url, body)
 
