@@ -385,3 +385,46 @@ def test_only_media_whatsapp_can_send_is_uploaded(
         "POST", "/v1/media", key, data=b"\x89PNG fake", headers={"Content-Type": content_type}
     )
     assert response.status_code == status, response.get_json()
+
+
+def test_recover_under_a_runner_writing_the_session_answers_in_time(api: Api) -> None:
+    """The runner writes a pairing session's document often (pairing code, state); a recover
+    meanwhile must not wait out retries: 202, or 409/503 with Retry-After, well inside the
+    30 s request timeout."""
+    import threading
+    from datetime import UTC, datetime
+
+    from functions.app import gateway
+    from wagate.contracts import SessionDoc
+
+    key = api.tenant()["api_key"]
+    response = api.call(
+        "POST", "/v1/sessions", key, json={"name": "pairing", "pairing_phone": "+15551234567"}
+    )
+    assert response.status_code == 201, response.get_json()
+    session_id = response.get_json()["id"]
+    sessions = gateway().store.collection("sessions", SessionDoc)
+    stop = threading.Event()
+
+    def runner_writes() -> None:
+        while not stop.is_set():
+            sessions.patch(session_id, {"updated_at": datetime.now(UTC)})
+
+    writers = [threading.Thread(target=runner_writes) for _ in range(4)]
+    for writer in writers:
+        writer.start()
+    try:
+        answers = []
+        for _ in range(3):
+            started = time.monotonic()
+            answer = api.call("POST", f"/v1/sessions/{session_id}:recover", key)
+            answers.append((answer.status_code, time.monotonic() - started, answer.headers))
+    finally:
+        stop.set()
+        for writer in writers:
+            writer.join()
+    for status, seconds, headers in answers:
+        assert status in (202, 409, 503), answers
+        assert status == 202 or "Retry-After" in headers, answers
+        assert seconds < 20, answers
+    assert any(status == 202 for status, _, _ in answers), answers

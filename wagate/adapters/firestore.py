@@ -91,7 +91,7 @@ def translated(what: str) -> Iterator[None]:
     except gexc.NotFound as e:
         raise NotFound(f"{what} not found") from e
     except (gexc.Aborted, gexc.Conflict) as e:
-        raise Conflict(f"{what}: concurrent modification, retry") from e
+        raise Conflict(f"{what}: concurrent modification, retry", retry_after=1) from e
     except (
         gexc.ServiceUnavailable,
         gexc.DeadlineExceeded,
@@ -153,7 +153,7 @@ def commit_if_unchanged(
             return
         except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.Aborted):
             time.sleep(random.uniform(0, 0.02 * (attempt + 1)))  # jitter: two writers part
-    raise Conflict("the documents kept changing; retry")
+    raise Conflict("the documents kept changing; retry", retry_after=1)
 
 
 def _pin(written: Any, snaps: dict[str, Any]) -> None:
@@ -310,7 +310,7 @@ class FirestoreRepository(Generic[D]):
                     return new
                 except (gexc.FailedPrecondition, gexc.AlreadyExists):
                     continue  # changed since the read: read again
-        raise Conflict(f"{self._path}/{doc_id} kept changing; retry", field="id")
+        raise Conflict(f"{self._path}/{doc_id} kept changing; retry", field="id", retry_after=1)
 
     def update_many(
         self, doc_ids: Sequence[str], fn: Callable[[D], D], *, fence: Fence | None = None

@@ -104,14 +104,18 @@ class Sessions:
         self.control(doc, "logout")
 
     def recover(self, tenant: TenantDoc, session_id: str) -> SessionDoc:
+        """The reconnect is the runner's (the control task); the document is written only
+        when the session was meant to be stopped. The runner writes a pairing session's
+        document every few seconds, and a write racing it used to fail all its retries."""
         doc = self._directory.fresh(tenant.id, session_id)
-        now = self._clock.now()
-        updated = self._sessions.update(
-            doc.id,
-            lambda d: d.model_copy(update={"desired": DesiredState.RUNNING, "updated_at": now}),
-        )
+        if doc.desired != DesiredState.RUNNING:
+            now = self._clock.now()
+            doc = self._sessions.update(
+                doc.id,
+                lambda d: d.model_copy(update={"desired": DesiredState.RUNNING, "updated_at": now}),
+            )
         self.control(doc, "recover")
-        return updated
+        return doc
 
     def control(self, doc: SessionDoc, action: str) -> None:
         body = ControlTask.model_validate({"session_id": doc.id, "action": action})
