@@ -21,7 +21,6 @@ GOING_AWAY = 1001  # the simulator shuts down or was reset
 REASONS = frozenset({401, 403, 408, 411, 428, 440, 500, 503, 515})
 
 USER_SERVER = "s.whatsapp.net"
-GROUP_SERVER = "g.us"
 
 _PHONE = re.compile(r"^\+?([1-9][0-9]{6,15})$")
 _USER_JID = re.compile(r"^([1-9][0-9]{6,15})(?::[0-9]+)?@s\.whatsapp\.net$")

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from simulator.protocol import WS_PATH, encode
+from simulator.protocol import PROTOCOL_VERSION, WS_PATH, encode
 
 
 class ControlError(Exception):
@@ -184,7 +184,9 @@ class DeviceClient:
         self.ws = await self.http.ws_connect(self.url, heartbeat=heartbeat, max_msg_size=0)
         self._reader = asyncio.create_task(self._read(self.ws))
         if hello:
-            await self.send_frame({"t": "hello", "v": 1, "creds": creds, "acked": acked})
+            await self.send_frame(
+                {"t": "hello", "v": PROTOCOL_VERSION, "creds": creds, "acked": acked}
+            )
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         try:
