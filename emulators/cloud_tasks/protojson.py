@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from emulators.cloud_tasks.errors import invalid
 
 E = TypeVar("E", bound=enum.IntEnum)
+N = TypeVar("N", int, float)
 
 _TIMESTAMP = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
@@ -70,23 +71,29 @@ def parse_int(value: object, field: str) -> int:
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    raise invalid(f"Invalid value for {field}: {value!r} is not an integer.")
+    parsed = _from_text(value, int)
+    if parsed is None:
+        raise invalid(f"Invalid value for {field}: {value!r} is not an integer.")
+    return parsed
 
 
 def parse_float(value: object, field: str) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise invalid(f"Invalid value for {field}: {value!r} is not a number.")
+    parsed = _from_text(value, float)
+    if parsed is None:
+        raise invalid(f"Invalid value for {field}: {value!r} is not a number.")
+    return parsed
+
+
+def _from_text(value: object, convert: Callable[[str], N]) -> N | None:
+    """A number given as a decimal string (proto3 JSON allows it); None when it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return convert(value)
+    except ValueError:
+        return None
 
 
 def parse_enum(value: object, kind: type[E], field: str) -> E | None:
