@@ -96,6 +96,25 @@ def run_sim(url: str, body: Callable[[Sim], Awaitable[None]], timeout: float = 2
     run(main, timeout)
 
 
+def simulated(
+    timeout: float = 20.0,
+) -> Callable[[Callable[[Sim], Awaitable[None]]], Callable[[str], None]]:
+    """`@simulated() async def test_x(sim)`: the body runs against the session's simulator,
+    reset first, on a fresh event loop bounded by `timeout` (what `run_sim` does)."""
+
+    def decorate(body: Callable[[Sim], Awaitable[None]]) -> Callable[[str], None]:
+        def test(simulator_url: str) -> None:
+            run_sim(simulator_url, body, timeout)
+
+        test.__name__ = getattr(body, "__name__", test.__name__)
+        test.__qualname__ = getattr(body, "__qualname__", test.__qualname__)
+        test.__module__ = body.__module__
+        test.__doc__ = body.__doc__
+        return test
+
+    return decorate
+
+
 class EventTap:
     """Reads an engine connection's events in order; `next(Type)` skips other types (kept in
     `seen`), so a test waits for what it means without caring about interleaving."""
