@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -176,10 +176,11 @@ class StatusWatch:
         self._page = page
         self.seen: dict[tuple[str, str], tuple[float, float]] = {}  # (id, status) → (seen, at)
         self.polls = 0
+        self.poll_s: list[float] = []  # how long each poll took (a bound on what it adds)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> StatusWatch:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -196,14 +197,18 @@ class StatusWatch:
             self._stop.wait(STATUS_POLL_S)
 
     def _poll(self, session_id: str) -> None:
+        started = time.time()
         r = self._client.get(
             f"/v1/sessions/{session_id}/messages", params={"direction": "out", "limit": self._page}
         )
+        if r.status_code == 200:
+            self._record(r.json()["items"], started)
+
+    def _record(self, items: list[dict[str, Any]], started: float) -> None:
         now = time.time()
-        if r.status_code != 200:
-            return
         self.polls += 1
-        for item in r.json()["items"]:
+        self.poll_s.append(now - started)
+        for item in items:
             for status in ("delivered", "read"):
                 stamp = item["status_times"].get(status)
                 if stamp is not None and (item["id"], status) not in self.seen:
@@ -235,6 +240,32 @@ class StatusWatch:
                 return True
             time.sleep(0.25)
         return False
+
+
+class PointWatch(StatusWatch):
+    """StatusWatch by single-message reads (GET /v1/messages/{id}) of the messages `track`ed,
+    until each showed `read`. For long runs: the listing's query costs the Firestore emulator a
+    scan of every message (docs/benchmarks.md, emulator-costs), so with thousands of messages a
+    listing poll took seconds and the lag measured grew with it; a point read does not."""
+
+    def __init__(self, s: Stack, key: str) -> None:
+        super().__init__(s, key, [])
+        self._tracked: dict[str, None] = {}  # insertion-ordered set, appended from any thread
+
+    def track(self, message_id: str) -> None:
+        self._tracked[message_id] = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for mid in list(self._tracked):
+                with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                    started = time.time()
+                    r = self._client.get(f"/v1/messages/{mid}")
+                    if r.status_code == 200:
+                        self._record([r.json()], started)
+                if (mid, "read") in self.seen:
+                    self._tracked.pop(mid, None)
+            self._stop.wait(STATUS_POLL_S / 2)
 
 
 def p(values: list[float], q: float) -> float | None:

@@ -6,10 +6,10 @@ sessions, one message every CLIENTS / OFFERED_PER_S seconds with jitter, and ret
 a connection error with the same Idempotency-Key, as a careful client does. Reported: the
 share of requests answered 202, the 5xx count, accept latency p50/p95/p99, accepted → read
 (the read receipt's time minus the accept time, from each message's status times), the status
-lag (receipt → the api shows it, polled on two sessions), whether every message reached its
-recipient exactly once and in order, and the CPU each process used, which names the first
-limit: on a shared 2-core machine it is the process that would saturate first as the offered
-load grows.
+lag (receipt → the api shows it, read message by message for every tenth client), whether
+every message reached its recipient exactly once and in order, and the CPU each process used,
+which names the first limit: on a shared 2-core machine it is the process that would saturate
+first as the offered load grows.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import aiohttp
 
 from bench.common import Result, summary
 from bench.costs import per_message
-from bench.live import StatusWatch, billed, live_stack, p, received, tenant_with_sessions
+from bench.live import PointWatch, billed, live_stack, p, received, tenant_with_sessions
 from bench.pipeline import _cpu_by_process
 from wagate.adapters.firestore import FirestoreStore, make_client
 from wagate.config import Settings
@@ -40,6 +40,7 @@ SESSIONS = 10
 OFFERED_PER_S = 25.0
 SUCCESS_TARGET = 0.999
 STATUS_LAG_TARGET_S = 5.0
+WATCH_EVERY = 10  # the status lag is watched on every tenth client's messages
 
 
 class Client:
@@ -52,6 +53,7 @@ class Client:
         self.bodies: list[str] = []
         self.accepted: dict[str, float] = {}  # message id → accept time (time.time())
         self.accept_ms: list[float] = []
+        self.watch: PointWatch | None = None  # set on the clients whose messages are watched
 
 
 async def _post(
@@ -76,6 +78,8 @@ async def _post(
                 client.accept_ms.append((time.perf_counter() - t0) * 1000)
                 client.accepted[str(data["id"])] = time.time()
                 client.bodies.append(body)
+                if client.watch is not None:
+                    client.watch.track(str(data["id"]))
                 return
             if r.status != 429:
                 errors.append(f"{r.status}: {str(data)[:200]}")
@@ -149,10 +153,12 @@ def run(quick: bool = False, **_: Any) -> Result:
         clients = [Client(n, session_ids[n % SESSIONS], stamp) for n in range(CLIENTS)]
         cpu_before, started = _cpu_by_process(s), time.monotonic()
         counted_before = billed(root)
-        with StatusWatch(s, key, session_ids[:2], page=200) as watch:
+        with PointWatch(s, key) as watch:
+            for c in clients[::WATCH_EVERY]:
+                c.watch = watch
             driven = asyncio.run(_drive(s, key, clients, seconds))
             accepted = {mid: at for c in clients for mid, at in c.accepted.items()}
-            watched = {m for c in clients if c.session_id in session_ids[:2] for m in c.accepted}
+            watched = {m for c in clients[::WATCH_EVERY] for m in c.accepted}
             watch.wait_for(watched, "read", 120)
         elapsed = time.monotonic() - started
         cpu_after = _cpu_by_process(s)
@@ -212,6 +218,7 @@ def run(quick: bool = False, **_: Any) -> Result:
                 "p99": p(lags, 99),
                 "n": len(lags),
             },
+            "status_poll_s": {"p50": p(watch.poll_s, 50), "p99": p(watch.poll_s, 99)},
             "cpu_cores_by_process": cpu_share,
             "billed_per_message": cost["per_message"],
             "billed_usd_per_million": cost["usd_per_million_messages"],
