@@ -249,7 +249,10 @@ def test_literal_address_accepts_every_numeric_form_and_no_names() -> None:
     assert literal_address("example.com") is None
 
 
-def test_the_guard_follows_the_settings() -> None:
+def test_the_guard_follows_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A session-long stack fixture may have put the local stack's environment in place.
+    for name in ("WAGATE_EGRESS_ALLOW_PRIVATE", "WAGATE_EGRESS_ALLOW_HOSTS", "WAGATE_ENV"):
+        monkeypatch.delenv(name, raising=False)
     cloud = EgressGuard.from_settings(Settings(env="cloud", egress_allow_hosts="a.corp:8443"))
     assert cloud.policy == EgressPolicy(
         https_only=True, allow_private=False, allow_hosts=frozenset({"a.corp:8443"})
