@@ -15,6 +15,7 @@
 
 import { createServer } from 'node:http'
 import { writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
 import { WebSocketServer } from 'ws'
 import * as baileys from '@whiskeysockets/baileys'
 import libsignal from 'libsignal'
@@ -23,7 +24,8 @@ const {
   proto, encodeBinaryNode, decodeBinaryNode, Curve, aesEncryptGCM, aesDecryptGCM, hkdf, sha256,
   hmacSign, NOISE_MODE, NOISE_WA_HEADER, WA_ADV_ACCOUNT_SIG_PREFIX, signedKeyPair,
   generateRegistrationId, encodeBigEndian, KEY_BUNDLE_TYPE, getBinaryNodeChild,
-  getBinaryNodeChildren, jidDecode, generateSignalPubKey, encodeWAMessage
+  getBinaryNodeChildren, jidDecode, generateSignalPubKey, encodeWAMessage, derivePairingCodeKey,
+  aesEncryptCTR, aesDecryptCTR
 } = baileys
 
 // WhatsApp's certificate chain as captured by crabline (MIT); Baileys verifies its signatures.
@@ -135,15 +137,53 @@ class Fake {
     const [ref, , identityB64, advB64] = qr.replace(/^.*#/, '').split(',')
     const conn = this.pairing.get(ref)
     if (!conn) throw new Error('no device shows this QR')
+    this.link(conn, phone.replace(/^\+/, ''), Buffer.from(identityB64, 'base64'), Buffer.from(advB64, 'base64'))
+  }
+
+  /** The phone enters a pairing code: it unwraps the device's ephemeral key with it. */
+  async confirmCode (code, phone) {
     const digits = phone.replace(/^\+/, '')
+    const conn = [...this.pairing.values()].find((c) => c.codeHello?.digits === digits)
+    if (!conn) throw new Error(`no device asked for a pairing code for ${phone}`)
+    const wrapped = conn.codeHello.wrapped
+    const key = await derivePairingCodeKey(code, wrapped.subarray(0, 32))
+    const companionEph = aesDecryptCTR(wrapped.subarray(48, 80), key, wrapped.subarray(32, 48))
+    const primaryEph = Curve.generateKeyPair()
+    const salt = randomBytes(32); const ctrIv = randomBytes(16)
+    const wrappedPrimary = Buffer.concat([salt, ctrIv, aesEncryptCTR(primaryEph.public, await derivePairingCodeKey(code, salt), ctrIv)])
+    conn.codeHello = { ...conn.codeHello, primaryEph, companionEph }
+    const account = this.account(digits)
+    conn.send({ tag: 'notification', attrs: { from: S, type: 'link_code_companion_reg', id: `lc-${Date.now()}`, t: String(now()) },
+      content: [{ tag: 'link_code_companion_reg', attrs: {}, content: [
+        { tag: 'link_code_pairing_ref', attrs: {}, content: Buffer.from(conn.codeHello.ref) },
+        { tag: 'primary_identity_pub', attrs: {}, content: account.identity.public },
+        { tag: 'link_code_pairing_wrapped_primary_ephemeral_pub', attrs: {}, content: wrappedPrimary }
+      ] }] })
+  }
+
+  /** The device's companion_finish: the key bundle gives its identity and the ADV secret. */
+  codeFinish (conn, reg) {
+    const hello = conn.codeHello
+    if (!hello?.primaryEph) throw new Error('companion_finish before the code was entered')
+    const bundle = getBinaryNodeChild(reg, 'link_code_pairing_wrapped_key_bundle').content
+    const shared = Curve.sharedKey(hello.primaryEph.private, hello.companionEph)
+    const key = hkdf(shared, 32, { salt: bundle.subarray(0, 32), info: 'link_code_pairing_key_bundle_encryption_key' })
+    const plain = aesDecryptGCM(bundle.subarray(44), key, bundle.subarray(32, 44), EMPTY)
+    const clientIdentity = plain.subarray(0, 32); const random = plain.subarray(64, 96)
+    const account = this.account(hello.digits)
+    const identityShared = Curve.sharedKey(account.identity.private, clientIdentity)
+    const adv = hkdf(Buffer.concat([shared, identityShared, random]), 32, { info: 'adv_secret' })
+    this.link(conn, hello.digits, clientIdentity, adv)
+  }
+
+  link (conn, digits, clientIdentity, advSecret) {
     const account = this.account(digits)
     const device = account.next++
     account.devices.set(device, { removed: false })
-    const clientIdentity = Buffer.from(identityB64, 'base64')
     const deviceDetails = proto.ADVDeviceIdentity.encode({ rawId: 1, timestamp: now(), keyIndex: device }).finish()
     const accountSignature = Curve.sign(account.identity.private, Buffer.concat([WA_ADV_ACCOUNT_SIG_PREFIX, deviceDetails, clientIdentity]))
     const details = proto.ADVSignedDeviceIdentity.encode({ details: deviceDetails, accountSignatureKey: account.identity.public, accountSignature }).finish()
-    const hmac = hmacSign(details, Buffer.from(advB64, 'base64'))
+    const hmac = hmacSign(details, advSecret)
     const identity = proto.ADVSignedDeviceIdentityHMAC.encode({ details, hmac }).finish()
     for (const [r, c] of this.pairing) if (c === conn) this.pairing.delete(r)
     conn.pairedAs = `${digits}:${device}@${S}`
@@ -278,6 +318,16 @@ class Fake {
       if (conn.deviceInfo) conn.deviceInfo.removed = true
       return conn.send({ tag: 'iq', attrs })
     }
+    if (child?.tag === 'link_code_companion_reg') {
+      if (child.attrs.stage === 'companion_hello') {
+        const ref = `lc-${Math.random().toString(36).slice(2)}`
+        conn.codeHello = { ref, digits: jidDecode(child.attrs.jid).user, wrapped: getBinaryNodeChild(child, 'link_code_pairing_wrapped_companion_ephemeral_pub').content }
+        this.pairing.set(ref, conn)
+        return conn.send({ tag: 'iq', attrs, content: [{ tag: 'link_code_companion_reg', attrs: {}, content: [{ tag: 'link_code_pairing_ref', attrs: {}, content: Buffer.from(ref) }] }] })
+      }
+      conn.send({ tag: 'iq', attrs })
+      return this.codeFinish(conn, child)
+    }
     if (xmlns === 'encrypt' && node.attrs.type === 'set' && getBinaryNodeChild(node, 'identity')) {
       this.uploaded.set(conn.jid, node) // the device's pre-keys: what inbound messages use
       return conn.send({ tag: 'iq', attrs })
@@ -379,6 +429,7 @@ const fake = new Fake()
 const routes = {
   '/_fake/reset': () => { fake.reset(); return {} },
   '/_fake/scan': ({ qr, phone }) => { fake.scan(qr, phone); return {} },
+  '/_fake/pair_code': async ({ code, phone }) => { await fake.confirmCode(code, phone); return {} },
   '/_fake/received': ({ recipient }) => ({ ids: (fake.received.get(recipient.replace(/^\+/, '')) ?? []).map((m) => m.id) }),
   '/_fake/drop': ({ jid, reason, abrupt }) => ({ dropped: fake.drop(jid, reason, abrupt) }),
   '/_fake/freeze': ({ jid, seconds }) => { const c = fake.connFor(jid); if (c) c.frozenUntil = Date.now() + seconds * 1000; return { frozen: c ? 1 : 0 } },

@@ -20,10 +20,6 @@ FAKE = ROOT / "emulators" / "whatsapp" / "server.mjs"
 
 # Contract tests the fake cannot drive, each with the reason (docs/engines.md repeats them).
 FAKE_CANNOT = {
-    "test_pairing_by_code_yields_connected_and_an_auth_state": (
-        "the fake issues no pairing-code handshake (link_code_companion_reg); the code request "
-        "itself is covered by test_baileys_engine.py"
-    ),
     "test_messages_missed_while_offline_arrive_on_reconnect_with_history": (
         "the fake delivers missed messages at login but sends no history sync (an encrypted "
         "HistorySync blob on a media server)"
@@ -84,9 +80,7 @@ class FakeNetwork:
         await self.call("scan", qr=qr, phone=phone)
 
     async def confirm_pairing_code(self, code: str, phone: str) -> None:
-        raise NotImplementedError(
-            FAKE_CANNOT["test_pairing_by_code_yields_connected_and_an_auth_state"]
-        )
+        await self.call("pair_code", code=code, phone=phone)
 
     async def inbound(self, to_phone: str, sender: str, text: str, wa_id: str) -> None:
         """Delivered now to every logged-in device of `to_phone`, or at its next login."""

@@ -95,7 +95,7 @@ class Session {
   }
   save () {
     clearTimeout(this.saveTimer); this.saveTimer = null
-    if (!this.creds.me || this.closed) return // an unpaired state is never worth a backup
+    if (!this.creds.account || this.closed) return // not paired yet: never worth a backup
     out({ ev: 'auth', sid: this.sid, state: JSON.stringify({ format: 'wagate-baileys-1', creds: this.creds, keys: this.keys.data }, BufferJSON.replacer) })
   }
   start () {
