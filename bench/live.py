@@ -69,6 +69,7 @@ def tenant_with_sessions(
                 "pacing_burst": burst,
                 "sends_per_minute": 100_000,
                 "session_creates_per_minute": 10_000,
+                "max_sessions": 10_000,
             },
         },
         timeout=30,

@@ -57,6 +57,7 @@ class TenantLimits(BaseModel):
     qr_fetches_per_5_minutes: int = Field(5, ge=1, le=10_000)
     pacing_per_second: float = Field(1.0, gt=0, le=100)
     pacing_burst: int = Field(5, ge=1, le=1_000)
+    max_sessions: int = Field(5, ge=1, le=100_000)  # sessions a tenant may have (not deleted)
 
 
 class ApiKeyRecord(BaseModel):

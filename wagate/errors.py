@@ -61,6 +61,12 @@ class AlreadyExists(Conflict):
     code = "already_exists"
 
 
+class SessionQuotaExceeded(Conflict):
+    """The tenant has as many sessions as its limits.max_sessions allows."""
+
+    code = "session_quota_exceeded"
+
+
 class StaleGeneration(Conflict):
     """A blob write whose generation precondition no longer holds (another writer won)."""
 
@@ -129,6 +135,12 @@ class DependencyUnavailable(WagateError):
     """A store, queue or WhatsApp itself cannot be reached right now; retry later."""
 
     code = "dependency_unavailable"
+
+
+class ShardsFull(DependencyUnavailable):
+    """Every shard holds its WAGATE_SESSIONS_PER_SHARD sessions: no runner can take another."""
+
+    code = "shards_full"
 
 
 class Internal(WagateError):

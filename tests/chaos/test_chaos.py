@@ -237,6 +237,7 @@ def run_chaos(system: System, plan: Plan) -> Record:
             "sends_per_minute": 100_000,
             "session_creates_per_minute": 10_000,
             "qr_fetches_per_5_minutes": 10_000,
+            "max_sessions": 10_000,
             "pacing_per_second": plan.pacing_per_s,
             "pacing_burst": int(plan.pacing_per_s),
         },

@@ -30,6 +30,9 @@ def test_health_json_reports_every_part_and_its_exit_code_follows_the_status(
     [shard] = report["shards"]
     assert shard["reachable"] and shard["lease"]["live"] and shard["runner"]["lease_held"]
     assert report["store"]["reachable"] and "dead_letters" in report["store"]
+    capacity = report["store"]["capacity"]
+    assert capacity["sessions_per_shard"] == 100 and len(capacity["live_sessions_by_shard"]) == 1
+    assert capacity["free"] == 100 - capacity["live_sessions_by_shard"][0]
 
     # A shard whose runner is down (nothing listens at its URL, nobody holds its lease).
     down = f"http://127.0.0.1:{free_port()}"

@@ -46,7 +46,15 @@ def test_webhook_and_limits_set_by_the_cli_are_what_the_tenant_gets(system: Syst
     assert hooked.code == 0, hooked.stderr
     assert hooked.json()["secret"].startswith("whsec_")
     limited = invoke(
-        env, "tenants", "set-limits", tenant["id"], "--sends-per-minute", "7", "--json"
+        env,
+        "tenants",
+        "set-limits",
+        tenant["id"],
+        "--sends-per-minute",
+        "7",
+        "--max-sessions",
+        "9",
+        "--json",
     )
     assert limited.code == 0, limited.stderr
     shown = invoke(env, "tenants", "show", tenant["id"], "--json").json()
@@ -54,6 +62,7 @@ def test_webhook_and_limits_set_by_the_cli_are_what_the_tenant_gets(system: Syst
     assert shown["webhook_secret_set"] is True
     assert shown["limits"]["sends_per_minute"] == 7
     assert shown["limits"]["pacing_burst"] == 5  # the others keep their values
+    assert shown["limits"]["max_sessions"] == 9 and shown["sessions"] == 0
     listed = invoke(env, "tenants", "list", "--json").json()["items"]
     assert tenant["id"] in {t["id"] for t in listed}
 

@@ -16,6 +16,7 @@ GENEROUS_LIMITS = {
     "sends_per_minute": 100_000,
     "session_creates_per_minute": 10_000,
     "qr_fetches_per_5_minutes": 10_000,
+    "max_sessions": 10_000,
 }
 
 

@@ -428,3 +428,43 @@ def test_recover_under_a_runner_writing_the_session_answers_in_time(api: Api) ->
         assert status == 202 or "Retry-After" in headers, answers
         assert seconds < 20, answers
     assert any(status == 202 for status, _, _ in answers), answers
+
+
+# ------------------------------------------------------------------ session quotas
+
+
+def test_a_tenant_has_at_most_its_max_sessions(api: Api) -> None:
+    key = api.tenant()["api_key"]
+    created = [api.call("POST", "/v1/sessions", key, json={}) for _ in range(6)]
+    assert [c.status_code for c in created] == [201] * 5 + [409]
+    error = created[-1].get_json()["error"]
+    assert error["code"] == "session_quota_exceeded" and "5" in error["message"]
+    health = api.call("GET", "/v1/health", key).get_json()
+    assert health["tenant"] == {"sessions": 5, "max_sessions": 5}
+    # A deleted session frees its place.
+    assert api.call("DELETE", f"/v1/sessions/{created[0].get_json()['id']}", key).status_code == 202
+    assert api.call("POST", "/v1/sessions", key, json={}).status_code == 201
+    # An admin raises the cap per tenant, like the other limits.
+    raised = api.tenant("big", limits={"max_sessions": 7})["api_key"]
+    statuses = [api.call("POST", "/v1/sessions", raised, json={}).status_code for _ in range(8)]
+    assert statuses == [201] * 7 + [409]
+
+
+def test_a_full_shard_is_never_assigned_and_all_full_is_said_clearly(
+    emulators: Any, firestore_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WAGATE_SESSIONS_PER_SHARD", "3")
+    emulators.provision_project(firestore_env["WAGATE_PROJECT_ID"])
+    api = Api()
+    first, second = api.tenant("a")["api_key"], api.tenant("b")["api_key"]
+    assert [api.call("POST", "/v1/sessions", first).status_code for _ in range(3)] == [201] * 3
+    full = api.call("POST", "/v1/sessions", second)
+    assert full.status_code == 503, full.get_json()
+    assert full.get_json()["error"]["code"] == "shards_full"
+    assert "full" in full.get_json()["error"]["message"] and full.headers["Retry-After"]
+    health = api.call("GET", "/v1/health").get_json()
+    assert health["capacity"] == {
+        "shards": [{"shard": 0, "sessions": 3, "capacity": 3}],
+        "free": 0,
+    }
+    assert "tenant" not in health or health["tenant"] is None

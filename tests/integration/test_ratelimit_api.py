@@ -59,7 +59,7 @@ def test_sends_over_the_limit_get_429_with_rate_limit_headers(api: Api) -> None:
 
 
 def test_qr_fetches_and_session_creates_have_their_default_limits(api: Api) -> None:
-    key = api.tenant()["api_key"]
+    key = api.tenant(limits={"max_sessions": 20})["api_key"]  # the rate limit comes first
     in_a_fresh_window(60, 10)
     created = [api.call("POST", "/v1/sessions", key, json={"name": "s"}) for _ in range(11)]
     assert [c.status_code for c in created].count(201) == 10

@@ -133,6 +133,7 @@ class Operator:
             self.routing,
             self.directory,
             self.settings.shard_count,
+            self.settings.sessions_per_shard,
         )
 
     @cached_property

@@ -164,6 +164,18 @@ def collect(op: Operator, *, verbose: bool = False) -> dict[str, Any]:
         store["sessions_by_state"] = {k: v for k, v in by_state.items() if v}
         store["sessions_total"] = sum(by_state.values())
         store["dead_letters"] = op.message_docs.count([Where("status", "==", "dead")])
+        per_shard = op.settings.sessions_per_shard
+        loads = op.sessions.shard_loads()
+        store["capacity"] = {
+            "sessions_per_shard": per_shard,
+            "live_sessions_by_shard": loads,
+            "free": sum(max(0, per_shard - n) for n in loads),
+        }
+        if store["capacity"]["free"] == 0:
+            problems.append(
+                f"every shard is full ({per_shard} sessions each): new sessions are refused "
+                "(add shards or raise WAGATE_SESSIONS_PER_SHARD)"
+            )
         alerts = op.alert_docs.query([Where("resolved_at", "==", None)], limit=200)
         alerts.sort(key=lambda a: a.last_seen, reverse=True)
         store["open_alerts"] = [
@@ -202,7 +214,11 @@ def collect(op: Operator, *, verbose: bool = False) -> dict[str, Any]:
         or any(s["status"] == "error" for s in shards)
     ):
         status = "error"
-    elif critical or any(s["status"] == "degraded" for s in shards):
+    elif (
+        critical
+        or any(s["status"] == "degraded" for s in shards)
+        or store.get("capacity", {}).get("free", 1) == 0
+    ):
         status = "degraded"
     else:
         status = "ok"
@@ -279,6 +295,13 @@ def render(report: dict[str, Any], *, verbose: bool = False, watch: float | None
                 human_seconds(uptime) if isinstance(uptime, int | float) else None,
             ]
         )
+    capacity = report["store"].get("capacity")
+    if capacity:
+        loads = ", ".join(
+            f"shard {n} {c}/{capacity['sessions_per_shard']}"
+            for n, c in enumerate(capacity["live_sessions_by_shard"])
+        )
+        parts.append(Text(f"capacity: {loads}; room for {capacity['free']} more sessions"))
     parts.append(
         table(
             "runners",

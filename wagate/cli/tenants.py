@@ -158,8 +158,10 @@ def show(
 ) -> None:
     """One tenant: webhook, limits and keys (ids and prefixes only)."""
     wants_json(as_json)
-    tenant = connect().tenants.get(check_id(tenant_id, "tenant", "tenant_id"))
+    op = connect()
+    tenant = op.tenants.get(check_id(tenant_id, "tenant", "tenant_id"))
     summary = tenant_summary(tenant)
+    summary["sessions"] = op.sessions.tenant_sessions(tenant.id)  # against limits.max_sessions
     if as_json:
         emit_json(summary)
         return
@@ -168,6 +170,7 @@ def show(
         ["webhook", tenant.webhook_url],
         ["webhook secret", "set" if tenant.webhook_secret_sealed else None],
         *([f"limit {k}", v] for k, v in summary["limits"].items()),
+        ["sessions", f"{summary['sessions']} of {tenant.limits.max_sessions}"],
         ["created", tenant.created_at.isoformat()],
     ]
     out.print(fields(f"tenant {tenant.id}", rows))
@@ -226,6 +229,7 @@ def set_limits(
         None, help="WhatsApp sends per second per session"
     ),
     pacing_burst: int | None = typer.Option(None, help="Burst of WhatsApp sends per session"),
+    max_sessions: int | None = typer.Option(None, help="Sessions the tenant may have"),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Change a tenant's limits (the others keep their values)."""
@@ -239,6 +243,7 @@ def set_limits(
         qr_fetches_per_5_minutes=qr_fetches_per_5_minutes,
         pacing_per_second=pacing_per_second,
         pacing_burst=pacing_burst,
+        max_sessions=max_sessions,
     )
     updated = op.tenant_docs.update(tenant_id, lambda t: t.model_copy(update={"limits": limits}))
     if as_json:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from wagate.contracts import ControlTask, CreateSessionRequest, SessionDoc, TenantDoc
 from wagate.domain import ids
 from wagate.domain.sessions import DesiredState, SessionState
-from wagate.errors import Conflict, NotFound
+from wagate.errors import Conflict, NotFound, SessionQuotaExceeded, ShardsFull
 from wagate.ports import Clock, Store, TaskQueue, TaskSpec, Where
 from wagate.queues import control_queue
 from wagate.services.directory import SessionDirectory
@@ -34,6 +34,7 @@ class Sessions:
         routing: Routing,
         directory: SessionDirectory,
         shard_count: int,
+        sessions_per_shard: int = 100,
     ) -> None:
         self._sessions = store.collection("sessions", SessionDoc)
         self._queue = queue
@@ -41,21 +42,53 @@ class Sessions:
         self._routing = routing
         self._directory = directory
         self._shard_count = shard_count
+        self._per_shard = sessions_per_shard
 
-    def least_loaded_shard(self) -> int:
-        counts = [
-            self._sessions.count([Where("shard", "==", shard)])
+    def shard_loads(self) -> list[int]:
+        """Live (not deleted) sessions per shard, in shard order."""
+        return [
+            self._sessions.count(
+                [Where("shard", "==", shard), Where("desired", "==", DesiredState.RUNNING)]
+            )
             for shard in range(self._shard_count)
         ]
-        return counts.index(min(counts))
+
+    def tenant_sessions(self, tenant_id: str) -> int:
+        """The tenant's live sessions: what its `limits.max_sessions` caps."""
+        return self._sessions.count(
+            [Where("tenant_id", "==", tenant_id), Where("desired", "==", DesiredState.RUNNING)]
+        )
+
+    def least_loaded_shard(self) -> int:
+        """The least loaded shard with room; none has any → ShardsFull (an operator adds
+        shards or raises WAGATE_SESSIONS_PER_SHARD)."""
+        loads = self.shard_loads()
+        room = [(load, shard) for shard, load in enumerate(loads) if load < self._per_shard]
+        if not room:
+            raise ShardsFull(
+                f"every shard is full ({self._shard_count} shards of "
+                f"{self._per_shard} sessions): the operator must add capacity",
+                retry_after=300,
+            )
+        return min(room)[1]
 
     def create(self, tenant: TenantDoc, request: CreateSessionRequest) -> SessionDoc:
+        """Checked before the write, so creates racing each other may pass the cap together;
+        the per-tenant create rate limit bounds by how much (docs/sessions.md, "Quotas")."""
+        cap = tenant.limits.max_sessions
+        if self.tenant_sessions(tenant.id) >= cap:
+            raise SessionQuotaExceeded(
+                f"the tenant has its {cap} sessions (limits.max_sessions): delete one, or ask "
+                "an admin to raise the limit",
+                field="limits.max_sessions",
+            )
+        shard = self.least_loaded_shard()
         now = self._clock.now()
         doc = SessionDoc(
             id=ids.new_session_id(),
             tenant_id=tenant.id,
             name=request.name,
-            shard=self.least_loaded_shard(),
+            shard=shard,
             pairing_phone=request.pairing_phone,
             created_at=now,
             updated_at=now,
