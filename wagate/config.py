@@ -29,6 +29,12 @@ class Settings(BaseSettings):
         None, description="http://host:port of the Cloud Tasks emulator (unset in the cloud)"
     )
     shard_count: int = Field(1, ge=1, le=1000, description="Number of runner shards")
+    sessions_per_shard: int = Field(
+        100,
+        ge=1,
+        le=100_000,
+        description="Sessions one shard's runner is sized for; a full shard is never assigned",
+    )
     queue_prefix: str = Field(
         "wagate", description="Queues are <prefix>-shard-<n>, <prefix>-webhooks"
     )
