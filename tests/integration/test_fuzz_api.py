@@ -1,7 +1,11 @@
 """Property-based fuzzing of the api from its OpenAPI document (schemathesis): for generated
 requests to every documented operation, valid and invalid, the api running in-process on the
 real emulators answers without a server error, with a documented status, content type, headers
-and body. A bounded run is in the default suite; a longer one is marked slow."""
+and body. A bounded run is in the default suite; a longer one is marked slow.
+
+The stateful phase chains operations through the links schemathesis infers from the document
+(a created session's id into get/send/recover/delete/QR, a sent message's id into its status, a
+tenant's id into its keys and webhook): sequences a customer would run, on real resources."""
 
 from __future__ import annotations
 
@@ -41,6 +45,7 @@ GENEROUS = {
     "sends_per_minute": 100_000,
     "session_creates_per_minute": 10_000,
     "qr_fetches_per_5_minutes": 10_000,
+    "max_sessions": 100_000,
 }
 
 schema = schemathesis.openapi.from_path(str(DOC))
@@ -55,6 +60,7 @@ def world(emulators: Stack) -> Iterator[dict[str, str]]:
     project = f"fuzz-{uuid.uuid4().hex[:10]}"
     env = {**emulators.env, "WAGATE_PROJECT_ID": project, "GOOGLE_CLOUD_PROJECT": project}
     env["WAGATE_EVENT_STREAM_HOLD_S"] = "0.5"  # a stream the fuzzer opens ends at once
+    env["WAGATE_SESSIONS_PER_SHARD"] = "100000"  # the fuzzer creates sessions by the hundred
     emulators.provision_project(project)
     with environment(env):
         functions.app._gateway = None
@@ -130,3 +136,55 @@ def test_a_long_fuzzing_run_finds_no_server_error(case: Any, world: dict[str, st
     if case.path_parameters and zlib.crc32(repr(case.body).encode()) % 2:
         aim_at_real_resources(case, world)
     call_and_validate(case, world)
+
+
+def stateful_run(world: dict[str, str], settings_: settings) -> None:
+    workflow = schema.as_state_machine()
+    assert len(workflow.bundles) >= 5, "the document's operations lost their links"
+    reached: list[str] = []  # operations on an id taken from an earlier answer, answered 2xx
+
+    class Workflow(workflow):  # type: ignore[misc, valid-type]
+        def after_call(self, response: Any, case: Any) -> None:
+            super().after_call(response, case)
+            if "{" in case.operation.path and response.status_code < 300:
+                reached.append(f"{case.operation.method.upper()} {case.operation.path}")
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            admin = case.operation.path.startswith("/v1/admin")
+            key = world["admin"] if admin else world["tenant"]
+            return {"headers": {"Authorization": f"Bearer {key}"}}
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs)
+
+    Workflow.run(settings=settings_)
+    # Random ids meet 404s; only the links take a sequence to a real session or message.
+    assert reached, "no linked operation reached a real resource"
+
+
+def test_stateful_sequences_of_linked_operations_find_no_server_error(
+    world: dict[str, str],
+) -> None:
+    stateful_run(
+        world,
+        settings(
+            max_examples=8,
+            stateful_step_count=6,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+        ),
+    )
+
+
+@pytest.mark.slow
+def test_a_long_stateful_run_finds_no_server_error(world: dict[str, str]) -> None:
+    stateful_run(
+        world,
+        settings(
+            max_examples=150,
+            stateful_step_count=10,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
