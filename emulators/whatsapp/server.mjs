@@ -109,6 +109,7 @@ class Fake {
     this.conns = new Map() // device jid -> conn
     this.received = new Map() // recipient digits -> [{ id, from }]
     this.seen = new Set() // `${from}|${to}|${id}`: WhatsApp keeps one message per sender and id
+    this.resent = 0 // messages that came again with an id already seen (kept once)
     this.holds = new Map() // sender digits -> { until, queue: [fn] }
     this.limits = new Map() // sender digits -> { perSecond, tokens, burst, at }
     this.bundles = new Map() // device jid -> bundle
@@ -281,8 +282,8 @@ class Fake {
     if (fresh) {
       this.seen.add(key)
       const list = this.received.get(rcpt) ?? []
-      list.push({ id, from }); this.received.set(rcpt, list)
-    }
+      list.push({ id, from, ts: Date.now() / 1000 }); this.received.set(rcpt, list)
+    } else this.resent++
     const ack = () => {
       conn.send({ tag: 'ack', attrs: { class: 'message', id, from: to, t: String(now()) } })
       if (!fresh) return
@@ -430,7 +431,10 @@ const routes = {
   '/_fake/reset': () => { fake.reset(); return {} },
   '/_fake/scan': ({ qr, phone }) => { fake.scan(qr, phone); return {} },
   '/_fake/pair_code': async ({ code, phone }) => { await fake.confirmCode(code, phone); return {} },
-  '/_fake/received': ({ recipient }) => ({ ids: (fake.received.get(recipient.replace(/^\+/, '')) ?? []).map((m) => m.id) }),
+  '/_fake/received': ({ recipient }) => {
+    const messages = fake.received.get(recipient.replace(/^\+/, '')) ?? []
+    return { ids: messages.map((m) => m.id), messages }
+  },
   '/_fake/drop': ({ jid, reason, abrupt }) => ({ dropped: fake.drop(jid, reason, abrupt) }),
   '/_fake/freeze': ({ jid, seconds }) => { const c = fake.connFor(jid); if (c) c.frozenUntil = Date.now() + seconds * 1000; return { frozen: c ? 1 : 0 } },
   '/_fake/stall': ({ phone, seconds }) => { fake.stall(phone.replace(/^\+/, ''), seconds); return {} },
@@ -443,7 +447,10 @@ const routes = {
   '/_fake/config': ({ receipt_delay_ms: d, read_delay_ms: r }) => { fake.receiptMs = { delivered: d ?? 100, read: r ?? 300 }; return {} },
   '/_fake/inbound': async ({ to_phone: to, sender, text, wa_id: id }) => ({ delivered: await fake.inbound(to, sender, text, id) }),
   '/healthz': () => ({ ok: true }),
-  '/_fake/stats': () => ({ connected: fake.conns.size, pairing: fake.pairing.size, handshakes: fake.handshakes })
+  '/_fake/stats': () => ({
+    connected: fake.conns.size, pairing: fake.pairing.size, handshakes: fake.handshakes, resent: fake.resent,
+    held: Object.fromEntries([...fake.holds].map(([d, h]) => [d, h.queue.length]))
+  })
 }
 
 const args = process.argv.slice(2)
