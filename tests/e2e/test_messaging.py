@@ -277,5 +277,5 @@ def test_media_uploads_are_bounded_and_typed(
     untyped = system.call(
         "POST", "/v1/media", key, content=b"abc", headers={"Content-Type": "nonsense"}
     )
-    assert untyped.status_code == 400
+    assert untyped.status_code == 415  # only media types WhatsApp can send (docs/messaging.md)
     assert untyped.json()["error"]["details"][0]["field"] == "Content-Type"
