@@ -16,11 +16,19 @@ import pytest
 
 from runner.io import Offload
 from runner.journal import DurableWrites, Entry, Journal
+from wagate import logs
 from wagate.contracts import AlertDoc
 from wagate.devstack.faultproxy import FaultProxy
 from wagate.devstack.stack import Stack
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def logs_to_this_test() -> None:
+    """The runner's code logs through structlog, which an earlier test may have pointed at a
+    captured stream pytest has closed since."""
+    logs.configure("console", "WARNING")
 
 
 @pytest.fixture
