@@ -102,6 +102,8 @@ WHERE: dict[str, dict[str, str | None]] = {
     # The egress guard: the api checks URLs, the sweeper delivers webhooks, runners fetch media.
     "egress_allow_private": {"api": None, "sweeper": None, "runner": None},
     "egress_allow_hosts": {"api": ENV, "sweeper": ENV, "runner": ENV},
+    # The api assigns new sessions to shards that are not full.
+    "sessions_per_shard": {"api": None, "sweeper": None, "runner": None},
 }
 
 # Fields a component's code reads that Terraform deliberately leaves unset, and why.
@@ -125,6 +127,7 @@ DEFAULT_IN_CLOUD = {
     "retention_message_body_days": "code default (30 d); docs/operations.md",
     "key_max_age_days": "code default (30 d, the backup bucket's non-current max age)",
     "egress_allow_private": "false in the cloud: only public addresses (docs/security.md)",
+    "sessions_per_shard": "code default (100 sessions a runner; bench engine-density)",
 }
 
 _SETTINGS_READ = re.compile(r"settings\.([a-z_]+)")
@@ -401,7 +404,7 @@ def test_functions_serve_as_many_requests_at_once_as_the_platform_sends(componen
 
 
 def test_the_routes_infra_targets_exist() -> None:
-    api = (ROOT / "functions/api.py").read_text()
+    api = (ROOT / "functions/api.py").read_text() + (ROOT / "functions/health.py").read_text()
     sweeper = (ROOT / "functions/sweeper.py").read_text()
     runner = (ROOT / "runner/app.py").read_text()
     assert '"/v1/health"' in api
