@@ -9,11 +9,7 @@
 docs/engines.md says what it supports, how to pair a real phone, and its known limits.
 """
 
-from runner.engines.whatsmeow.engine import (
-    BucketMedia,
-    MediaSource,
-    WhatsmeowConnection,
-    WhatsmeowEngine,
-)
+from runner.engines.outgoing import BucketMedia, MediaSource
+from runner.engines.whatsmeow.engine import WhatsmeowConnection, WhatsmeowEngine
 
 __all__ = ["BucketMedia", "MediaSource", "WhatsmeowConnection", "WhatsmeowEngine"]

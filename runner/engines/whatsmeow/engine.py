@@ -42,12 +42,20 @@ import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from runner.engines.event_stream import EventQueue, new_waiter, resolve_waiter
+
+# Re-exported (`as`) for runner/__main__.py and runner/engines/baileys/engine.py, which import
+# them from here; they live in runner.engines.outgoing.
+from runner.engines.outgoing import MEDIA_KINDS as MEDIA_KINDS
+from runner.engines.outgoing import BucketMedia as BucketMedia
+from runner.engines.outgoing import MediaSource as MediaSource
+from runner.engines.outgoing import check_recipient
+from runner.engines.outgoing import fetch_media as fetch_media
 from runner.engines.whatsmeow import wire
 from runner.engines.whatsmeow.store import DeviceStore, NotAStore
 from wagate.adapters import egress
-from wagate.contracts import MAX_MEDIA_BYTES, SessionDoc
 from wagate.domain.egress_policy import EgressPolicy
 from wagate.domain.events import (
     AuthStateChanged,
@@ -63,15 +71,12 @@ from wagate.domain.sessions import DisconnectReason
 from wagate.errors import (
     Conflict,
     DependencyUnavailable,
-    NotFound,
     PermanentSendError,
     TransientSendError,
     ValidationFailed,
     WagateError,
 )
 from wagate.logs import get_logger
-from wagate.ports import BlobStore, Repository
-from wagate.services.media import object_name
 
 log = get_logger("wagate.runner.whatsmeow")
 
@@ -81,34 +86,7 @@ CAPTURE_INTERVAL_S = 2.0
 STOP_TIMEOUT_S = 3.0
 NOT_CONNECTED_RETRY_S = 5.0
 RATE_LIMIT_RETRY_S = 60.0
-MEDIA_KINDS = ("image", "document", "audio", "video")
 HOST_MODULE = "runner.engines.whatsmeow.host"
-
-
-class MediaSource(Protocol):
-    """Reads an uploaded file (POST /v1/media) of a session's tenant: blocking, called from a
-    worker thread. Raises NotFound if there is no such file."""
-
-    def __call__(self, session_id: str, media_id: str) -> bytes: ...
-
-
-class BucketMedia:
-    """MediaSource over the media bucket (`media/<tenant>/<media id>`, written by POST /v1/media);
-    the session's tenant is read once from its document."""
-
-    def __init__(self, blobs: BlobStore, sessions: Repository[SessionDoc]) -> None:
-        self._blobs = blobs
-        self._sessions = sessions
-        self._tenants: dict[str, str] = {}
-
-    def __call__(self, session_id: str, media_id: str) -> bytes:
-        tenant = self._tenants.get(session_id)
-        if tenant is None:
-            doc = self._sessions.get(session_id)
-            if doc is None:
-                raise NotFound(f"session {session_id} not found")
-            tenant = self._tenants[session_id] = doc.tenant_id
-        return self._blobs.get(object_name(tenant, media_id)).data
 
 
 def classify_send_error(text: str) -> WagateError:
@@ -195,38 +173,6 @@ class WhatsmeowEngine:
         return await fetch_media(self.media, self.egress_guard, session_id, content)
 
 
-async def fetch_media(
-    media: MediaSource | None,
-    guard: egress.EgressGuard,
-    session_id: str,
-    content: dict[str, Any],
-) -> bytes:
-    """The bytes of a media message: from the media bucket (media_id) or its URL, fetched through
-    the egress guard. Shared by both real engines."""
-    media_id = content.get("media_id")
-    if media_id:
-        if media is None:
-            raise PermanentSendError(
-                "this runner has no media source configured for media_id", field="content"
-            )
-        try:
-            data = await asyncio.to_thread(media, session_id, str(media_id))
-        except NotFound as e:
-            raise PermanentSendError(f"media {media_id} not found", field="content") from e
-        except WagateError as e:
-            raise TransientSendError(f"cannot read media {media_id}: {e.message}") from e
-    else:
-        url = str(content.get("url") or "")
-        if not url:
-            raise PermanentSendError("a media message needs url or media_id", field="content")
-        data = await egress.fetch_media(url, guard)
-    if not data:
-        raise PermanentSendError("the media file is empty", field="content")
-    if len(data) > MAX_MEDIA_BYTES:
-        raise PermanentSendError("the media file is larger than 16 MB", field="content")
-    return data
-
-
 class WhatsmeowConnection:
     """One linked device's socket (wagate.ports.EngineConnection), held by a host process."""
 
@@ -235,7 +181,7 @@ class WhatsmeowConnection:
         self.session_id = session_id
         self._auth_state = auth_state
         self.store = DeviceStore(engine.store_path(session_id))
-        self._queue: asyncio.Queue[EngineEvent | None] = asyncio.Queue()
+        self._events = EventQueue()
         self._proc: asyncio.subprocess.Process | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._pending: dict[int, tuple[asyncio.Future[dict[str, Any]], str | None]] = {}
@@ -265,12 +211,12 @@ class WhatsmeowConnection:
                 reason=int(event.reason),
                 detail=event.detail[:300],
             )
-        self._queue.put_nowait(event)
+        self._events.put(event)
 
     # ------------------------------------------------------------ EngineConnection
 
     def events(self) -> AsyncIterator[EngineEvent]:
-        return _EventStream(self)
+        return self._events.stream()
 
     async def connect(self) -> None:
         if self._closed:
@@ -348,7 +294,7 @@ class WhatsmeowConnection:
             raise TransientSendError(
                 "the session is not connected", retry_after=NOT_CONNECTED_RETRY_S
             )
-        _check_recipient(to)
+        check_recipient(to)
         prior = await asyncio.to_thread(self.store.sent, wa_id)
         if prior is not None:
             # Already acked by WhatsApp (the ack reached us, the runner did not record it).
@@ -415,6 +361,7 @@ class WhatsmeowConnection:
         if self._closed:
             return
         self._closed = True
+        self._events.begin_close()
         proc = self._proc
         if proc is not None:
             await self._stop_host(proc)
@@ -428,7 +375,7 @@ class WhatsmeowConnection:
         await asyncio.to_thread(self.store.close)
         if not self._engine.keep_store:
             await asyncio.to_thread(self.store.wipe)
-        self._queue.put_nowait(None)
+        self._events.end()
 
     # ------------------------------------------------------------ the host
 
@@ -440,8 +387,7 @@ class WhatsmeowConnection:
             raise TransientSendError("the session is not connected")
         self._next_req += 1
         req = self._next_req
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_retrieve)
+        future: asyncio.Future[dict[str, Any]] = new_waiter()
         self._pending[req] = (future, wa_id)
         try:
             proc.stdin.write(wire.pack({**frame, "req": req}))
@@ -524,13 +470,13 @@ class WhatsmeowConnection:
         match event:
             case QrCode():
                 self._emit(event)
-                self._resolve_ready()
+                resolve_waiter(self._ready)
             case Connected(jid=jid):
                 self._connected = True
                 self.jid = jid
                 self._wake_capture.set()
                 self._emit(event)
-                self._resolve_ready()
+                resolve_waiter(self._ready)
             case Disconnected(reason=reason):
                 self._reported = True
                 self._connected = False
@@ -540,7 +486,7 @@ class WhatsmeowConnection:
                 else:
                     self._engine.emitted.pop(self.session_id, None)
                 self._emit(event)
-                self._resolve_ready()
+                resolve_waiter(self._ready)
                 proc = self._proc
                 if proc is not None:
                     self._tasks.append(asyncio.create_task(self._stop_host(proc)))
@@ -555,10 +501,6 @@ class WhatsmeowConnection:
                 self._emit(Receipt(ours, event.kind, event.chat, event.ts))
             case _:
                 self._emit(event)
-
-    def _resolve_ready(self) -> None:
-        if self._ready is not None and not self._ready.done():
-            self._ready.set_result(None)
 
     def _fail_pending(self, error: WagateError) -> None:
         pending, self._pending = self._pending, {}
@@ -597,7 +539,7 @@ class WhatsmeowConnection:
                 reason = DisconnectReason.BAD_SESSION
                 detail = f"the whatsmeow host exited with code {proc.returncode}: {tail}"
             self._emit(Disconnected(reason, detail))
-        self._resolve_ready()
+        resolve_waiter(self._ready)
 
     # ------------------------------------------------------------ auth state
 
@@ -656,32 +598,14 @@ def host_environment(proxy: str | None) -> dict[str, str]:
     return env
 
 
-def _check_recipient(to: str) -> None:
-    if "@" in to:
-        user, _, server = to.partition("@")
-        if user and server in ("s.whatsapp.net", "g.us", "lid"):
-            return
-    else:
-        digits = to.removeprefix("+")
-        if digits.isdigit() and 6 <= len(digits) <= 16:
-            return
-    raise PermanentSendError(f"not a WhatsApp recipient: {to!r}", field="to")
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    """Mark a failed future's exception as seen (its waiter may have timed out already)."""
-    if not future.cancelled():
-        future.exception()
-
-
 class _EventStream:
-    """An async iterator object (not a generator), so a consumer's cancellation while it waits
-    does not end the stream."""
+    """Only for runner.engines.baileys.engine until it builds its stream with
+    runner.engines.event_stream.EventQueue; then this goes."""
 
     __slots__ = ("_conn",)
 
     def __init__(self, conn: WhatsmeowConnection) -> None:
-        self._conn = conn
+        self._conn: Any = conn
 
     def __aiter__(self) -> _EventStream:
         return self
@@ -690,8 +614,11 @@ class _EventStream:
         queue = self._conn._queue
         if self._conn._closed and queue.empty():
             raise StopAsyncIteration
-        item = await queue.get()
+        item: EngineEvent | None = await queue.get()
         if item is None:
             queue.put_nowait(None)
             raise StopAsyncIteration
         return item
+
+
+_check_recipient = check_recipient  # as above, for runner.engines.baileys.engine
