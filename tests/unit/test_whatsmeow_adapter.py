@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from runner.engines.whatsmeow import WhatsmeowConnection, WhatsmeowEngine, wire
-from runner.engines.whatsmeow.engine import classify_send_error
+from runner.engines.whatsmeow.host_process import classify_send_error
 from tests.engine_contract.whatsmeow_kit import UNREACHABLE_PROXY, linked_store
 from tests.simulator.harness import EventTap, run
 from wagate.domain.events import (
