@@ -5,7 +5,9 @@
 - host_process.py  the adapter's side of one host process: start, requests and replies, stop
 - auth_state.py    the device store on disk kept in step with the backed-up auth state
 - host.py          the child program that holds one socket with neonize
-- mapping.py       the library's events and errors → wagate's events and reason codes
+- reasons.py       the library's connection events → the reason code a socket closes with
+- inbound.py       the library's messages, history sync and receipts → wagate's events
+- outbound.py      wagate's message content → the library's outgoing message
 - store.py         the session's SQLite device store: restore, consistent capture, sent-id ledger
 - wire.py          the frames between the two processes
 

@@ -34,44 +34,14 @@ from typing import Any, BinaryIO
 
 from neonize._binder import ProxySettings
 from neonize.client import NewClient
-from neonize.events import (
-    ClientOutdatedEv,
-    ConnectedEv,
-    ConnectFailureEv,
-    DisconnectedEv,
-    HistorySyncEv,
-    KeepAliveRestoredEv,
-    KeepAliveTimeoutEv,
-    LoggedOutEv,
-    MessageEv,
-    PairStatusEv,
-    ReceiptEv,
-    StreamErrorEv,
-    StreamReplacedEv,
-    TemporaryBanEv,
-)
+from neonize.events import ConnectedEv, HistorySyncEv, MessageEv, PairStatusEv, ReceiptEv
 
-from runner.engines.whatsmeow import mapping, wire
+from runner.engines.whatsmeow import inbound, outbound, reasons, wire
 from wagate.domain.events import Connected, Disconnected, EngineEvent, QrCode
 from wagate.domain.sessions import DisconnectReason
 
 # Every event the host listens to; neonize forwards only subscribed ones from the Go core.
-SUBSCRIBED = (
-    ClientOutdatedEv,
-    ConnectedEv,
-    ConnectFailureEv,
-    DisconnectedEv,
-    HistorySyncEv,
-    KeepAliveRestoredEv,
-    KeepAliveTimeoutEv,
-    LoggedOutEv,
-    MessageEv,
-    PairStatusEv,
-    ReceiptEv,
-    StreamErrorEv,
-    StreamReplacedEv,
-    TemporaryBanEv,
-)
+SUBSCRIBED = (ConnectedEv, *reasons.CONNECTION_EVENTS, *inbound.MESSAGE_EVENTS)
 
 
 class _Out:
@@ -142,7 +112,7 @@ class Host:
         # Media messages are built here without ffmpeg; its "not found" warning is noise.
         logging.getLogger("neonize.utils.ffmpeg").setLevel(logging.ERROR)
         self._out = out
-        self._mapper = mapping.ReasonMapper()
+        self._mapper = reasons.ReasonMapper()
         self._closed = threading.Event()
         self._qr_index = 0
         self._me = ""
@@ -165,7 +135,7 @@ class Host:
         try:
             self.client.connect(self._proxy)  # blocks until stop(); raises if it never opened
         except Exception as e:
-            self._close(mapping.connect_error_close(str(e) or type(e).__name__))
+            self._close(reasons.connect_error_close(str(e) or type(e).__name__))
 
     def stop(self) -> None:
         self._closed.set()
@@ -180,7 +150,7 @@ class Host:
         if not self._closed.is_set():
             self._out.send({"ev": "hint", "what": "store"})
 
-    def _close(self, close: mapping.Close) -> None:
+    def _close(self, close: reasons.Close) -> None:
         if self._closed.is_set():
             return
         self._out.send(
@@ -192,11 +162,11 @@ class Host:
 
     def _on_qr(self, _client: Any, data: bytes) -> None:
         code = data.decode(errors="replace")
-        self._emit(QrCode(code, mapping.qr_expiry(self._qr_index)))
+        self._emit(QrCode(code, inbound.qr_expiry(self._qr_index)))
         self._qr_index += 1
 
     def _on_login_status(self, status: str) -> None:
-        close = mapping.login_status_close(status)
+        close = reasons.login_status_close(status)
         if close is not None:
             self._close(close)
 
@@ -212,28 +182,27 @@ class Host:
             self._hint_store()
             self._close(close)
             return
-        m = mapping
         if isinstance(event, PairStatusEv):
             if event.Status == PairStatusEv.SUCCESS:
-                self._me = m.jid_str(event.ID)
+                self._me = inbound.jid_str(event.ID)
             self._hint_store()
         elif isinstance(event, ConnectedEv):
             me = self.client.me
             if me is None or not me.JID.User:
                 me = self.client.get_me()
-            self._me = m.jid_str(me.JID) or self._me
+            self._me = inbound.jid_str(me.JID) or self._me
             self._hint_store()
             self._emit(Connected(self._me))
         elif isinstance(event, MessageEv):
-            inbound = m.inbound_message(event)
-            if inbound is not None:
-                self._emit(inbound)
+            message = inbound.inbound_message(event)
+            if message is not None:
+                self._emit(message)
         elif isinstance(event, HistorySyncEv):
-            for message in m.history_messages(event, self._me):
+            for message in inbound.history_messages(event, self._me):
                 self._emit(message)
             self._hint_store()
         elif isinstance(event, ReceiptEv):
-            receipt = m.receipt(event)
+            receipt = inbound.receipt(event)
             if receipt is not None:
                 self._emit(receipt)
 
@@ -246,7 +215,7 @@ class Host:
         req = frame.get("req")
         try:
             result = self._do(frame)
-        except mapping.ContentError as e:
+        except outbound.ContentError as e:
             self._out.send({"re": req, "error": str(e), "permanent": True, "code": "content"})
         except Exception as e:
             self._out.send({"re": req, "error": str(e) or type(e).__name__, "permanent": False})
@@ -255,16 +224,15 @@ class Host:
 
     def _do(self, frame: wire.Frame) -> dict[str, Any]:
         op = frame.get("op")
-        m = mapping
         if op == "send":
-            to = m.recipient_jid(str(frame["to"]))
-            if to.Server == m.USER_SERVER and to.User not in self._on_whatsapp:
+            to = outbound.recipient_jid(str(frame["to"]))
+            if to.Server == outbound.USER_SERVER and to.User not in self._on_whatsapp:
                 found = self.client.is_on_whatsapp("+" + to.User)
                 if not any(r.IsIn for r in found):
-                    raise m.ContentError(f"+{to.User} is not on WhatsApp")
+                    raise outbound.ContentError(f"+{to.User} is not on WhatsApp")
                 self._on_whatsapp.add(to.User)
             media = frame.get("media")
-            message = m.build_message(
+            message = outbound.build_message(
                 str(frame["kind"]),
                 dict(frame.get("content") or {}),
                 to=to,
@@ -280,7 +248,7 @@ class Host:
             return {"code": str(code)}
         if op == "logout":
             self.client.logout()
-            self._close(m.Close(DisconnectReason.LOGGED_OUT, "logged out by request"))
+            self._close(reasons.Close(DisconnectReason.LOGGED_OUT, "logged out by request"))
             return {}
         raise ValueError(f"unknown op {op!r}")
 
