@@ -1,1 +1,0 @@
-"""The operator CLI (`wagate …`), built with typer + rich."""
