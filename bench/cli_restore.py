@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Result, stack
+from devstack.stack import free_port
 from wagate.adapters.firestore import FirestoreStore
 from wagate.adapters.firestore import make_client as firestore_client
 from wagate.adapters.keyring import StaticKeyRing
@@ -32,7 +33,6 @@ from wagate.adapters.storage import GcsBlobStore
 from wagate.adapters.storage import make_client as storage_client
 from wagate.config import Settings
 from wagate.contracts import SessionDoc
-from wagate.devstack.stack import free_port
 from wagate.domain.ids import new_session_id
 from wagate.domain.sessions import SessionState
 from wagate.services.backups import SessionBackups

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from wagate.devstack.provision import environment
-from wagate.devstack.stack import Stack, StackConfig
+from devstack.provision import environment
+from devstack.stack import Stack, StackConfig
 
 
 @dataclass

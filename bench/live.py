@@ -24,8 +24,8 @@ import httpx
 from bench.common import percentile, stack
 from bench.provisioning import provision_sessions
 from bench.sessions import _wait_connected
+from devstack.stack import Stack
 from wagate.adapters.billing import COUNT_ENV, read_all
-from wagate.devstack.stack import Stack
 
 STATUS_POLL_S = 0.5
 RECEIPT_ARGS = ("--receipt-delay-ms=50", "--read-delay-ms=150")

@@ -29,10 +29,10 @@ from bench.common import Result, summary
 from bench.costs import per_message
 from bench.live import PointWatch, billed, live_stack, p, received, tenant_with_sessions
 from bench.pipeline import _cpu_by_process
+from devstack.stack import Stack
 from wagate.adapters.firestore import FirestoreStore, make_client
 from wagate.config import Settings
 from wagate.contracts import MessageDoc
-from wagate.devstack.stack import Stack
 from wagate.ports import Where
 
 CLIENTS = 100

@@ -42,6 +42,8 @@ from bench.common import Result, stack, summary
 from bench.costs import counted_turn
 from bench.provisioning import provision_sessions
 from bench.sessions import _wait_connected
+from devstack.provision import queue_proto
+from devstack.stack import Stack, free_port
 from runner.engines.simulated import SimulatedConnection, SimulatedEngine
 from wagate.adapters.billing import COUNT_ENV
 from wagate.adapters.firestore import FirestoreStore, to_fields
@@ -49,8 +51,6 @@ from wagate.adapters.firestore import make_client as firestore_client
 from wagate.adapters.tasks import make_client as tasks_client
 from wagate.config import Settings
 from wagate.contracts import MessageDoc, TextContent
-from wagate.devstack.provision import queue_proto
-from wagate.devstack.stack import Stack, free_port
 from wagate.domain.events import Connected
 from wagate.domain.ids import new_message_id, whatsapp_message_id
 from wagate.domain.messages import MessageStatus

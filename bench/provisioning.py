@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 
+from devstack.stack import Stack
 from wagate.adapters.firestore import FirestoreStore
 from wagate.adapters.firestore import make_client as firestore_client
 from wagate.adapters.keyring import StaticKeyRing
@@ -17,7 +18,6 @@ from wagate.adapters.storage import GcsBlobStore
 from wagate.adapters.storage import make_client as storage_client
 from wagate.config import Settings
 from wagate.contracts import SessionDoc
-from wagate.devstack.stack import Stack
 from wagate.domain.ids import new_session_id
 from wagate.domain.sessions import SessionState
 from wagate.services.backups import SessionBackups

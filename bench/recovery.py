@@ -41,10 +41,10 @@ from bench.live import (
     received,
     tenant_with_sessions,
 )
+from devstack.stack import Stack
 from wagate.adapters.firestore import FirestoreStore, make_client
 from wagate.config import Settings
 from wagate.contracts import PendingSend
-from wagate.devstack.stack import Stack
 
 FIRST_SEND_TARGET_S = 12.0
 STATUS_LAG_TARGET_S = 5.0

@@ -14,13 +14,13 @@ from functions import auth
 from functions.app import Gateway, gateway
 from functions.web import Call, Router
 from wagate.adapters import storage as gcs
-from wagate.config import Settings
 from wagate.contracts import AlertNotice, SessionDoc, WebhookTask
 from wagate.errors import DependencyUnavailable, WagateError
 from wagate.logs import get_logger
 from wagate.services.alerts import ALERT_DELIVER_PATH, Alerts, AlertWebhook, QueuedAlertNotifier
-from wagate.services.maintenance import Maintenance, Retention
+from wagate.services.maintenance import Maintenance
 from wagate.services.sweeper import DeadLetterWatch, Sweeper
+from wagate.wiring import retention_of
 
 router = Router()
 log = get_logger("wagate.sweeper")
@@ -45,15 +45,6 @@ def backup_bucket_of(g: Gateway) -> gcs.GcsBlobStore:
                 gcs.make_client(g.settings.project_id), g.settings.backup_bucket, g.media.guard
             )
         return bucket
-
-
-def retention_of(s: Settings) -> Retention:
-    """Maintenance retention from the settings (also used by `wagate cleanup`)."""
-    return Retention(
-        inbound=timedelta(days=s.retention_inbound_days),
-        message_bodies=timedelta(days=s.retention_message_body_days),
-        key_max_age=timedelta(days=s.key_max_age_days),
-    )
 
 
 @router.route("/healthz", methods=["GET"])

@@ -1,5 +1,5 @@
 """Shared fixtures. Integration fixtures start the real emulators once per test session through
-the same launcher as the demo (wagate.devstack.stack) and isolate tests by project, bucket and
+the same launcher as the demo (devstack.stack) and isolate tests by project, bucket and
 queue names rather than by restarting anything."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from wagate.devstack.provision import environment
-from wagate.devstack.stack import Stack, StackConfig
+from devstack.provision import environment
+from devstack.stack import Stack, StackConfig
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
+from devstack.prereqs import ensure_chromium
 from tests.e2e.conftest import whole_system
 from tests.e2e.system import System
-from wagate.devstack.prereqs import ensure_chromium
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "img"
 CHROMIUM_ARGS = [

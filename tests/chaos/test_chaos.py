@@ -23,11 +23,11 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.provision import environment
+from devstack.stack import Stack, StackConfig
 from tests.e2e.system import System, eventually
 from wagate.adapters.firestore import FirestoreRepository, FirestoreStore, make_client
 from wagate.contracts import MessageDoc, PendingSend
-from wagate.devstack.provision import environment
-from wagate.devstack.stack import Stack, StackConfig
 from wagate.domain.messages import PENDING_VALUES
 from wagate.ports import Where
 

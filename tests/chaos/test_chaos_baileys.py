@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.provision import environment
+from devstack.stack import Stack, StackConfig
 from tests.chaos.test_chaos import (
     DONE,
     Record,
@@ -31,8 +33,6 @@ from tests.chaos.test_chaos import (
 )
 from tests.e2e.system import System, eventually
 from wagate.adapters.firestore import FirestoreStore, make_client
-from wagate.devstack.provision import environment
-from wagate.devstack.stack import Stack, StackConfig
 from wagate.domain.ids import whatsapp_message_id
 
 pytestmark = pytest.mark.integration

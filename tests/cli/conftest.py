@@ -23,15 +23,15 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from devstack.provision import environment
+from devstack.stack import Stack, StackConfig, generate_backup_keys
 from tests.e2e.system import System
 from wagate.adapters.firestore import FirestoreStore
 from wagate.adapters.firestore import make_client as firestore_client
 from wagate.adapters.keyring import StaticKeyRing
 from wagate.adapters.storage import GcsBlobStore
 from wagate.adapters.storage import make_client as storage_client
-from wagate.cli.main import app
-from wagate.devstack.provision import environment
-from wagate.devstack.stack import Stack, StackConfig, generate_backup_keys
+from wagate_cli.main import app
 
 WAGATE = Path(sys.executable).with_name("wagate")
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from devstack.stack import generate_backup_keys
 from tests.cli.conftest import ControlSink, Project, invoke, run
 from tests.e2e.system import eventually
 from wagate.adapters.keyring import StaticKeyRing
 from wagate.clock import SystemClock
 from wagate.contracts import BackupInfo, SessionDoc, TenantDoc
-from wagate.devstack.stack import generate_backup_keys
 from wagate.domain.ids import new_session_id
 from wagate.domain.sessions import DesiredState, SessionState
 from wagate.errors import NotFound

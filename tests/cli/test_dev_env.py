@@ -6,7 +6,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from wagate.cli.dev import write_env_file
+from wagate_cli.dev import write_env_file
 
 
 def test_the_env_file_is_private_and_sources_back_to_the_same_values(tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devstack.stack import free_port
 from tests.cli.conftest import Project, invoke, run
 from tests.e2e.system import System
 from wagate.clock import SystemClock
 from wagate.contracts import InboundDoc, SessionDoc
-from wagate.devstack.stack import free_port
 from wagate.services.alerts import Alerts, alert_id
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack.provision import environment
+from devstack.stack import Stack, StackConfig
 from tests.e2e.system import System
-from wagate.devstack.provision import environment
-from wagate.devstack.stack import Stack, StackConfig
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from wagate.devstack.stack import Stack
+from devstack.stack import Stack
 
 T = TypeVar("T")
 GENEROUS_LIMITS = {

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.stack import generate_backup_keys
 from tests.e2e.system import System, eventually
 from wagate.adapters.storage import GcsBlobStore, make_client
 from wagate.config import Settings
-from wagate.devstack.stack import generate_backup_keys
 from wagate.services.backups import SessionBackups, key_id_of
 
 pytestmark = pytest.mark.integration
@@ -87,7 +87,7 @@ def test_a_second_runner_for_the_shard_waits_while_the_first_holds_the_lease(
     key = system.tenant()["api_key"]
     session = system.paired_session(key, phone(4))
     stack = system.stack
-    from wagate.devstack.stack import free_port
+    from devstack.stack import free_port
 
     port = free_port()
     second = stack.runner_service(0, name="runner-0-b", port=port)

@@ -27,9 +27,9 @@ from typing import Any, Literal
 import httpx
 import pytest
 
+from devstack.stack import Stack, StackConfig
 from tests.e2e.system import System, eventually
 from wagate.contracts import TASK_SETTLED_AFTER_S
-from wagate.devstack.stack import Stack, StackConfig
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from devstack.stack import LOCALHOST, Service, Stack, free_port
 from tests.engine_contract.baileys_kit import FakeNetwork
 from wagate.adapters.firestore import FirestoreStore, make_client
 from wagate.contracts import SessionDoc
-from wagate.devstack.stack import LOCALHOST, Service, Stack, free_port
 from wagate.domain.sessions import SessionState
 
 pytestmark = pytest.mark.integration

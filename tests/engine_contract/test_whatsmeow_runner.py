@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from devstack.stack import LOCALHOST, Service, Stack, free_port, http_ok
 from tests.engine_contract.whatsmeow_kit import UNREACHABLE_PROXY
 from wagate.adapters.firestore import FirestoreStore, make_client
 from wagate.contracts import AlertDoc, SessionDoc
-from wagate.devstack.stack import LOCALHOST, Service, Stack, free_port, http_ok
 from wagate.domain.sessions import SessionState
 from wagate.services.alerts import alert_id
 

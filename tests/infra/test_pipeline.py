@@ -127,8 +127,6 @@ def test_staged_source_has_main_at_its_root(staged: Path) -> None:
         "wagate",
     ]
     assert not list(staged.rglob("__pycache__"))
-    assert not (staged / "wagate" / "devstack").exists()
-    assert not (staged / "wagate" / "cli").exists()
 
 
 def test_staged_main_exports_the_entry_points_from_the_staged_packages(staged: Path) -> None:
@@ -256,9 +254,8 @@ def _bare_env() -> dict[str, str]:
 def test_the_runner_starts_with_only_the_runtime_requirements(
     runtime_venv: Path, tmp_path: Path
 ) -> None:
-    """The image's /app (runner/ and wagate/ without the dev stack and CLI, as .dockerignore
-    has it) with the runtime set only: `python -m runner` imports everything and stops at its
-    first configuration check."""
+    """The image's /app (runner/ and wagate/, what runner/Dockerfile copies) with the runtime
+    set only: `python -m runner` imports everything and stops at its first configuration check."""
     app = tmp_path / "app"
     app.mkdir()
     shutil.copytree(
@@ -267,7 +264,7 @@ def test_the_runner_starts_with_only_the_runtime_requirements(
     shutil.copytree(
         ROOT / "wagate",
         app / "wagate",
-        ignore=shutil.ignore_patterns("__pycache__", "devstack", "cli"),
+        ignore=shutil.ignore_patterns("__pycache__"),
     )
     run = subprocess.run(
         [str(runtime_venv / "bin" / "python"), "-m", "runner"],

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from devstack.stack import FUNCTION_THREADS
 from tests.infra import terraform as tf
 from tests.infra.terraform import ROOT, block, blocks, dynamic, expr
 from wagate import queues as wagate_queues
@@ -33,7 +34,6 @@ from wagate.contracts import (
     SessionDoc,
     WebhookDeliveryDoc,
 )
-from wagate.devstack.stack import FUNCTION_THREADS
 from wagate.services.ratelimit import RateLimitShard
 
 COMPONENTS = ("api", "sweeper", "runner")

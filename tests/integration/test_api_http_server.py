@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from wagate.devstack.stack import LOCALHOST, Stack, StackConfig, free_port
+from devstack.stack import LOCALHOST, Stack, StackConfig, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 import functions.app
+from devstack.provision import environment
 from tests.integration.api_client import Api
 from wagate.adapters.egress import EgressGuard
 from wagate.adapters.tasks import INTERNAL_TOKEN_HEADER
 from wagate.config import Settings
 from wagate.contracts import TenantDoc, WebhookEvent, WebhookTask
-from wagate.devstack.provision import environment
 from wagate.domain.egress_policy import EgressPolicy
 
 pytestmark = pytest.mark.integration

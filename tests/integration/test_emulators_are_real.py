@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.provision import environment
+from devstack.stack import Stack, StackConfig
 from wagate.adapters.firestore import FirestoreStore
 from wagate.adapters.firestore import make_client as firestore_client
 from wagate.adapters.storage import GcsBlobStore
@@ -15,8 +17,6 @@ from wagate.adapters.tasks import CloudTasksQueue, SharedSecretAuth
 from wagate.adapters.tasks import make_client as tasks_client
 from wagate.config import Settings
 from wagate.contracts import SessionDoc
-from wagate.devstack.provision import environment
-from wagate.devstack.stack import Stack, StackConfig
 from wagate.errors import DependencyUnavailable
 from wagate.ports import TaskSpec
 

@@ -28,8 +28,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 import functions.app
-from wagate.devstack.provision import environment
-from wagate.devstack.stack import Stack
+from devstack.provision import environment
+from devstack.stack import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from devstack.provision import environment, provision
+from devstack.stack import Service, Stack, StackConfig
 from tests.integration.api_client import Api
 from wagate.adapters.guard import DependencyGuard
-from wagate.devstack.provision import environment, provision
-from wagate.devstack.stack import Service, Stack, StackConfig
 
 pytestmark = pytest.mark.integration
 RESET_S = 3.0  # a short reset timeout keeps the test short; the default is 10 s

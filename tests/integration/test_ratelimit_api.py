@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.stack import Service, Stack, StackConfig, free_port
 from tests.integration.api_client import Api
-from wagate.devstack.stack import Service, Stack, StackConfig, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from devstack.provision import environment, provision
+from devstack.stack import Stack, StackConfig
 from tests.e2e.system import System, eventually
 from tests.integration.api_client import Api
 from wagate.adapters.tasks import INTERNAL_TOKEN_HEADER
-from wagate.devstack.provision import environment, provision
-from wagate.devstack.stack import Stack, StackConfig
 from wagate.logs import get_logger
 
 pytestmark = pytest.mark.integration

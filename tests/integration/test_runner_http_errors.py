@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from devstack.stack import LOCALHOST, free_port
 from runner import http_errors
-from wagate.devstack.stack import LOCALHOST, free_port
 
 pytestmark = pytest.mark.integration
 

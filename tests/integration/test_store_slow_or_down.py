@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
+from devstack.faultproxy import FaultProxy
+from devstack.stack import Stack
 from runner.io import Offload
 from runner.journal import DurableWrites, Entry, Journal
 from wagate import logs
 from wagate.contracts import AlertDoc
-from wagate.devstack.faultproxy import FaultProxy
-from wagate.devstack.stack import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from devstack.provision import ensure_queues
 from wagate.adapters.memory import MemoryTaskQueue
 from wagate.adapters.tasks import (
     INTERNAL_TOKEN_HEADER,
@@ -21,7 +22,6 @@ from wagate.adapters.tasks import (
     make_client,
 )
 from wagate.config import Settings
-from wagate.devstack.provision import ensure_queues
 from wagate.errors import NotFound, TaskAlreadyExists
 from wagate.ports import TaskQueue, TaskSpec
 

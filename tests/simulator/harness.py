@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 
+from devstack.stack import LOCALHOST, Service, free_port
 from simulator.testkit import ControlClient, DeviceClient
-from wagate.devstack.stack import LOCALHOST, Service, free_port
 
 T = TypeVar("T")
 E = TypeVar("E")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wagate.devstack.stack import Stack, StackConfig
+from devstack.stack import Stack, StackConfig
 
 
 def test_two_stacks_on_one_root_never_share_a_runner_disk(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wagate.devstack.scheduler import parse_job
+from devstack.scheduler import parse_job
 
 
 def test_a_job_without_a_period_runs_at_the_default_period() -> None:

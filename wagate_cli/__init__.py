@@ -1,0 +1,1 @@
+"""The operator CLI (`wagate …`), built with typer + rich."""
