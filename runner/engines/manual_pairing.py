@@ -98,14 +98,7 @@ class ManualTest:
         cls, args: argparse.Namespace, *, wa_id_prefix: str = "3EB0", settle_s: float = 0.0
     ) -> ManualTest:
         """From the options `add_arguments` declares."""
-        return cls(
-            to=args.to,
-            pair_phone=args.pair_phone,
-            logout=args.logout,
-            listen_s=args.listen,
-            wa_id_prefix=wa_id_prefix,
-            settle_s=settle_s,
-        )
+        return cls(args.to, args.pair_phone, args.logout, args.listen, wa_id_prefix, settle_s)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
