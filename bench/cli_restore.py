@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Result, stack
-from devstack.stack import free_port
+from devstack.processes import free_port
 from wagate.adapters.firestore import FirestoreStore
 from wagate.adapters.firestore import make_client as firestore_client
 from wagate.adapters.keyring import StaticKeyRing

@@ -42,8 +42,9 @@ from bench.common import Result, stack, summary
 from bench.costs import counted_turn
 from bench.provisioning import provision_sessions
 from bench.sessions import _wait_connected
+from devstack.processes import free_port
 from devstack.provision import queue_proto
-from devstack.stack import Stack, free_port
+from devstack.stack import Stack
 from runner.engines.simulated import SimulatedConnection, SimulatedEngine
 from wagate.adapters.billing import COUNT_ENV
 from wagate.adapters.firestore import FirestoreStore, to_fields

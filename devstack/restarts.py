@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from devstack.stack import Service, StackError
+from devstack.processes import Service, StackError
 from wagate.domain.backoff import Backoff
 
 RESTARTABLE = ("api", "sweeper", "scheduler")

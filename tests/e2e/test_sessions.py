@@ -87,7 +87,7 @@ def test_a_second_runner_for_the_shard_waits_while_the_first_holds_the_lease(
     key = system.tenant()["api_key"]
     session = system.paired_session(key, phone(4))
     stack = system.stack
-    from devstack.stack import free_port
+    from devstack.processes import free_port
 
     port = free_port()
     second = stack.runner_service(0, name="runner-0-b", port=port)

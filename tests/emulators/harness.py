@@ -23,7 +23,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import tasks_v2
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from devstack.stack import LOCALHOST, REPO_ROOT, free_port
+from devstack.processes import LOCALHOST, REPO_ROOT, free_port
 
 READY_PREFIX = "cloud-tasks-emulator listening on "
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from devstack.stack import LOCALHOST, Service, Stack, free_port
+from devstack.processes import LOCALHOST, Service, free_port
+from devstack.stack import Stack
 from tests.engine_contract.baileys_kit import FakeNetwork
 from wagate.adapters.firestore import FirestoreStore, make_client
 from wagate.contracts import SessionDoc

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from devstack.stack import LOCALHOST, Service, Stack, free_port, http_ok
+from devstack.processes import LOCALHOST, Service, free_port, http_ok
+from devstack.stack import Stack
 from tests.engine_contract.whatsmeow_kit import UNREACHABLE_PROXY
 from wagate.adapters.firestore import FirestoreStore, make_client
 from wagate.contracts import AlertDoc, SessionDoc

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.stack import LOCALHOST, Stack, StackConfig, free_port
+from devstack.processes import LOCALHOST, free_port
+from devstack.stack import Stack, StackConfig
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from devstack.processes import Service
 from devstack.provision import environment, provision
-from devstack.stack import Service, Stack, StackConfig
+from devstack.stack import Stack, StackConfig
 from tests.integration.api_client import Api
 from wagate.adapters.guard import DependencyGuard
 

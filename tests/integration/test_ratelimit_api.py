@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.stack import Service, Stack, StackConfig, free_port
+from devstack.processes import Service, free_port
+from devstack.stack import Stack, StackConfig
 from tests.integration.api_client import Api
 
 pytestmark = pytest.mark.integration

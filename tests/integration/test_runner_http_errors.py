@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from devstack.stack import LOCALHOST, free_port
+from devstack.processes import LOCALHOST, free_port
 from runner import http_errors
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import aiohttp
 import pytest
 
-from devstack.stack import LOCALHOST, Service, free_port
+from devstack.processes import LOCALHOST, Service, free_port
 from simulator.testkit import ControlClient, DeviceClient
 
 T = TypeVar("T")

@@ -4,7 +4,7 @@ sweeper."""
 
 from __future__ import annotations
 
-from devstack.stack import free_port
+from devstack.processes import free_port
 
 
 def test_free_ports_are_never_handed_out_twice() -> None:

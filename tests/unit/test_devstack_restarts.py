@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.processes import Service
 from devstack.restarts import CrashRestarter
-from devstack.stack import Service
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 
