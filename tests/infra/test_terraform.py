@@ -102,8 +102,8 @@ WHERE: dict[str, dict[str, str | None]] = {
     # The egress guard: the api checks URLs, the sweeper delivers webhooks, runners fetch media.
     "egress_allow_private": {"api": None, "sweeper": None, "runner": None},
     "egress_allow_hosts": {"api": ENV, "sweeper": ENV, "runner": ENV},
-    # The api assigns new sessions to shards that are not full.
-    "sessions_per_shard": {"api": None, "sweeper": None, "runner": None},
+    # The api assigns new sessions to shards that are not full; the runner does not read it.
+    "sessions_per_shard": {"api": ENV, "sweeper": None, "runner": None},
 }
 
 # Fields a component's code reads that Terraform deliberately leaves unset, and why.
@@ -127,7 +127,6 @@ DEFAULT_IN_CLOUD = {
     "retention_message_body_days": "code default (30 d); docs/operations.md",
     "key_max_age_days": "code default (30 d, the backup bucket's non-current max age)",
     "egress_allow_private": "false in the cloud: only public addresses (docs/security.md)",
-    "sessions_per_shard": "code default (100 sessions a runner; bench engine-density)",
 }
 
 _SETTINGS_READ = re.compile(r"settings\.([a-z_]+)")

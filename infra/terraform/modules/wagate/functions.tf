@@ -64,10 +64,11 @@ locals {
   # CPU; without it requests beyond that wait in gunicorn's backlog although the platform
   # sent them as concurrent (max_instance_request_concurrency).
   api_env = merge(local.common_env, {
-    WAGATE_SHARD_COUNT  = tostring(var.shard_count)
-    WAGATE_MEDIA_BUCKET = google_storage_bucket.media.name
-    WAGATE_API_URL      = local.api_url
-    THREADS             = tostring(var.api_limits.concurrency)
+    WAGATE_SHARD_COUNT        = tostring(var.shard_count)
+    WAGATE_SESSIONS_PER_SHARD = tostring(var.sessions_per_shard)
+    WAGATE_MEDIA_BUCKET       = google_storage_bucket.media.name
+    WAGATE_API_URL            = local.api_url
+    THREADS                   = tostring(var.api_limits.concurrency)
   })
 
   sweeper_env = merge(

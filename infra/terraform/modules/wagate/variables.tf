@@ -65,6 +65,17 @@ variable "shard_count" {
   }
 }
 
+variable "sessions_per_shard" {
+  type        = number
+  description = "Sessions one shard's runner is sized for (WAGATE_SESSIONS_PER_SHARD): the api assigns a new session only to a shard below it. Raise it with the runner's memory (docs/sessions.md)."
+  default     = 100
+
+  validation {
+    condition     = var.sessions_per_shard >= 1 && var.sessions_per_shard <= 100000 && floor(var.sessions_per_shard) == var.sessions_per_shard
+    error_message = "sessions_per_shard must be an integer between 1 and 100000."
+  }
+}
+
 variable "runner_image" {
   type        = string
   description = "Container image of the runner, pinned by tag or digest (never :latest), e.g. REGION-docker.pkg.dev/PROJECT/wagate/runner:abc1234."
