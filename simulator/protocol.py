@@ -1,6 +1,6 @@
 """Names and small pure helpers of the simulator's wire protocol (described in PROTOCOL.md).
 
-The gateway's engine adapter (runner/engines/simulated.py) re-declares what it needs instead of
+The gateway's engine adapter (runner/engines/simulated/) re-declares what it needs instead of
 importing this module: the simulator and the runner are separate programs (import-linter).
 """
 

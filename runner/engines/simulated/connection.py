@@ -1,28 +1,5 @@
-"""The simulated engine: wagate's `WhatsAppEngine` port over the simulator's websocket protocol
-(simulator/PROTOCOL.md), used by the demo, the tests, chaos runs and benchmarks.
-
-Written against the protocol document rather than by importing the simulator package: the
-simulator and the runner are separate programs (import-linter keeps them apart).
-
-Behaviour the supervisor can rely on:
-- `connect()` returns once the outcome is known — the first QR (no credentials), Connected, or
-  a close — and never raises for a refusal or an unreachable server: every outcome, including a
-  failed handshake, is an event (`Disconnected(503)` for an unreachable or refusing server,
-  `Disconnected(408)` for a timeout).
-- `events()` yields until `close()`; each socket close yields exactly one `Disconnected(reason)`
-  (close code 4000+reason → reason; keep-alive timeout → 408; any other close → 428). After it,
-  `connect()` may be called again on the same connection, which keeps the newest credentials.
-  `close()` itself yields no Disconnected: the caller knows why it closed.
-- Server acks resolve the waiting `send()` *and* are yielded as `MessageAck`, so an ack that
-  arrives after `send()` timed out is still seen.
-- Receipts and inbound messages are acknowledged to the server only after the consumer has
-  taken them from `events()` (it asks for the next one), so a crash before they were handled
-  means WhatsApp delivers them again. They may therefore repeat; consumers dedupe by id.
-
-Memory (SPEC §9: ≤ 1 MB per idle connected session): every connection of an engine shares one
-aiohttp ClientSession; a connection is one websocket, one reading task, one small queue and its
-credentials dict. Keep-alive is aiohttp's own websocket ping timer, not a task per connection.
-"""
+"""One linked device's socket to the simulator (wagate.ports.EngineConnection): the websocket,
+its reading task, and the sequence numbers that tell the server what the consumer has handled."""
 
 from __future__ import annotations
 
@@ -31,20 +8,20 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from runner.engines.event_stream import EventQueue, new_waiter, resolve_waiter
+from runner.engines.simulated import frames
 from wagate.domain.events import (
     AuthStateChanged,
     Connected,
     Disconnected,
     EngineEvent,
-    InboundMessage,
     MessageAck,
     PairingCode,
     QrCode,
-    Receipt,
 )
 from wagate.errors import (
     Conflict,
@@ -53,84 +30,15 @@ from wagate.errors import (
     TransientSendError,
 )
 
-KEEPALIVE_S = 30.0  # SPEC §4
-CONNECT_TIMEOUT_S = 60.0
-QUERY_TIMEOUT_S = 60.0
+if TYPE_CHECKING:
+    from runner.engines.simulated.engine import SimulatedEngine
+
 CLOSE_TIMEOUT_S = 5.0
-CLOSE_CODE_BASE = 4000
-CLOSED = 428  # a plain network close
 TIMED_OUT = 408
 UNAVAILABLE = 503
 LOGGED_OUT = 401
 ACK_EVERY = 64  # acknowledge consumed frames at least this often under load
 NOT_CONNECTED_RETRY_S = 5.0
-
-_Item = tuple[EngineEvent, int]
-
-
-def _ts(value: Any) -> datetime:
-    try:
-        return datetime.fromtimestamp(float(value), UTC)
-    except (TypeError, ValueError, OverflowError):
-        return datetime.now(UTC)
-
-
-def _encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"))
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    """Mark a failed future's exception as seen (its waiter may have timed out already)."""
-    if not future.cancelled():
-        future.exception()
-
-
-class SimulatedEngine:
-    """Opens connections to one simulator. Pass an `http_session` to share a ClientSession with
-    other code; it must allow unlimited connections (`TCPConnector(limit=0)`), because each
-    websocket holds one. Without one, the engine makes its own on first use."""
-
-    name = "simulator"
-
-    def __init__(
-        self,
-        simulator_url: str,
-        http_session: aiohttp.ClientSession | None = None,
-        *,
-        keepalive_s: float = KEEPALIVE_S,
-        connect_timeout_s: float = CONNECT_TIMEOUT_S,
-        query_timeout_s: float = QUERY_TIMEOUT_S,
-    ) -> None:
-        base = simulator_url.rstrip("/")
-        if base.startswith("http"):
-            base = "ws" + base[len("http") :]
-        self.ws_url = f"{base}/ws"
-        self.keepalive_s = keepalive_s
-        self.connect_timeout_s = connect_timeout_s
-        self.query_timeout_s = query_timeout_s
-        self._http = http_session
-        self._owns_http = http_session is None
-        # Per linked device (keyed by its secret, unique per link): the last server sequence
-        # number a consumer took. A new connection of the same device says so in its hello, so
-        # frames already handled are not sent again.
-        self.consumed: dict[str, int] = {}
-
-    def http(self) -> aiohttp.ClientSession:
-        if self._http is None or (self._owns_http and self._http.closed):
-            self._http = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout_s),
-            )
-        return self._http
-
-    def open(self, session_id: str, auth_state: bytes | None) -> SimulatedConnection:
-        return SimulatedConnection(self, session_id, auth_state)
-
-    async def aclose(self) -> None:
-        """Close the ClientSession if the engine made it (the runner calls this at exit)."""
-        if self._owns_http and self._http is not None:
-            await self._http.close()
-            self._http = None
 
 
 class SimulatedConnection:
@@ -144,10 +52,10 @@ class SimulatedConnection:
         "_consumed_seq",
         "_creds",
         "_engine",
+        "_events",
         "_local_reason",
         "_pair_code",
         "_pending",
-        "_queue",
         "_reader",
         "_ready",
         "_received_seq",
@@ -173,7 +81,7 @@ class SimulatedConnection:
                 self._auth_error = "the stored auth state is not simulator credentials"
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._events = EventQueue()
         self._pending: dict[str, asyncio.Future[MessageAck]] = {}
         self._pair_code: asyncio.Future[str] | None = None
         self._ready: asyncio.Future[None] | None = None
@@ -198,12 +106,12 @@ class SimulatedConnection:
         return json.dumps(self._creds, separators=(",", ":"), sort_keys=True).encode()
 
     def _emit(self, event: EngineEvent, seq: int = 0) -> None:
-        self._queue.put_nowait((event, seq))
+        self._events.put(event, seq)
 
     # ------------------------------------------------------------ EngineConnection
 
     def events(self) -> AsyncIterator[EngineEvent]:
-        return _EventStream(self)
+        return self._events.stream(on_consumed=self._consumed)
 
     async def connect(self) -> None:
         if self._closed:
@@ -243,7 +151,7 @@ class SimulatedConnection:
             self._consumed_seq = max(self._consumed_seq, known)
         hello = {"t": "hello", "v": 1, "creds": self._creds, "acked": self._consumed_seq}
         with contextlib.suppress(ConnectionError, aiohttp.ClientError):
-            await ws.send_str(_encode(hello))
+            await ws.send_str(frames.encode(hello))
         try:
             async with asyncio.timeout_at(deadline):
                 await asyncio.shield(ready)
@@ -262,14 +170,14 @@ class SimulatedConnection:
                 "the session is not connected", retry_after=NOT_CONNECTED_RETRY_S
             )
         try:
-            frame = _encode({"t": "send", "id": wa_id, "to": to, "kind": kind, "content": content})
+            frame = frames.encode(
+                {"t": "send", "id": wa_id, "to": to, "kind": kind, "content": content}
+            )
         except (TypeError, ValueError) as e:
             raise PermanentSendError(f"the content cannot be encoded: {e}") from e
         future = self._pending.get(wa_id)
         if future is None:
-            future = asyncio.get_running_loop().create_future()
-            future.add_done_callback(_retrieve)
-            self._pending[wa_id] = future
+            future = self._pending[wa_id] = new_waiter()
         try:
             await ws.send_str(frame)
         except (ConnectionError, aiohttp.ClientError) as e:
@@ -294,9 +202,8 @@ class SimulatedConnection:
         ws = self._ws
         if ws is None or ws.closed:
             raise DependencyUnavailable("cannot reach the simulator for a pairing code")
-        future = self._pair_code = asyncio.get_running_loop().create_future()
-        future.add_done_callback(_retrieve)
-        await ws.send_str(_encode({"t": "pair_code_request", "phone": phone}))
+        future = self._pair_code = new_waiter()
+        await ws.send_str(frames.encode({"t": "pair_code_request", "phone": phone}))
         try:
             async with asyncio.timeout(self._engine.query_timeout_s):
                 code: str = await asyncio.shield(future)
@@ -327,6 +234,7 @@ class SimulatedConnection:
         if self._closed:
             return
         self._closed = True
+        self._events.begin_close()
         ws, reader = self._ws, self._reader
         if ws is not None:
             await self._ack_consumed()
@@ -338,7 +246,7 @@ class SimulatedConnection:
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
         self._socket_gone(ws, None)
-        self._queue.put_nowait(None)
+        self._events.end()
 
     # ------------------------------------------------------------ the socket
 
@@ -347,7 +255,7 @@ class SimulatedConnection:
         self._consumed_seq = seq
         if self._creds is not None:
             self._engine.consumed[str(self._creds.get("secret"))] = seq
-        if self._queue.empty() or seq - self._acked_seq >= ACK_EVERY:
+        if self._events.empty() or seq - self._acked_seq >= ACK_EVERY:
             await self._ack_consumed()
 
     async def _ack_consumed(self) -> None:
@@ -357,7 +265,7 @@ class SimulatedConnection:
             return  # the next hello carries `acked` instead
         self._acked_seq = seq
         with contextlib.suppress(ConnectionError, aiohttp.ClientError):
-            await ws.send_str(_encode({"t": "acked", "seq": seq}))
+            await ws.send_str(frames.encode({"t": "acked", "seq": seq}))
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         detail = ""
@@ -392,10 +300,7 @@ class SimulatedConnection:
             return self._local_reason
         if isinstance(ws.exception(), aiohttp.ServerTimeoutError | TimeoutError):
             return TIMED_OUT, "keep-alive timeout"
-        code = ws.close_code
-        if code is not None and CLOSE_CODE_BASE < code < CLOSE_CODE_BASE + 1000:
-            return code - CLOSE_CODE_BASE, detail
-        return CLOSED, detail or "connection closed"
+        return frames.close_reason(ws.close_code, detail)
 
     def _socket_gone(
         self, ws: aiohttp.ClientWebSocketResponse | None, reason: tuple[int, str] | None
@@ -412,16 +317,11 @@ class SimulatedConnection:
                 future.set_exception(error)
         if self._pair_code is not None and not self._pair_code.done():
             self._pair_code.set_exception(DependencyUnavailable("the connection closed"))
-        if self._ready is not None and not self._ready.done():
-            self._ready.set_result(None)
+        resolve_waiter(self._ready)
         if reason is not None and reason[0] == LOGGED_OUT and self._creds is not None:
             self._engine.consumed.pop(str(self._creds.get("secret")), None)  # a dead device
         if reason is not None and not self._closed:
             self._emit(Disconnected(reason[0], reason[1]))
-
-    def _resolve_ready(self) -> None:
-        if self._ready is not None and not self._ready.done():
-            self._ready.set_result(None)
 
     def _on_frame(self, frame: dict[str, Any]) -> None:
         kind = frame.get("t")
@@ -437,19 +337,14 @@ class SimulatedConnection:
         elif kind == "nack":
             self._on_nack(frame)
         elif kind == "receipt":
-            receipt_kind: Literal["delivered", "read"] = (
-                "read" if frame.get("kind") == "read" else "delivered"
-            )
-            ids = tuple(str(i) for i in frame.get("ids", ()))
-            chat = str(frame.get("chat", ""))
-            self._emit(Receipt(ids, receipt_kind, chat, _ts(frame.get("ts"))), seq)
+            self._emit(frames.receipt(frame), seq)
         elif kind == "msg":
-            self._emit(self._inbound(frame, from_history=False), seq)
+            self._emit(frames.inbound_message(frame, from_history=False), seq)
         elif kind == "history":
             messages = [m for m in frame.get("messages", ()) if isinstance(m, dict)]
             for i, message in enumerate(messages):
                 last = i == len(messages) - 1
-                self._emit(self._inbound(message, from_history=True), seq if last else 0)
+                self._emit(frames.inbound_message(message, from_history=True), seq if last else 0)
         elif kind == "keys":
             if self._creds is not None:
                 self._creds.update(frame.get("keys") or {})
@@ -458,7 +353,7 @@ class SimulatedConnection:
         elif kind == "qr":
             expires = datetime.now(UTC) + timedelta(seconds=float(frame.get("expires_in", 20)))
             self._emit(QrCode(str(frame.get("code", "")), expires))
-            self._resolve_ready()
+            resolve_waiter(self._ready)
         elif kind == "pair_code":
             if self._pair_code is not None and not self._pair_code.done():
                 self._pair_code.set_result(str(frame.get("code", "")))
@@ -471,7 +366,7 @@ class SimulatedConnection:
             self._connected = True
             self.jid = str(frame.get("jid", ""))
             self._emit(Connected(self.jid))
-            self._resolve_ready()
+            resolve_waiter(self._ready)
         elif kind == "error" and self._pair_code is not None and not self._pair_code.done():
             # The only request that can fail this way is a pairing code request.
             error = f"{frame.get('code')}: {frame.get('message')}"
@@ -479,7 +374,7 @@ class SimulatedConnection:
 
     def _on_ack(self, frame: dict[str, Any]) -> None:
         wa_id = str(frame.get("id", ""))
-        ack = MessageAck(wa_id, _ts(frame.get("ts")))
+        ack = MessageAck(wa_id, frames.timestamp(frame.get("ts")))
         future = self._pending.pop(wa_id, None)
         if future is not None and not future.done():
             future.set_result(ack)
@@ -489,63 +384,4 @@ class SimulatedConnection:
         future = self._pending.pop(str(frame.get("id", "")), None)
         if future is None or future.done():
             return
-        code = str(frame.get("code", "error"))
-        message = f"{code}: {frame.get('message', '')}"
-        details = [{"reason": code}]
-        error: Exception
-        if frame.get("permanent"):
-            error = PermanentSendError(message, field="to", details=details)
-        else:
-            retry_after = frame.get("retry_after")
-            error = TransientSendError(
-                message,
-                details=details,
-                retry_after=float(retry_after) if retry_after is not None else None,
-            )
-        future.set_exception(error)
-
-    @staticmethod
-    def _inbound(frame: dict[str, Any], *, from_history: bool) -> InboundMessage:
-        content = frame.get("content")
-        return InboundMessage(
-            wa_id=str(frame.get("id", "")),
-            chat=str(frame.get("chat", "")),
-            sender=str(frame.get("sender", "")),
-            kind=str(frame.get("kind", "text")),
-            content=content if isinstance(content, dict) else {},
-            ts=_ts(frame.get("ts")),
-            from_history=from_history,
-            from_me=bool(frame.get("from_me", False)),
-        )
-
-
-class _EventStream:
-    """What `events()` returns: an async iterator object rather than an async generator, so a
-    consumer's timeout or cancellation while it waits does not end the stream (a generator
-    would be finished for good by the CancelledError passing through it)."""
-
-    __slots__ = ("_conn", "_handed")
-
-    def __init__(self, conn: SimulatedConnection) -> None:
-        self._conn = conn
-        self._handed = 0  # sequence number completed by the event last handed out
-
-    def __aiter__(self) -> _EventStream:
-        return self
-
-    async def __anext__(self) -> EngineEvent:
-        conn = self._conn
-        if self._handed:
-            # The consumer asked for the next event: it has handled the last one.
-            seq, self._handed = self._handed, 0
-            await conn._consumed(seq)
-        queue = conn._queue
-        if conn._closed and queue.empty():
-            raise StopAsyncIteration
-        item = await queue.get()
-        if item is None:
-            queue.put_nowait(None)  # the end stays visible to any later reader
-            raise StopAsyncIteration
-        event, seq = item
-        self._handed = seq
-        return event
+        future.set_exception(frames.nack_error(frame))

@@ -1,0 +1,69 @@
+"""The simulator protocol's frames (simulator/PROTOCOL.md) → wagate's events and send errors,
+as pure functions over the decoded JSON. Re-declared here rather than imported from the
+simulator package: the simulator and the runner are separate programs (import-linter)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from wagate.domain.events import InboundMessage, Receipt
+from wagate.errors import PermanentSendError, TransientSendError
+
+CLOSE_CODE_BASE = 4000  # a close code 4000 + N carries wagate's reason N
+CLOSED = 428  # a plain network close
+
+
+def timestamp(value: Any) -> datetime:
+    """A frame's `ts` (Unix seconds); now if it has none."""
+    try:
+        return datetime.fromtimestamp(float(value), UTC)
+    except (TypeError, ValueError, OverflowError):
+        return datetime.now(UTC)
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return json.dumps(frame, separators=(",", ":"))
+
+
+def close_reason(code: int | None, detail: str) -> tuple[int, str]:
+    """The reason of a socket the server closed: 4000+N → N; any other close → 428."""
+    if code is not None and CLOSE_CODE_BASE < code < CLOSE_CODE_BASE + 1000:
+        return code - CLOSE_CODE_BASE, detail
+    return CLOSED, detail or "connection closed"
+
+
+def receipt(frame: dict[str, Any]) -> Receipt:
+    kind: Literal["delivered", "read"] = "read" if frame.get("kind") == "read" else "delivered"
+    ids = tuple(str(i) for i in frame.get("ids", ()))
+    return Receipt(ids, kind, str(frame.get("chat", "")), timestamp(frame.get("ts")))
+
+
+def inbound_message(frame: dict[str, Any], *, from_history: bool) -> InboundMessage:
+    content = frame.get("content")
+    return InboundMessage(
+        wa_id=str(frame.get("id", "")),
+        chat=str(frame.get("chat", "")),
+        sender=str(frame.get("sender", "")),
+        kind=str(frame.get("kind", "text")),
+        content=content if isinstance(content, dict) else {},
+        ts=timestamp(frame.get("ts")),
+        from_history=from_history,
+        from_me=bool(frame.get("from_me", False)),
+    )
+
+
+def nack_error(frame: dict[str, Any]) -> PermanentSendError | TransientSendError:
+    """The server refused a send: permanent (the recipient, the content) or worth a retry."""
+    code = str(frame.get("code", "error"))
+    message = f"{code}: {frame.get('message', '')}"
+    details = [{"reason": code}]
+    if frame.get("permanent"):
+        return PermanentSendError(message, field="to", details=details)
+    retry_after = frame.get("retry_after")
+    return TransientSendError(
+        message,
+        details=details,
+        retry_after=float(retry_after) if retry_after is not None else None,
+    )
