@@ -6,7 +6,7 @@ import functools
 import threading
 from dataclasses import dataclass
 
-from wagate import logs
+from wagate import logs, wiring
 from wagate.adapters import egress, tasks
 from wagate.adapters import firestore as fs
 from wagate.adapters import storage as gcs
@@ -31,6 +31,7 @@ class Gateway:
     store: fs.FirestoreStore
     queue: tasks.CloudTasksQueue
     media: gcs.GcsBlobStore
+    buckets: wiring.Buckets  # every bucket of this instance: one client, one breaker
     tenants: Tenants
     directory: SessionDirectory
     outbox: Outbox
@@ -48,38 +49,20 @@ class Gateway:
     @property
     def guards(self) -> list[DependencyGuard]:
         """The circuit breakers of this instance's dependencies (shown by /v1/health)."""
-        return [self.store.guard, self.queue.guard, self.media.guard]
-
-
-def task_auth(settings: Settings) -> tasks.TaskAuth:
-    if settings.env == "cloud":
-        if not settings.tasks_service_account:
-            raise RuntimeError("WAGATE_TASKS_SERVICE_ACCOUNT is required when WAGATE_ENV=cloud")
-        return tasks.OidcAuth(settings.tasks_service_account)
-    if settings.internal_secret is None:
-        raise RuntimeError("WAGATE_INTERNAL_SECRET is required when WAGATE_ENV=local")
-    return tasks.SharedSecretAuth(settings.internal_secret.get_secret_value())
+        return [self.store.guard, self.queue.guard, self.buckets.guard]
 
 
 def build(settings: Settings) -> Gateway:
     logs.configure(settings.log_format, settings.log_level)
     clock = SystemClock()
-    store = fs.FirestoreStore(fs.make_client(settings.project_id), DependencyGuard("firestore"))
-    queue = tasks.CloudTasksQueue(
-        tasks.make_client(settings.tasks_endpoint),
-        settings.project_id,
-        settings.region,
-        task_auth(settings),
-        DependencyGuard("tasks"),
-    )
-    media = gcs.GcsBlobStore(
-        gcs.make_client(settings.project_id), settings.media_bucket, DependencyGuard("storage")
-    )
+    store = wiring.firestore_store(settings)
+    queue = wiring.task_queue(settings)
+    buckets = wiring.Buckets(settings)
+    media = buckets.media()
     routing = Routing(settings.queue_prefix, settings.runner_url)
     directory = SessionDirectory(store)
-    keyring = (
-        StaticKeyRing(settings.backup_keys.get_secret_value()) if settings.backup_keys else None
-    )
+    # Optional here: without it the api still serves, webhooks answer 503 (functions/sweeper.py).
+    keyring = wiring.keyring(settings) if settings.backup_keys else None
     guard = egress.EgressGuard.from_settings(settings)
     post_json = functools.partial(egress.post_json, guard)
     deliveries = DeliveryLog(store, clock, webhook_queue_spec(settings.queue_prefix))
@@ -88,6 +71,7 @@ def build(settings: Settings) -> Gateway:
         store=store,
         queue=queue,
         media=media,
+        buckets=buckets,
         tenants=Tenants(store, clock),
         directory=directory,
         outbox=Outbox(store, queue, clock, routing, directory),

@@ -6,14 +6,12 @@ deliveries of the webhook queue (/webhooks/deliver for tenants, /alerts/deliver 
 from __future__ import annotations
 
 import dataclasses
-import threading
 from datetime import timedelta
 from typing import Any
 
 from functions import auth
 from functions.app import Gateway, gateway
 from functions.web import Call, Router
-from wagate.adapters import storage as gcs
 from wagate.contracts import AlertNotice, SessionDoc, WebhookTask
 from wagate.errors import DependencyUnavailable, WagateError
 from wagate.logs import get_logger
@@ -29,22 +27,6 @@ log = get_logger("wagate.sweeper")
 def alerts_of(g: Gateway) -> Alerts:
     notifier = QueuedAlertNotifier(g.queue, g.settings.queue_prefix, g.settings.sweeper_url)
     return Alerts(g.store, g.clock, notifier)
-
-
-_backups_lock = threading.Lock()
-_backups: dict[int, gcs.GcsBlobStore] = {}
-
-
-def backup_bucket_of(g: Gateway) -> gcs.GcsBlobStore:
-    """The backup bucket, for maintenance only (so it is built here, on first use, rather than
-    for every api instance); it shares the gateway's Cloud Storage breaker."""
-    with _backups_lock:
-        bucket = _backups.get(id(g))
-        if bucket is None:
-            bucket = _backups[id(g)] = gcs.GcsBlobStore(
-                gcs.make_client(g.settings.project_id), g.settings.backup_bucket, g.media.guard
-            )
-        return bucket
 
 
 @router.route("/healthz", methods=["GET"])
@@ -87,7 +69,7 @@ def maintenance(call: Call) -> Any:
     auth.internal(call, g.settings)
     dry_run = call.request.args.get("dry_run", "false").lower() in ("1", "true", "yes")
     report = Maintenance(
-        g.store, backup_bucket_of(g), g.clock, retention_of(g.settings), alerts=alerts_of(g)
+        g.store, g.buckets.backups(), g.clock, retention_of(g.settings), alerts=alerts_of(g)
     ).run(dry_run=dry_run)
     return report.model_dump(mode="json")
 

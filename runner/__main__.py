@@ -23,13 +23,10 @@ from runner.pacing import Pacer
 from runner.sending import SendHandler
 from runner.shard import Shard
 from runner.writes import GroupClaim, GroupCommit, OrderGate, SentIndex
-from wagate import logs
+from wagate import logs, wiring
 from wagate.adapters import firestore as fs
-from wagate.adapters import storage as gcs
-from wagate.adapters import tasks
 from wagate.adapters.egress import EgressGuard
 from wagate.adapters.guard import DependencyGuard
-from wagate.adapters.keyring import StaticKeyRing
 from wagate.clock import SystemClock
 from wagate.config import Settings
 from wagate.contracts import ShardLease
@@ -43,19 +40,19 @@ log = logs.get_logger("wagate.runner")
 SHUTDOWN_BUDGET_S = 8.0  # Cloud Run allows 10 s after SIGTERM
 
 
-def make_engine(settings: Settings) -> WhatsAppEngine:
+def make_engine(
+    settings: Settings, store: fs.FirestoreStore, buckets: wiring.Buckets
+) -> WhatsAppEngine:
     if settings.engine == "simulator":
         from runner.engines.simulated import SimulatedEngine
 
         return SimulatedEngine(settings.simulator_url)
-    from runner.engines.whatsmeow.engine import BucketMedia
+    from runner.engines.outgoing import BucketMedia
     from wagate.contracts import SessionDoc
 
-    # The real engines send uploaded media themselves, so they read the media bucket.
-    media = BucketMedia(
-        gcs.GcsBlobStore(gcs.make_client(settings.project_id), settings.media_bucket),
-        fs.FirestoreStore(fs.make_client(settings.project_id)).collection("sessions", SessionDoc),
-    )
+    # The real engines send uploaded media themselves, so they read the media bucket (through
+    # the runner's own clients and breakers).
+    media = BucketMedia(buckets.media(), store.collection("sessions", SessionDoc))
     if settings.engine == "baileys":
         from runner.engines.baileys import BaileysEngine
 
@@ -79,42 +76,21 @@ def make_engine(settings: Settings) -> WhatsAppEngine:
     )
 
 
-def task_auth(settings: Settings) -> tasks.TaskAuth:
-    if settings.env == "cloud":
-        return tasks.OidcAuth(settings.tasks_service_account or "")
-    secret = settings.internal_secret.get_secret_value() if settings.internal_secret else ""
-    return tasks.SharedSecretAuth(secret)
-
-
 async def serve(settings: Settings) -> None:
-    if settings.backup_keys is None:
-        raise SystemExit("WAGATE_BACKUP_KEYS is required (a key ring 'kid:base64key')")
+    keyring = wiring.keyring(settings)  # first: nothing works without it
     clock = SystemClock()
     latency = CallLatency()  # store latency percentiles (/health, alerts) and call metrics
     observer: CallObserver = latency
     # The store's breaker retries at every lease renewal: after an outage the lease must be
     # renewed again before its TTL runs out, not a whole default reset timeout later.
-    store = fs.FirestoreStore(
-        fs.make_client(settings.project_id),
+    store = wiring.firestore_store(
+        settings,
         DependencyGuard("firestore", observer=observer, reset_timeout_s=settings.lease_renew_s),
     )
-    blobs = (
-        gcs.GcsBlobStore(
-            gcs.make_client(settings.project_id),
-            settings.backup_bucket,
-            DependencyGuard("storage", observer=observer),
-        )
-        if settings.persistence != "local"
-        else None
-    )
+    queue = wiring.task_queue(settings, DependencyGuard("tasks", observer=observer))
+    buckets = wiring.Buckets(settings, DependencyGuard("storage", observer=observer))
+    blobs = buckets.backups() if settings.persistence != "local" else None
     state_dir = Path(settings.state_dir)
-    queue = tasks.CloudTasksQueue(
-        tasks.make_client(settings.tasks_endpoint),
-        settings.project_id,
-        settings.region,
-        task_auth(settings),
-        DependencyGuard("tasks", observer=observer),
-    )
     io = Offload()
     # Writes the store cannot take during an outage wait here, on local disk (docs/outage.md).
     durable = DurableWrites(Journal(state_dir / JOURNAL_FILE), io, store)
@@ -122,13 +98,8 @@ async def serve(settings: Settings) -> None:
         settings=settings,
         store=store,
         queue=queue,
-        engine=make_engine(settings),
-        backups=SessionBackups(
-            blobs,
-            StaticKeyRing(settings.backup_keys.get_secret_value()),
-            settings.persistence,
-            state_dir,
-        ),
+        engine=make_engine(settings, store, buckets),
+        backups=SessionBackups(blobs, keyring, settings.persistence, state_dir),
         # Alert notices go through the webhook queue to the sweeper's /alerts/deliver.
         alerts=DurableAlerts(
             durable,
@@ -166,7 +137,7 @@ async def serve(settings: Settings) -> None:
         shard,
         lease,
         latency=latency,
-        breakers=[store.guard, queue.guard, *([blobs.guard] if blobs is not None else [])],
+        breakers=[store.guard, queue.guard, *([buckets.guard] if buckets.in_use else [])],
         blobs=blobs,
     )
     app = RunnerApp(shard, lease, sender, monitor)
@@ -223,7 +194,10 @@ async def serve(settings: Settings) -> None:
 def main() -> None:
     settings = Settings()
     logs.configure(settings.log_format, settings.log_level)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except wiring.MissingSetting as e:
+        raise SystemExit(str(e)) from None
 
 
 if __name__ == "__main__":

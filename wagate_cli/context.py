@@ -10,12 +10,11 @@ Application Default Credentials.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from functools import cached_property
 
 import structlog
 
-from wagate import logs
+from wagate import logs, wiring
 from wagate.adapters import firestore as fs
 from wagate.adapters import storage as gcs
 from wagate.adapters import tasks
@@ -24,14 +23,12 @@ from wagate.clock import SystemClock
 from wagate.config import Settings
 from wagate.contracts import AlertDoc, MessageDoc, SessionDoc, ShardLease, TenantDoc
 from wagate.errors import ValidationFailed, WagateError
-from wagate.ports import Repository, Where
+from wagate.ports import Repository
 from wagate.services.alerts import Alerts, QueuedAlertNotifier
 from wagate.services.directory import SessionDirectory
 from wagate.services.outbox import Outbox, Routing
 from wagate.services.sessions import Sessions
 from wagate.services.tenants import Tenants
-
-PAGE = 500
 
 
 class Operator:
@@ -45,48 +42,27 @@ class Operator:
 
     @cached_property
     def store(self) -> fs.FirestoreStore:
-        return fs.FirestoreStore(fs.make_client(self.settings.project_id))
+        return wiring.firestore_store(self.settings)
 
     @cached_property
     def backup_bucket(self) -> gcs.GcsBlobStore:
-        return gcs.GcsBlobStore(
-            gcs.make_client(self.settings.project_id), self.settings.backup_bucket
-        )
+        return wiring.Buckets(self.settings).backups()
 
     @cached_property
     def queue(self) -> tasks.CloudTasksQueue:
-        return tasks.CloudTasksQueue(
-            tasks.make_client(self.settings.tasks_endpoint),
-            self.settings.project_id,
-            self.settings.region,
-            self._task_auth(),
-        )
-
-    def _task_auth(self) -> tasks.TaskAuth:
-        s = self.settings
-        if s.env == "cloud":
-            if not s.tasks_service_account:
-                raise ValidationFailed(
-                    "WAGATE_TASKS_SERVICE_ACCOUNT is needed to send control tasks in the cloud",
-                    field="WAGATE_TASKS_SERVICE_ACCOUNT",
-                )
-            return tasks.OidcAuth(s.tasks_service_account)
-        if s.internal_secret is None:
-            raise ValidationFailed(
-                "WAGATE_INTERNAL_SECRET is needed to send control tasks to local runners "
-                "(source .stack/env after ./dev up)",
-                field="WAGATE_INTERNAL_SECRET",
-            )
-        return tasks.SharedSecretAuth(s.internal_secret.get_secret_value())
+        """Only commands that send control tasks need it (and its secret or service account)."""
+        try:
+            return wiring.task_queue(self.settings)
+        except wiring.MissingSetting as e:
+            hint = " (source .stack/env after ./dev up)" if self.settings.env == "local" else ""
+            raise ValidationFailed(f"{e}{hint}", field=e.setting) from None
 
     @cached_property
     def keyring(self) -> StaticKeyRing:
-        if self.settings.backup_keys is None:
-            raise ValidationFailed(
-                "WAGATE_BACKUP_KEYS (the backup key ring 'kid:base64key,…') is not set",
-                field="WAGATE_BACKUP_KEYS",
-            )
-        return StaticKeyRing(self.settings.backup_keys.get_secret_value())
+        try:
+            return wiring.keyring(self.settings)
+        except wiring.MissingSetting as e:
+            raise ValidationFailed(str(e), field=e.setting) from None
 
     # ------------------------------------------------------------ repositories
 
@@ -151,20 +127,6 @@ class Operator:
         return Alerts(
             self.store, self.clock, QueuedAlertNotifier(queue, s.queue_prefix, s.sweeper_url)
         )
-
-    # ------------------------------------------------------------ helpers
-
-    def all_sessions(self, where: list[Where] | None = None) -> Iterator[SessionDoc]:
-        """Every session (matching `where`), paged by document id."""
-        cursor: str | None = None
-        while True:
-            page = self.session_docs.query(
-                where or [], order_by="id", limit=PAGE, start_after=cursor
-            )
-            yield from page
-            if len(page) < PAGE:
-                return
-            cursor = page[-1].id
 
 
 class _Stderr:
