@@ -16,6 +16,7 @@ from wagate.domain.sessions import DesiredState, SessionState
 from wagate.errors import NotFound, ValidationFailed
 from wagate.ports import Where
 from wagate.services.backups import SessionBackups
+from wagate_cli.alerts import alert_summary
 from wagate_cli.context import Operator, connect
 from wagate_cli.output import (
     JSON_OPTION,
@@ -133,17 +134,7 @@ def show_session(
     except NotFound:
         detail["backup_object"] = None
     alerts = op.alert_docs.query([Where("subject", "==", doc.id)], limit=50)
-    detail["alerts"] = [
-        {
-            "id": a.id,
-            "kind": a.kind,
-            "severity": a.severity,
-            "message": a.message,
-            "count": a.count,
-            "resolved_at": a.resolved_at,
-        }
-        for a in alerts
-    ]
+    detail["alerts"] = [alert_summary(a) for a in alerts]
     if as_json:
         emit_json(detail)
         return
