@@ -325,13 +325,15 @@ class Stack:
 
 
 @contextlib.contextmanager
-def running(config: StackConfig | None = None, *, everything: bool = True) -> Iterator[Stack]:
+def running(config: StackConfig) -> Iterator[Stack]:
+    """The whole stack, started, with its environment set in this process for the clients the
+    caller builds (tests, benchmarks); stopped at the end, whatever happens."""
+    from devstack.provision import environment
+
     stack = Stack(config)
     try:
-        if everything:
-            stack.start_all()
-        else:
-            stack.start_emulators()
-        yield stack
+        stack.start_all()
+        with environment(stack.env):
+            yield stack
     finally:
         stack.stop()

@@ -24,7 +24,7 @@ import pytest
 from typer.testing import CliRunner
 
 from devstack.provision import environment
-from devstack.stack import Stack, StackConfig, generate_backup_keys
+from devstack.stack import StackConfig, generate_backup_keys, running
 from tests.e2e.system import System
 from wagate.adapters.firestore import FirestoreStore
 from wagate.adapters.firestore import make_client as firestore_client
@@ -67,18 +67,11 @@ def invoke(env: dict[str, str], *args: str) -> Ran:
 
 @pytest.fixture(scope="package")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    stack = Stack(
-        StackConfig(
-            root=tmp_path_factory.mktemp("cli"),
-            extra_env={"WAGATE_BACKUP_DEBOUNCE_S": "0.2"},
-        )
+    config = StackConfig(
+        root=tmp_path_factory.mktemp("cli"), extra_env={"WAGATE_BACKUP_DEBOUNCE_S": "0.2"}
     )
-    try:
-        stack.start_all()
-        with environment(stack.env):
-            yield System(stack)
-    finally:
-        stack.stop()
+    with running(config) as stack:
+        yield System(stack)
 
 
 @dataclass

@@ -67,6 +67,16 @@ class EngineUnderTest:
 EngineFactory = Callable[..., AbstractAsyncContextManager[EngineUnderTest]]
 
 
+@asynccontextmanager
+async def _under_test(
+    name: str, engine: WhatsAppEngine, network: Network | None
+) -> AsyncIterator[EngineUnderTest]:
+    try:
+        yield EngineUnderTest(name, engine, network)
+    finally:
+        await engine.aclose()
+
+
 class SimulatorNetwork:
     """Network for engines that talk to the simulator: its control API."""
 
@@ -119,10 +129,8 @@ def simulated_engine(simulator_url: str) -> EngineFactory:
             await control.reset()
             url = _closed_port_url() if unreachable else simulator_url
             engine = SimulatedEngine(url, **options)
-            try:
-                yield EngineUnderTest("simulated", engine, SimulatorNetwork(control))
-            finally:
-                await engine.aclose()
+            async with _under_test("simulated", engine, SimulatorNetwork(control)) as under_test:
+                yield under_test
 
     return factory
 
@@ -136,10 +144,8 @@ def whatsmeow_engine(store_dir: Path) -> EngineFactory:
         *, unreachable: bool = True, **options: Any
     ) -> AsyncIterator[EngineUnderTest]:
         engine = WhatsmeowEngine(store_dir, proxy=UNREACHABLE_PROXY, **options)
-        try:
-            yield EngineUnderTest("whatsmeow", engine, None)
-        finally:
-            await engine.aclose()
+        async with _under_test("whatsmeow", engine, None) as under_test:
+            yield under_test
 
     return factory
 
@@ -156,10 +162,8 @@ def baileys_engine(fake_url: str) -> EngineFactory:
             await network.reset()
             url = _closed_port_url().replace("http", "ws") if unreachable else network.ws_url
             engine = BaileysEngine(url, sync_history=False, **options)
-            try:
-                yield EngineUnderTest("baileys", engine, network)
-            finally:
-                await engine.aclose()
+            async with _under_test("baileys", engine, network) as under_test:
+                yield under_test
 
     return factory
 
