@@ -357,21 +357,7 @@ def list_messages(call: Call) -> Any:
         )
         return MessageListing(items=[MessageView.of(d) for d in docs], next_cursor=nxt)
     inbound, nxt = g.inbox.list(tenant.id, call.args["session_id"], limit=limit, cursor=cursor)
-    return MessageListing(
-        items=[
-            InboundView(
-                id=d.id,
-                chat=d.chat,
-                sender=d.sender,
-                kind=d.kind,
-                content=d.content,
-                ts=d.ts,
-                from_history=d.from_history,
-            )
-            for d in inbound
-        ],
-        next_cursor=nxt,
-    )
+    return MessageListing(items=[InboundView.of(d) for d in inbound], next_cursor=nxt)
 
 
 @router.route(

@@ -77,6 +77,8 @@ class InboundSink:
             tenant_id=tenant_id,
             chat=msg.chat,
             sender=msg.sender,
+            sender_phone=msg.sender_phone,
+            sender_lid=msg.sender_lid,
             kind=msg.kind,
             content=msg.content,
             ts=msg.ts,

@@ -258,12 +258,16 @@ class PendingSend(Document):
 
 
 class InboundDoc(Document):
-    """sessions/{id}/inbound/{wa_id}: a received message or reaction (deduplicated by id)."""
+    """sessions/{id}/inbound/{wa_id}: a received message or reaction (deduplicated by id).
+    `sender` is the address WhatsApp gave; `sender_phone`/`sender_lid` its phone-number and LID
+    forms where the engine knows them (domain.events.InboundMessage)."""
 
     session_id: str
     tenant_id: str
     chat: str
     sender: str
+    sender_phone: str | None = None
+    sender_lid: str | None = None
     kind: str
     content: dict[str, Any]
     ts: datetime
@@ -457,22 +461,20 @@ class Page(ApiModel):
     next_cursor: str | None = None
 
 
-class MessagePage(Page):
-    items: list[MessageView]
-
-
 class InboundView(ApiModel):
     id: str
     chat: str
     sender: str
+    sender_phone: str | None = None
+    sender_lid: str | None = None
     kind: str
     content: dict[str, Any]
     ts: datetime
     from_history: bool
 
-
-class InboundPage(Page):
-    items: list[InboundView]
+    @classmethod
+    def of(cls, doc: InboundDoc) -> InboundView:
+        return cls.model_validate(doc.model_dump(include=set(cls.model_fields)))
 
 
 class MessageListing(Page):

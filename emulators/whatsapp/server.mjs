@@ -5,6 +5,7 @@
 // logout; wagate's contract suite needs many accounts and all of those. This file reuses
 // Baileys' own building blocks (binary nodes, protobufs, curve, AES-GCM, HKDF) so the wire is
 // the library's, and takes from crabline only its idea and the captured certificate chain.
+// noise.mjs holds the handshake and transport cipher, contact.mjs a contact's Signal side.
 //
 // What the client verifies of the server and what the fake relies on (docs/engines.md): Baileys
 // checks the Noise certificate chain against WhatsApp's root key but does not bind the leaf to
@@ -18,86 +19,21 @@ import { writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { WebSocketServer } from 'ws'
 import * as baileys from '@whiskeysockets/baileys'
-import libsignal from 'libsignal'
+import { Noise } from './noise.mjs'
+import { makeBundle, SignalSender } from './contact.mjs'
 
 const {
-  proto, encodeBinaryNode, decodeBinaryNode, Curve, aesEncryptGCM, aesDecryptGCM, hkdf, sha256,
-  hmacSign, NOISE_MODE, NOISE_WA_HEADER, WA_ADV_ACCOUNT_SIG_PREFIX, signedKeyPair,
-  generateRegistrationId, encodeBigEndian, KEY_BUNDLE_TYPE, getBinaryNodeChild,
-  getBinaryNodeChildren, jidDecode, generateSignalPubKey, encodeWAMessage, derivePairingCodeKey,
-  aesEncryptCTR, aesDecryptCTR
+  proto, Curve, aesDecryptGCM, hkdf, hmacSign, WA_ADV_ACCOUNT_SIG_PREFIX, encodeBigEndian,
+  KEY_BUNDLE_TYPE, getBinaryNodeChild, getBinaryNodeChildren, jidDecode, encodeWAMessage,
+  derivePairingCodeKey, aesEncryptCTR, aesDecryptCTR
 } = baileys
 
-// WhatsApp's certificate chain as captured by crabline (MIT); Baileys verifies its signatures.
-const CERT_CHAIN = Buffer.from('CncKMwjjAhADGiCRKg7Kg1iu4CSulwLBaxX51Tefw6VXGgZqcr5OEbXIRiDQ04bOBijQjZ/TBhJA34Bj82jAHhLpCWBNVBlGnFDieamd8+138S57uMt9ke9mrn5r4+VepwBPKEgHjob6bR70rlCmWDkxZv+CfVjIAxJ2CjIIAxAAGiAcUamsMDmUxsjQuS6hh4pTNHZZnMWZ++o1mX2aqQzOYiCAka6+Bij/3rfcBhJAJw8pRkhTn+1IcOJQVN1OlZg6uikYnCumyO7acFVVX3U3QPXsGSq2TCbCbWrebSC593Su43EgprIDlfU8ZgWFBw==', 'base64')
 const S = 's.whatsapp.net'
 const EMPTY = Buffer.alloc(0)
 const NOT_ON_WHATSAPP = '999' // numbers starting so have no account (as in wagate's simulator)
 
 const now = () => Math.floor(Date.now() / 1000)
-const iv = (n) => { const b = Buffer.alloc(12); b.writeUInt32BE(n, 8); return b }
-const frame = (data) => {
-  const out = Buffer.alloc(3 + data.length)
-  out.writeUIntBE(data.length, 0, 3)
-  Buffer.from(data).copy(out, 3)
-  return out
-}
 const lidOf = (digits) => String(100000000000000n + BigInt(digits) * 7n)
-
-/** The server half of WhatsApp's Noise XX handshake, then the transport cipher. */
-class Noise {
-  constructor () {
-    const mode = Buffer.from(NOISE_MODE)
-    this.hash = mode.length === 32 ? mode : sha256(mode)
-    this.salt = this.hash; this.key = this.hash; this.counter = 0
-    this.mix(NOISE_WA_HEADER)
-    this.buffer = EMPTY; this.intro = true; this.enc = null; this.dec = null; this.r = 0; this.w = 0
-  }
-  mix (data) { this.hash = sha256(Buffer.concat([this.hash, Buffer.from(data)])) }
-  hk (data) { const k = hkdf(Buffer.from(data), 64, { salt: this.salt, info: '' }); return [k.subarray(0, 32), k.subarray(32)] }
-  mixKey (data) { const [w, r] = this.hk(data); this.salt = w; this.key = r; this.counter = 0 }
-  encrypt (p) { const c = aesEncryptGCM(Buffer.from(p), this.key, iv(this.counter++), this.hash); this.mix(c); return c }
-  decrypt (c) { const p = aesDecryptGCM(Buffer.from(c), this.key, iv(this.counter++), this.hash); this.mix(c); return p }
-  frames (data) {
-    let chunk = Buffer.from(data)
-    if (this.intro) { chunk = chunk.subarray(4); this.intro = false }
-    this.buffer = Buffer.concat([this.buffer, chunk])
-    const out = []
-    while (this.buffer.length >= 3) {
-      const size = this.buffer.readUIntBE(0, 3)
-      if (this.buffer.length < size + 3) break
-      out.push(this.buffer.subarray(3, size + 3)); this.buffer = this.buffer.subarray(size + 3)
-    }
-    return out
-  }
-  serverHello (data) {
-    const { clientHello } = proto.HandshakeMessage.decode(data)
-    this.mix(clientHello.ephemeral)
-    this.eph = Curve.generateKeyPair(); const stat = Curve.generateKeyPair()
-    this.mix(this.eph.public)
-    this.mixKey(Curve.sharedKey(this.eph.private, clientHello.ephemeral))
-    const staticEnc = this.encrypt(stat.public)
-    this.mixKey(Curve.sharedKey(stat.private, clientHello.ephemeral))
-    const payload = this.encrypt(CERT_CHAIN)
-    return frame(proto.HandshakeMessage.encode({ serverHello: { ephemeral: this.eph.public, static: staticEnc, payload } }).finish())
-  }
-  clientFinish (data) {
-    const { clientFinish } = proto.HandshakeMessage.decode(data)
-    const clientStatic = this.decrypt(clientFinish.static)
-    this.mixKey(Curve.sharedKey(this.eph.private, clientStatic))
-    const payload = proto.ClientPayload.decode(this.decrypt(clientFinish.payload))
-    const [w, r] = this.hk(EMPTY); this.enc = r; this.dec = w
-    return payload
-  }
-  encode (node) { return frame(aesEncryptGCM(encodeBinaryNode(node), this.enc, iv(this.w++), EMPTY)) }
-  async decode (data) { return decodeBinaryNode(aesDecryptGCM(data, this.dec, iv(this.r++), EMPTY)) }
-}
-
-/** A virtual contact's (or phone's) signal identity, so the client can encrypt to it. */
-function makeBundle () {
-  const identity = Curve.generateKeyPair()
-  return { identity, registrationId: generateRegistrationId(), signed: signedKeyPair(identity, 1), preKeyId: 1 }
-}
 
 class Fake {
   constructor () { this.reset() }
@@ -117,6 +53,7 @@ class Fake {
     this.handshakes = 0
     this.pns = new Map() // lid user -> phone digits
     this.uploaded = new Map() // device jid -> its pre-key upload iq
+    this.preKeysTaken = new Map() // device jid -> how many of its uploaded one-time pre-keys are used
     this.offline = new Map() // account digits -> inbound message nodes waiting for a login
     this.senders = new Map() // contact jid -> { store, sessions } (libsignal, sending side)
   }
@@ -198,53 +135,38 @@ class Fake {
     })
   }
 
-  /** A contact writes to an account: Signal-encrypted to each logged-in device (pkmsg). */
-  async inbound (toPhone, sender, text, waId) {
+  /**
+   * A contact writes to an account: Signal-encrypted to each logged-in device (pkmsg). Addressed
+   * by phone number (`pn`, as before LIDs) or by the contact's LID (`lid`); `alternate` adds the
+   * other form as WhatsApp does (`sender_pn` on a LID-addressed message, `sender_lid` on a PN one).
+   */
+  async inbound (toPhone, sender, text, waId, addressing = 'pn', alternate = addressing === 'lid') {
     const digits = toPhone.replace(/^\+/, '')
-    const from = `${sender.replace(/^\+/, '')}@${S}`
+    const contact = sender.replace(/^\+/, '')
+    const pn = `${contact}@${S}`; const lid = `${this.lid(contact)}@lid`
+    const from = addressing === 'lid' ? lid : pn
+    const attrs = { addressing_mode: addressing, ...(alternate ? (addressing === 'lid' ? { sender_pn: pn } : { sender_lid: lid }) : {}) }
     const conns = [...this.conns.values()].filter((c) => c.digits === digits)
     if (!conns.length) {
       const queue = this.offline.get(digits) ?? []
-      queue.push({ from, text, waId }); this.offline.set(digits, queue)
+      queue.push({ sender: contact, text, waId, addressing, alternate }); this.offline.set(digits, queue)
       return 0
     }
-    for (const c of conns) c.send(await this.encryptTo(c.jid, from, text, waId))
+    for (const c of conns) c.send(await this.encryptTo(c.jid, pn, from, text, waId, attrs))
     return conns.length
   }
 
-  async encryptTo (deviceJid, from, text, waId) {
+  /** A message node from contact `pn` (its one Signal identity), addressed `from`. */
+  async encryptTo (deviceJid, pn, from, text, waId, attrs) {
     const upload = this.uploaded.get(deviceJid)
     if (!upload) throw new Error(`${deviceJid} uploaded no pre-keys`)
-    const value = (n, tag) => getBinaryNodeChild(n, tag).content
-    const key = getBinaryNodeChildren(getBinaryNodeChild(upload, 'list'), 'key')[0]
-    const skey = getBinaryNodeChild(upload, 'skey')
-    let sender = this.senders.get(from)
-    if (!sender) {
-      const b = this.bundle(from); const sessions = new Map()
-      sender = { sessions, store: {
-        getOurIdentity: async () => ({ privKey: Buffer.from(b.identity.private), pubKey: generateSignalPubKey(b.identity.public) }),
-        getOurRegistrationId: async () => b.registrationId,
-        isTrustedIdentity: async () => true,
-        saveIdentity: async () => true,
-        loadSession: async (id) => sessions.get(id),
-        storeSession: async (id, record) => { sessions.set(id, record) }
-      } }
-      this.senders.set(from, sender)
-    }
-    const d = jidDecode(deviceJid)
-    const address = new libsignal.ProtocolAddress(d.user, d.device ?? 0)
-    if (!sender.sessions.has(address.toString())) {
-      await new libsignal.SessionBuilder(sender.store, address).initOutgoing({
-        registrationId: value(upload, 'registration').readUInt32BE(0),
-        identityKey: generateSignalPubKey(value(upload, 'identity')),
-        signedPreKey: { keyId: value(skey, 'id').readUIntBE(0, 3), publicKey: generateSignalPubKey(value(skey, 'value')), signature: value(skey, 'signature') },
-        preKey: { keyId: value(key, 'id').readUIntBE(0, 3), publicKey: generateSignalPubKey(value(key, 'value')) }
-      })
-    }
-    const { type, body } = await new libsignal.SessionCipher(sender.store, address).encrypt(encodeWAMessage({ conversation: text }))
+    let sender = this.senders.get(pn)
+    if (!sender) { sender = new SignalSender(this.bundle(pn)); this.senders.set(pn, sender) }
+    const takePreKey = () => { const n = this.preKeysTaken.get(deviceJid) ?? 0; this.preKeysTaken.set(deviceJid, n + 1); return n }
+    const { type, body } = await sender.encrypt(deviceJid, upload, encodeWAMessage({ conversation: text }), takePreKey)
     return {
-      tag: 'message', attrs: { from, id: waId, t: String(now()), type: 'text', notify: 'Contact' },
-      content: [{ tag: 'enc', attrs: { v: '2', type: type === 3 ? 'pkmsg' : 'msg' }, content: Buffer.from(body, 'binary') }]
+      tag: 'message', attrs: { from, id: waId, t: String(now()), type: 'text', notify: 'Contact', ...attrs },
+      content: [{ tag: 'enc', attrs: { v: '2', type }, content: body }]
     }
   }
 
@@ -331,6 +253,7 @@ class Fake {
     }
     if (xmlns === 'encrypt' && node.attrs.type === 'set' && getBinaryNodeChild(node, 'identity')) {
       this.uploaded.set(conn.jid, node) // the device's pre-keys: what inbound messages use
+      this.preKeysTaken.delete(conn.jid) // a new upload's keys are all unused
       return conn.send({ tag: 'iq', attrs })
     }
     if (xmlns === 'encrypt' && child?.tag === 'count') return conn.send({ tag: 'iq', attrs, content: [{ tag: 'count', attrs: { value: '50' } }] })
@@ -419,7 +342,7 @@ class Fake {
     this.offline.delete(digits)
     if (waiting.length) {
       // After the device's pre-key upload (its first iqs after `success`).
-      setTimeout(() => { for (const m of waiting) this.inbound(`+${digits}`, m.from.split('@')[0], m.text, m.waId).catch(() => {}) }, 500)
+      setTimeout(() => { for (const m of waiting) this.inbound(`+${digits}`, m.sender, m.text, m.waId, m.addressing, m.alternate).catch(() => {}) }, 500)
     }
   }
 }
@@ -445,7 +368,7 @@ const routes = {
     return {}
   },
   '/_fake/config': ({ receipt_delay_ms: d, read_delay_ms: r }) => { fake.receiptMs = { delivered: d ?? 100, read: r ?? 300 }; return {} },
-  '/_fake/inbound': async ({ to_phone: to, sender, text, wa_id: id }) => ({ delivered: await fake.inbound(to, sender, text, id) }),
+  '/_fake/inbound': async ({ to_phone: to, sender, text, wa_id: id, addressing, alternate }) => ({ delivered: await fake.inbound(to, sender, text, id, addressing ?? 'pn', alternate ?? addressing === 'lid') }),
   '/healthz': () => ({ ok: true }),
   '/_fake/stats': () => ({
     connected: fake.conns.size, pairing: fake.pairing.size, handshakes: fake.handshakes, resent: fake.resent,

@@ -18,6 +18,12 @@ from runner.engines.baileys.deps import ROOT, ensure_node_modules
 
 FAKE = ROOT / "emulators" / "whatsapp" / "server.mjs"
 
+
+def fake_lid(phone: str) -> str:
+    """The LID the fake gives a phone number's account (server.mjs `lidOf`)."""
+    return f"{100_000_000_000_000 + int(phone.removeprefix('+')) * 7}@lid"
+
+
 # Contract tests the fake cannot drive, each with the reason (docs/engines.md repeats them).
 FAKE_CANNOT = {
     "test_messages_missed_while_offline_arrive_on_reconnect_with_history": (
@@ -82,9 +88,28 @@ class FakeNetwork:
     async def confirm_pairing_code(self, code: str, phone: str) -> None:
         await self.call("pair_code", code=code, phone=phone)
 
-    async def inbound(self, to_phone: str, sender: str, text: str, wa_id: str) -> None:
-        """Delivered now to every logged-in device of `to_phone`, or at its next login."""
-        await self.call("inbound", to_phone=to_phone, sender=sender, text=text, wa_id=wa_id)
+    async def inbound(
+        self,
+        to_phone: str,
+        sender: str,
+        text: str,
+        wa_id: str,
+        *,
+        addressing: str = "pn",
+        alternate: bool | None = None,
+    ) -> None:
+        """Delivered now to every logged-in device of `to_phone`, or at its next login. From the
+        sender's phone number (`pn`) or its LID (`lid`); `alternate` adds the other form
+        (default: on a LID-addressed message only)."""
+        await self.call(
+            "inbound",
+            to_phone=to_phone,
+            sender=sender,
+            text=text,
+            wa_id=wa_id,
+            addressing=addressing,
+            alternate=addressing == "lid" if alternate is None else alternate,
+        )
 
     async def received_ids(self, recipient: str) -> list[str]:
         return [str(i) for i in (await self.call("received", recipient=recipient))["ids"]]

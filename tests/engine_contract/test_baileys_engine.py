@@ -1,7 +1,8 @@
 """What the Baileys engine promises beyond the shared contract: many sessions per worker, a
 worker crash ends only its own sockets and they resume from their auth state without a QR, one
-session's failure never reaches another, the pairing-code request, and the auth state format.
-Against the WhatsApp-protocol fake (emulators/whatsapp), like the contract suite."""
+session's failure never reaches another, the pairing-code request, the auth state format, and a
+sender's phone and LID forms in inbound events. Against the WhatsApp-protocol fake
+(emulators/whatsapp), like the contract suite."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import pytest
 
 from runner.engines.baileys import BaileysEngine
 from runner.engines.baileys.engine import ROOT, BaileysConnection
-from tests.engine_contract.baileys_kit import FakeNetwork
+from tests.engine_contract.baileys_kit import FakeNetwork, fake_lid
 from tests.simulator.harness import EventTap, run
 from wagate.domain.events import (
     AuthStateChanged,
@@ -33,6 +34,7 @@ from wagate.errors import PermanentSendError
 pytestmark = pytest.mark.integration
 
 BOB = "+15550500002"
+CAROL = "+15550500003"
 
 
 def with_fake(
@@ -188,5 +190,46 @@ def test_messages_sent_while_offline_arrive_live_at_the_next_login(whatsapp_fake
         message = await later.next(InboundMessage)
         assert (message.wa_id, message.content) == ("3EB0AWAY", {"body": "while you were away"})
         assert BOB.removeprefix("+") in message.sender and not message.from_history
+
+    with_fake(whatsapp_fake_url, body)
+
+
+def test_inbound_reports_the_senders_phone_and_lid_and_keeps_the_mapping_per_session(
+    whatsapp_fake_url: str,
+) -> None:
+    """WhatsApp addresses a contact by phone number or by LID and names the other form where it
+    can; the event carries both. The mapping lives in the session's auth state, so after a
+    restore a message that names only the LID still reports the phone number."""
+    carol_phone, carol_lid = CAROL.removeprefix("+") + "@s.whatsapp.net", fake_lid(CAROL)
+
+    async def body(engine: BaileysEngine, network: FakeNetwork) -> None:
+        conn, tap = await pair(engine, network, "ses-lid", "+15550600060")
+        await network.inbound("+15550600060", CAROL, "by lid", "3EB0LID1", addressing="lid")
+        by_lid = await tap.next(InboundMessage)
+        assert (by_lid.sender, by_lid.chat) == (carol_lid, carol_lid)
+        assert (by_lid.sender_phone, by_lid.sender_lid) == (carol_phone, carol_lid)
+
+        await network.inbound("+15550600060", BOB, "by phone", "3EB0PN1")
+        by_phone = await tap.next(InboundMessage)
+        assert by_phone.sender == by_phone.sender_phone == BOB.removeprefix("+") + "@s.whatsapp.net"
+        # Baileys looked the LID up (usync) to find the Signal session: the mapping has it.
+        assert by_phone.sender_lid == fake_lid(BOB)
+
+        while (mapping := json.loads(newest_state(tap))["keys"].get("lid-mapping", {})).get(
+            carol_lid.split("@")[0] + "_reverse"
+        ) is None:
+            await tap.next(AuthStateChanged)  # the debounced save after the mapping was stored
+        assert mapping[CAROL.removeprefix("+")] == carol_lid.split("@")[0]
+        await conn.close()
+        again = engine.open("ses-lid", newest_state(tap))
+        await again.connect()
+        later = EventTap(again.events())
+        await later.next(Connected)
+        await network.inbound(
+            "+15550600060", CAROL, "lid only", "3EB0LID2", addressing="lid", alternate=False
+        )
+        only_lid = await later.next(InboundMessage)
+        assert only_lid.sender == carol_lid
+        assert (only_lid.sender_phone, only_lid.sender_lid) == (carol_phone, carol_lid)
 
     with_fake(whatsapp_fake_url, body)

@@ -33,6 +33,7 @@ from wagate.contracts import (
     ShardLease,
     TenantDoc,
     TextContent,
+    WebhookTask,
 )
 from wagate.domain import events as ev
 from wagate.domain.ids import whatsapp_message_id
@@ -371,6 +372,30 @@ def test_receipts_and_inbound_during_an_outage_are_stored_and_announced_once_aft
     assert stored is not None and stored.content == {"body": "hi"}
     names = sorted(t.name for t in world.queue.tasks)
     assert len(names) == len(set(names)) == 3  # received + delivered + read, once each
+
+
+def test_a_senders_phone_and_lid_forms_are_stored_and_announced(world: World) -> None:
+    inbound = ev.InboundMessage(
+        wa_id="3EB0LID",
+        chat="100000000000021@lid",
+        sender="100000000000021@lid",
+        kind="text",
+        content={"body": "hi"},
+        ts=T0,
+        sender_phone="15550000003@s.whatsapp.net",
+        sender_lid="100000000000021@lid",
+    )
+    run(world.sink().accept("ten_1", "ses_1", inbound))
+    stored = world.memory.subcollection("sessions", "ses_1", "inbound", InboundDoc).get("3EB0LID")
+    assert stored is not None
+    assert (stored.sender_phone, stored.sender_lid) == (inbound.sender_phone, inbound.sender_lid)
+    (task,) = world.queue.tasks
+    data = WebhookTask.model_validate_json(task.body).event.data
+    assert (data["sender"], data["sender_phone"], data["sender_lid"]) == (
+        "100000000000021@lid",
+        "15550000003@s.whatsapp.net",
+        "100000000000021@lid",
+    )
 
 
 def test_a_replay_interrupted_by_a_crash_is_finished_by_the_next_process(world: World) -> None:

@@ -51,6 +51,10 @@ class Receipt:
 
 @dataclass(frozen=True)
 class InboundMessage:
+    """A received message or reaction. `sender` is the address WhatsApp gave (a phone number's
+    `…@s.whatsapp.net`, or a LID `…@lid`); `sender_phone` and `sender_lid` are its two forms
+    where the engine knows them (None where it does not: the simulator, an unmapped LID)."""
+
     wa_id: str
     chat: str
     sender: str
@@ -59,6 +63,8 @@ class InboundMessage:
     ts: datetime
     from_history: bool = False
     from_me: bool = False
+    sender_phone: str | None = None
+    sender_lid: str | None = None
 
 
 @dataclass(frozen=True)

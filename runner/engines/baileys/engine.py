@@ -3,9 +3,10 @@ worker processes (`host.mjs`), each holding up to `sessions_per_worker` of them.
 
 The pipe is one JSON object per line; events use the whatsmeow host's schema
 (`runner.engines.whatsmeow.wire.decode_event`), so both real engines share one definition of every
-event field. A worker that dies ends only its own sockets, each with Disconnected(500); the
-supervisor's reconnect opens them again on a live (or new) worker from the auth state they last
-emitted, which is the state in their backup: no QR.
+event field; an inbound event adds the sender's phone and LID forms, which only Baileys reports
+(the host resolves them from the session's own LID mapping). A worker that dies ends only its own
+sockets, each with Disconnected(500); the supervisor's reconnect opens them again on a live (or
+new) worker from the auth state they last emitted, which is the state in their backup: no QR.
 """
 
 from __future__ import annotations
@@ -13,20 +14,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import json
 import os
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from runner.engines.event_stream import EventQueue, new_waiter, resolve_waiter
+from runner.engines.outgoing import MEDIA_KINDS, MediaSource, check_recipient, fetch_media
 from runner.engines.whatsmeow import wire
-from runner.engines.whatsmeow.engine import (
-    MEDIA_KINDS,
-    MediaSource,
-    _check_recipient,
-    _EventStream,
-    fetch_media,
-)
 from wagate.adapters import egress
 from wagate.domain.egress_policy import EgressPolicy
 from wagate.domain.events import (
@@ -34,6 +32,7 @@ from wagate.domain.events import (
     Connected,
     Disconnected,
     EngineEvent,
+    InboundMessage,
     MessageAck,
     PairingCode,
     QrCode,
@@ -96,7 +95,7 @@ class Worker:
             raise TransientSendError("the Baileys worker is not running")
         self._next += 1
         req = self._next
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[dict[str, Any]] = new_waiter()
         self._pending[req] = future
         try:
             self.proc.stdin.write(json.dumps({**frame, "req": req}).encode() + b"\n")
@@ -217,7 +216,7 @@ class BaileysConnection:
         self.session_id = session_id
         self.cid = engine.connection_id(session_id)
         self._auth_state = auth_state
-        self._queue: asyncio.Queue[EngineEvent | None] = asyncio.Queue()
+        self._events = EventQueue()
         self._worker: Worker | None = None
         self._ready: asyncio.Future[None] | None = None
         self._connected = False
@@ -231,13 +230,9 @@ class BaileysConnection:
         if isinstance(event, Disconnected):
             self._connected = False
             log.info("baileys socket closed", session_id=self.session_id, reason=event.reason)
-        if (
-            isinstance(event, QrCode | Connected | Disconnected)
-            and self._ready
-            and not self._ready.done()
-        ):
-            self._ready.set_result(None)
-        self._queue.put_nowait(event)
+        if isinstance(event, QrCode | Connected | Disconnected):
+            resolve_waiter(self._ready)
+        self._events.put(event)
 
     def _on_frame(self, frame: dict[str, Any]) -> None:
         kind = frame.get("ev")
@@ -255,6 +250,12 @@ class BaileysConnection:
                 self._emit(PairingCode(str(data["code"])))
                 return
             event = wire.decode_event(data)
+            if isinstance(event, InboundMessage):
+                event = dataclasses.replace(
+                    event,
+                    sender_phone=_jid(data, "sender_phone"),
+                    sender_lid=_jid(data, "sender_lid"),
+                )
             if isinstance(event, Connected):
                 self._connected = True
                 self.jid, self.lid = event.jid, data.get("lid")
@@ -267,13 +268,13 @@ class BaileysConnection:
 
     # ------------------------------------------------------------ EngineConnection
 
-    def events(self) -> Any:
-        return _EventStream(self)  # type: ignore[arg-type]
+    def events(self) -> AsyncIterator[EngineEvent]:
+        return self._events.stream()
 
     async def connect(self) -> None:
         if self._closed:
             return
-        self._ready = asyncio.get_running_loop().create_future()
+        self._ready = new_waiter()
         if self._worker is None or not self._worker.alive:
             self._worker = await self._engine.place(self)
         auth = self._auth_state.decode(errors="replace") if self._auth_state is not None else None
@@ -296,7 +297,7 @@ class BaileysConnection:
     async def send(
         self, wa_id: str, to: str, kind: str, content: dict[str, Any], *, timeout: float
     ) -> MessageAck:
-        _check_recipient(to)
+        check_recipient(to)
         if self._closed or not self._connected or self._worker is None:
             raise TransientSendError("not connected", retry_after=5.0)
         body = dict(content)
@@ -352,4 +353,10 @@ class BaileysConnection:
             worker.conns.pop(self.cid, None)
         self._closed = True
         self._connected = False
-        self._queue.put_nowait(None)
+        self._events.end()
+
+
+def _jid(data: dict[str, Any], name: str) -> str | None:
+    """An optional address of the host's inbound event (the phone or LID form of the sender)."""
+    value = data.get(name)
+    return str(value) if value else None

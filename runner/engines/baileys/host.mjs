@@ -3,7 +3,8 @@
 // stdin/stdout carry one JSON object per line. Requests {op, req, sid, ...} get one reply
 // {re, ok, ...}; events are {ev: 'event', sid, event: {type, ...}} in the schema of
 // runner/engines/whatsmeow/wire.py (encode_event), plus {ev: 'auth', sid, state} (the session's
-// BufferJSON auth state) and {ev: 'ack', sid, wa_id, ts}. Every session's work runs inside its
+// BufferJSON auth state) and {ev: 'ack', sid, wa_id, ts}; an inbound event also carries
+// sender_phone and sender_lid, the sender's two address forms where known. Every session's work runs inside its
 // own try/catch and an unhandled rejection is logged, not fatal: one session's failure never
 // ends the others. The library's log goes to stderr.
 //
@@ -13,7 +14,7 @@
 import { createInterface } from 'node:readline'
 import * as baileys from '@whiskeysockets/baileys'
 
-const { makeWASocket, BufferJSON, initAuthCreds, Browsers, jidNormalizedUser } = baileys
+const { makeWASocket, BufferJSON, initAuthCreds, Browsers, jidNormalizedUser, jidDecode, isLidUser, isPnUser } = baileys
 
 const SAVE_DEBOUNCE_MS = 500
 const CONNECT_TIMEOUT_MS = 60_000 // SPEC §4
@@ -30,7 +31,7 @@ const makeLogger = (bindings = {}) => ({
   child: (b) => makeLogger({ ...bindings, ...b }),
   trace () {}, debug () {}, info () {},
   warn: (obj, msg) => log('warn', msg ?? String(obj?.msg ?? ''), { ...bindings }),
-  error: (obj, msg) => log('error', msg ?? String(obj?.msg ?? obj), { ...bindings })
+  error: (obj, msg) => log('error', msg ?? String(obj?.msg ?? obj), { ...bindings, ...(obj?.err ? { err: String(obj.err?.message ?? obj.err).slice(0, 200) } : {}) })
 })
 
 /** Signal keys in memory, a plain object per key type; serialised with the creds. */
@@ -60,6 +61,26 @@ function restore (text) {
   } catch {
     return null
   }
+}
+
+/**
+ * The phone (`…@s.whatsapp.net`) and LID (`…@lid`) forms of a user, from the addresses a message
+ * key gives and the session's LID mapping: the `lid-mapping` signal keys Baileys fills from
+ * message envelopes, usync answers and `lid-mapping.update` ({pnUser: lidUser,
+ * `${lidUser}_reverse`: pnUser}). They live in the session's auth state, so the mapping is kept
+ * per session and survives a worker restart with its backup.
+ */
+function addressForms (mapping, ...jids) {
+  let phone = null; let lid = null
+  for (const jid of jids) {
+    const user = jid ? jidNormalizedUser(jid) : ''
+    if (isLidUser(user)) lid ??= user
+    else if (isPnUser(user)) phone ??= user
+  }
+  const userOf = (jid) => jidDecode(jid)?.user
+  if (lid && !phone && mapping?.[`${userOf(lid)}_reverse`]) phone = `${mapping[`${userOf(lid)}_reverse`]}@s.whatsapp.net`
+  if (phone && !lid && mapping?.[userOf(phone)]) lid = `${mapping[userOf(phone)]}@lid`
+  return { phone, lid }
 }
 
 const toJid = (to) => (to.includes('@') ? to : `${to.replace(/^\+/, '')}@s.whatsapp.net`)
@@ -189,9 +210,12 @@ class Session {
     }
     if (!kind) return // protocol messages
     const chat = m.key.remoteJid
+    const sender = m.key.fromMe ? this.creds.me.id : (m.key.participant || chat)
+    const forms = m.key.fromMe
+      ? addressForms(null, this.creds.me.id, this.creds.me.lid)
+      : addressForms(this.keys.data['lid-mapping'], sender, m.key.participantAlt || m.key.remoteJidAlt)
     this.emit({
-      type: 'inbound', wa_id: m.key.id, chat, sender: m.key.fromMe ? this.creds.me.id : (m.key.participant || chat),
-      sender_alt: m.key.participantAlt || m.key.remoteJidAlt || null, kind, content: body,
+      type: 'inbound', wa_id: m.key.id, chat, sender, sender_phone: forms.phone, sender_lid: forms.lid, kind, content: body,
       ts: Number(m.messageTimestamp ?? Date.now() / 1000), from_history: fromHistory, from_me: Boolean(m.key.fromMe)
     })
   }
