@@ -22,11 +22,11 @@ from wagate.contracts import (
     MediaContent,
     MessageDoc,
     MessageError,
-    MessageStatus,
     PendingSend,
     ReactionContent,
     TextContent,
 )
+from wagate.domain.messages import MessageStatus
 
 PATH = "projects/p/databases/(default)/documents/messages/msg_1"
 NOW = datetime(2026, 11, 23, 12, 30, 15, 123456, tzinfo=UTC)
