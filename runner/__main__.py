@@ -15,14 +15,16 @@ from aiohttp import web
 
 from runner.app import RunnerApp
 from runner.context import ShardContext
+from runner.group_commit import GroupClaim, GroupCommit
 from runner.io import Offload
 from runner.journal import JOURNAL_FILE, DurableAlerts, DurableWrites, Journal
 from runner.lease import LeaseKeeper
 from runner.monitor import RunnerMonitor
+from runner.order_gate import OrderGate
 from runner.pacing import Pacer
 from runner.sending import SendHandler
+from runner.sent_index import SentIndex
 from runner.shard import Shard
-from runner.writes import GroupClaim, GroupCommit, OrderGate, SentIndex
 from wagate import logs, wiring
 from wagate.adapters import firestore as fs
 from wagate.adapters.egress import EgressGuard

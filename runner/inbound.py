@@ -17,8 +17,10 @@ from pydantic import BaseModel
 
 from runner.context import ShardContext
 from runner.events import EventAnnouncer
+from runner.group_commit import GroupCommit
 from runner.journal import Entry
-from runner.writes import RECEIPTS, GroupCommit, MessageEvent, SentIndex, apply_status_events
+from runner.sent_index import SentIndex
+from runner.writes import RECEIPTS, MessageEvent, apply_status_events
 from wagate.contracts import InboundDoc, MessageDoc, WebhookEvent
 from wagate.domain import events as ev
 from wagate.domain.messages import ON_WHATSAPP, PENDING, MessageStatus, advance_by_receipt

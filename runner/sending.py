@@ -27,20 +27,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from runner.context import ShardContext
+from runner.group_commit import GroupClaim, GroupCommit
+from runner.order_gate import OrderGate, SendKey
 from runner.pacing import Pacer
 from runner.parking import Parking, TaskRef
+from runner.sent_index import SentIndex
+from runner.store_deadlines import STORE_CLAIM_TIMEOUT_S, STORE_READ_TIMEOUT_S, within
 from runner.supervisor import SessionSupervisor
-from runner.writes import (
-    STORE_CLAIM_TIMEOUT_S,
-    STORE_READ_TIMEOUT_S,
-    GroupClaim,
-    GroupCommit,
-    MessageEvent,
-    OrderGate,
-    SendKey,
-    SentIndex,
-    within,
-)
+from runner.writes import MessageEvent
 from wagate.contracts import TASK_SETTLED_AFTER_S, MessageDoc, MessageError, SendTask, TenantLimits
 from wagate.domain.ids import whatsapp_message_id
 from wagate.domain.messages import CLAIMABLE, ON_WHATSAPP, MessageStatus, transition

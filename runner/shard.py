@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 
 from runner.context import ShardContext
+from runner.group_commit import GroupCommit
 from runner.inbound import InboundSink
+from runner.order_gate import OrderGate
+from runner.sent_index import SentIndex
 from runner.supervisor import SessionSupervisor, desired_running
-from runner.writes import GroupCommit, OrderGate, SentIndex
 from wagate.contracts import ControlTask, PendingSend, SessionDoc
 from wagate.domain.ids import send_task_name
 from wagate.domain.sessions import DesiredState, SessionState

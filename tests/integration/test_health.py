@@ -19,13 +19,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from runner.app import RunnerApp
 from runner.context import ShardContext
 from runner.engines.simulated import SimulatedEngine
+from runner.group_commit import GroupClaim, GroupCommit
 from runner.io import Offload
 from runner.lease import LeaseKeeper
 from runner.monitor import RunnerMonitor, Thresholds
+from runner.order_gate import OrderGate
 from runner.pacing import Pacer
 from runner.sending import SendHandler
+from runner.sent_index import SentIndex
 from runner.shard import Shard
-from runner.writes import GroupClaim, GroupCommit, OrderGate, SentIndex
 from wagate.adapters import firestore as fs
 from wagate.adapters import storage as gcs
 from wagate.adapters import tasks

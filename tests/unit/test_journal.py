@@ -17,10 +17,12 @@ import pytest
 from pydantic_core import to_jsonable_python
 
 from runner.context import ShardContext
+from runner.group_commit import GroupCommit
 from runner.inbound import InboundSink
 from runner.io import Offload
 from runner.journal import JOURNAL_FILE, DurableAlerts, DurableWrites, Journal, SessionPatch
-from runner.writes import GroupCommit, MessageEvent, SentIndex, apply_status_events
+from runner.sent_index import SentIndex
+from runner.writes import MessageEvent, apply_status_events
 from wagate.adapters.keyring import StaticKeyRing
 from wagate.adapters.memory import FixedClock, MemoryStore, MemoryTaskQueue
 from wagate.config import Settings

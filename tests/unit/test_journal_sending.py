@@ -14,9 +14,11 @@ from typing import Any, cast
 import pytest
 
 import runner.sending as sending
+from runner.group_commit import GroupClaim, GroupCommit
+from runner.order_gate import OrderGate, SendKey
 from runner.pacing import Pacer
 from runner.sending import SendHandler
-from runner.writes import GroupClaim, GroupCommit, OrderGate, SendKey, SentIndex
+from runner.sent_index import SentIndex
 from tests.unit.test_journal import T0, World
 from wagate.contracts import (
     TASK_SETTLED_AFTER_S,
@@ -337,7 +339,7 @@ def test_a_predecessor_learned_moments_ago_answers_wait_without_a_query(
 ) -> None:
     """After a restart every pending task of the shard arrives at once: a send whose chat has
     a predecessor this runner just learned of waits without asking the store again."""
-    import runner.writes as writes
+    import runner.order_gate as order_gate
 
     gate = OrderGate(world.store, world.io)
     now = T0 + timedelta(minutes=1)
@@ -349,10 +351,10 @@ def test_a_predecessor_learned_moments_ago_answers_wait_without_a_query(
         gate.saw(key("a", 0), send_at=None)  # its task came and was paced: pending
         assert await gate.has_earlier(key("b", 1)) is True
         assert (gate.queries, gate.answered_from_memory) == (0, 1)
-        monkeypatch.setattr(writes, "KNOWN_FRESH_S", 0.0)  # what it knows is old now
+        monkeypatch.setattr(order_gate, "KNOWN_FRESH_S", 0.0)  # what it knows is old now
         assert await gate.has_earlier(key("b", 1)) is False  # the store has no entry for "a"
         assert gate.queries == 1
-        monkeypatch.setattr(writes, "KNOWN_FRESH_S", 10.0)
+        monkeypatch.setattr(order_gate, "KNOWN_FRESH_S", 10.0)
         assert await gate.has_earlier(key("b", 1)) is False  # that query covered the chat
         assert (gate.queries, gate.answered_from_memory) == (1, 2)
 
@@ -422,9 +424,9 @@ def test_a_truncated_shared_query_asks_again_for_the_chat_it_did_not_cover(
 ) -> None:
     """Another chat's backlog can fill the shared query's limit before it reaches a send's own
     predecessor: that send is asked about alone, not waved through."""
-    import runner.writes as writes
+    import runner.order_gate as order_gate
 
-    monkeypatch.setattr(writes, "PRECISE_LIMIT", 0)  # the limit is twice the sends asked about
+    monkeypatch.setattr(order_gate, "PRECISE_LIMIT", 0)  # the limit is twice the sends asked about
     gate = OrderGate(world.store, world.io)
     gate.index = SentIndex()
     for n in range(4):

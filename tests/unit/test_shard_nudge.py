@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 import runner.shard as shard_module
+from runner.group_commit import GroupCommit
+from runner.sent_index import SentIndex
 from runner.shard import Shard
-from runner.writes import GroupCommit, SentIndex
 from tests.unit.test_journal import World
 from wagate.domain.ids import send_task_name
 from wagate.ports import TaskSpec
