@@ -145,6 +145,12 @@ class Router:
         self._map = Map(strict_slashes=False, merge_slashes=False)
         self._handlers: dict[str, Handler] = {}
         self.routes: list[Route] = []
+        self._registered: list[tuple[str, list[str], Doc | None, Handler]] = []
+
+    def include(self, other: Router) -> None:
+        """Serve another module's routes too: each module of the api declares its own router."""
+        for rule, methods, doc, fn in other._registered:
+            self.route(rule, methods, doc)(fn)
 
     def route(
         self, rule: str, methods: list[str], doc: Doc | None = None
@@ -154,6 +160,7 @@ class Router:
             self._map.add(Rule(rule, endpoint=endpoint, methods=methods))
             self._handlers[endpoint] = fn
             self.routes.append(Route(rule, tuple(methods), doc, fn.__name__))
+            self._registered.append((rule, methods, doc, fn))
             return fn
 
         return register
