@@ -18,7 +18,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "restore": ("bench.sessions", "run_restore"),
     "session-memory": ("bench.sessions", "run_memory"),
     "pipeline": ("bench.pipeline", "run_pipeline"),
-    "accept-latency": ("bench.pipeline", "run_accept_latency"),
+    "accept-latency": ("bench.accept_latency", "run_accept_latency"),
     "backup-restore": ("bench.cli_restore", "run"),
     "emulator-costs": ("bench.emulator_costs", "run"),
     "recovery": ("bench.recovery", "run"),

@@ -22,7 +22,7 @@ from typing import Any, Self
 import httpx
 
 from bench.common import percentile, stack
-from bench.provisioning import provision_sessions
+from bench.provisioning import create_tenant, provision_sessions
 from bench.sessions import _wait_connected
 from devstack.stack import Stack
 from wagate.adapters.billing import COUNT_ENV, read_all
@@ -59,29 +59,22 @@ def tenant_with_sessions(
     s: Stack, sessions: int, *, pacing_per_s: float, burst: int
 ) -> tuple[str, list[str]]:
     """A tenant with this pacing, and `sessions` connected sessions restored by the runner."""
-    created = httpx.post(
-        f"{s.url['api']}/v1/admin/tenants",
-        headers={"Authorization": f"Bearer {s.admin_key}"},
-        json={
-            "name": "bench-live",
-            "limits": {
-                "pacing_per_second": pacing_per_s,
-                "pacing_burst": burst,
-                "sends_per_minute": 100_000,
-                "session_creates_per_minute": 10_000,
-                "max_sessions": 10_000,
-            },
+    tenant_id, key = create_tenant(
+        s,
+        "bench-live",
+        {
+            "pacing_per_second": pacing_per_s,
+            "pacing_burst": burst,
+            "sends_per_minute": 100_000,
+            "session_creates_per_minute": 10_000,
+            "max_sessions": 10_000,
         },
-        timeout=30,
     )
-    if created.status_code != 201:
-        raise RuntimeError(f"tenant not created: {created.text}")
-    body = created.json()
     s.services["runner-0"].stop()  # started again after provisioning, so it restores them
-    session_ids = provision_sessions(s, sessions, tenant_id=body["id"])
+    session_ids = provision_sessions(s, sessions, tenant_id=tenant_id)
     s.start(s.runner_service(0))
     _wait_connected(s.runner_url(0), sessions, 120)
-    return str(body["api_key"]), session_ids
+    return key, session_ids
 
 
 @dataclass

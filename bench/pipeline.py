@@ -1,6 +1,4 @@
-"""`pipeline` and `accept-latency`.
-
-pipeline: throughput from accepted to sent with 50 sessions: clients POST to the api function
+"""`pipeline`: throughput from accepted to sent with 50 sessions: clients POST to the api function
 at a fixed concurrency; the figure is messages/s until the runner recorded every one as sent.
 The raw baseline, in the same run and at the same concurrency, makes the same unavoidable
 calls directly: one Firestore write (of the message document wagate stores), one Cloud Task
@@ -9,38 +7,30 @@ over the simulated engine, one Firestore update per message (the `sent` status a
 What wagate adds on top is its own cost: the API (HTTP, auth, validation), the pending/{id}
 entry, the claim transaction, the order check, receipts. Both sides warm up first and are
 measured in turns (run_pipeline). The simulator-only rate is printed for reference.
-
-accept-latency: the api's accept latency (HTTP POST → 202) against its raw Firestore write +
-task create made directly, one after the other. Each round measures both once (and the raw
-pair issued concurrently, for reference), in a shuffled order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import http.client
 import json
-import random
 import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
 import psutil
 from aiohttp import web
-from google.protobuf import timestamp_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.common import Result, stack, summary
+from bench.common import Result, stack
 from bench.costs import counted_turn
-from bench.provisioning import provision_sessions
+from bench.provisioning import UNPACED, create_tenant, provision_sessions
 from bench.sessions import _wait_connected
 from devstack.processes import free_port
 from devstack.provision import queue_proto
@@ -53,29 +43,13 @@ from wagate.adapters.tasks import make_client as tasks_client
 from wagate.config import Settings
 from wagate.contracts import MessageDoc, TextContent
 from wagate.domain.events import Connected
-from wagate.domain.ids import new_message_id, whatsapp_message_id
+from wagate.domain.ids import whatsapp_message_id
 from wagate.domain.messages import MessageStatus
 from wagate.queues import QueueSpec
 
 PIPELINE_TARGET = 0.8  # SPEC §9
-ACCEPT_TARGET = 1.3  # p50; and p99 within ACCEPT_P99_TARGET (SPEC §9)
-ACCEPT_P99_TARGET = 1.4
 SESSIONS = 50
 CONCURRENCY = 32
-
-
-def _tenant_with_key(s: Stack) -> tuple[str, str]:
-    """A tenant whose pacing does not limit the benchmark, and an API key for it."""
-    api = httpx.Client(base_url=s.url["api"], timeout=30)
-    created = api.post(
-        "/v1/admin/tenants",
-        headers={"Authorization": f"Bearer {s.admin_key}"},
-        json={
-            "name": "bench",
-            "limits": {"pacing_per_second": 100, "pacing_burst": 100, "sends_per_minute": 100000},
-        },
-    ).json()
-    return created["id"], created["api_key"]
 
 
 def _post_all(s: Stack, key: str, session_ids: list[str], count: int) -> float:
@@ -296,7 +270,7 @@ def run_pipeline(quick: bool = False, sessions: int | None = None, **_: Any) -> 
     n_sessions = sessions or SESSIONS
     counts = Path(tempfile.mkdtemp(prefix="wagate-bench-counts-"))
     with stack(everything=True, extra_env={COUNT_ENV: str(counts)}) as s:
-        tenant_id, key = _tenant_with_key(s)
+        tenant_id, key = create_tenant(s, "bench", UNPACED)
         s.services["runner-0"].stop()  # restart it after provisioning so it restores them
         session_ids = provision_sessions(s, n_sessions, tenant_id=tenant_id)
         s.start(s.runner_service(0))
@@ -366,26 +340,6 @@ def run_pipeline(quick: bool = False, sessions: int | None = None, **_: Any) -> 
     )
 
 
-class _LeanClient:
-    """POSTs over one keep-alive connection with the standard library's http.client: the
-    client shares the 2 cores with the api and the emulators, and is no part of wagate, so it
-    should cost as little as it can. httpx spent about 2 ms of CPU per request here, against
-    0.6 ms for this."""
-
-    def __init__(self, base_url: str, headers: dict[str, str]) -> None:
-        url = urlsplit(base_url)
-        self._conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
-        self._headers = {**headers, "Content-Type": "application/json"}
-
-    def post(self, path: str, body: bytes) -> tuple[int, bytes, float | None]:
-        """Status, body, and the api's own time from its Server-Timing header (ms)."""
-        self._conn.request("POST", path, body=body, headers=self._headers)
-        response = self._conn.getresponse()
-        timing = response.getheader("Server-Timing", "")
-        server_ms = float(timing.partition("dur=")[2]) if "dur=" in timing else None
-        return response.status, response.read(), server_ms
-
-
 def _wagate_pipeline(s: Stack, key: str, session_ids: list[str], count: int) -> float:
     """Messages/s from the first POST until the runner has recorded every one as sent."""
     sent_before = _sent_count(s.runner_url(0))
@@ -395,122 +349,3 @@ def _wagate_pipeline(s: Stack, key: str, session_ids: list[str], count: int) -> 
             raise TimeoutError("the pipeline did not send every message in 10 min")
         time.sleep(0.05)
     return count / (time.monotonic() - started)
-
-
-def run_accept_latency(quick: bool = False, **_: Any) -> Result:
-    rounds = 150 if quick else 600
-    warm_up = 150 if quick else 400
-    with stack(everything=True) as s:
-        tenant_id, key = _tenant_with_key(s)
-        headers = {"Authorization": f"Bearer {key}"}
-        sid = httpx.post(f"{s.url['api']}/v1/sessions", headers=headers, json={}).json()["id"]
-        api = _LeanClient(s.url["api"], headers)
-        settings = Settings()
-        store = FirestoreStore(firestore_client(settings.project_id))
-        tasks = tasks_client(settings.tasks_endpoint)
-        parent = (
-            f"projects/{settings.project_id}/locations/{settings.region}/queues/wagate-s0-normal"
-        )
-        raw = store.client.collection("raw_accept")
-        # Both sides schedule their task a day ahead, so nothing is dispatched meanwhile.
-        later = datetime.now(UTC) + timedelta(days=1)
-        body = {
-            "to": "+15551230000",
-            "content": {"type": "text", "body": "latency"},
-            "send_at": later.isoformat(),
-        }
-        stamp = timestamp_pb2.Timestamp()
-        stamp.FromDatetime(later)
-        wagate_ms: list[float] = []
-        raw_ms: list[float] = []
-        parallel_ms: list[float] = []
-        handler_ms: list[float] = []  # the api's own time per request (Server-Timing)
-        pool = ThreadPoolExecutor(2)
-
-        def raw_write(mid: str) -> None:
-            doc = MessageDoc(
-                id=mid,
-                tenant_id=tenant_id,
-                session_id=sid,
-                shard=0,
-                to="+15551230000",
-                content=TextContent(body="latency"),
-                wa_id=whatsapp_message_id(mid),
-                send_at=later,
-            )
-            raw.document(mid).create(to_fields(doc))
-
-        def raw_task(mid: str) -> None:
-            tasks.create_task(
-                parent=parent,
-                task={
-                    "name": f"{parent}/tasks/raw-{mid.replace('_', '-')}",
-                    "schedule_time": stamp,
-                    "http_request": {"url": "http://127.0.0.1:9/x", "body": b"{}"},
-                },
-            )
-
-        def raw_call(mid: str) -> None:
-            raw_write(mid)
-            raw_task(mid)
-
-        def api_call() -> None:
-            status, answer, server_ms = api.post(f"/v1/sessions/{sid}/messages", payload)
-            if status != 202 or server_ms is None:
-                raise RuntimeError(answer.decode())
-            handler_ms.append(server_ms)
-
-        def raw_parallel() -> None:
-            mid = new_message_id()
-            both = [pool.submit(raw_write, mid), pool.submit(raw_task, mid)]
-            for future in both:
-                future.result()
-
-        payload = json.dumps(body).encode()
-        sides = {
-            "api": (api_call, wagate_ms),
-            "raw": (lambda: raw_call(new_message_id()), raw_ms),
-            "parallel": (raw_parallel, parallel_ms),
-        }
-        order = list(sides)
-        shuffle = random.Random(5)  # the same sequence every run
-        for i in range(warm_up + rounds):
-            # Each round measures every side once, in a random order: what ran just before a
-            # call (which process last woke, whose work the emulators still finish) changes
-            # its latency, so no side may always follow the same one.
-            shuffle.shuffle(order)
-            for name in order:
-                call, samples = sides[name]
-                t0 = time.perf_counter()
-                call()
-                if i >= warm_up:  # warm-up rounds are not counted
-                    samples.append((time.perf_counter() - t0) * 1000)
-    w, r_ = summary(wagate_ms), summary(raw_ms)
-    handler = summary(handler_ms[warm_up:])  # api_call records warm-up rounds too
-    ratio = round(w["p50"] / r_["p50"], 3)
-    return Result(
-        bench="accept-latency",
-        figure=w["p50"],
-        unit="ms p50 POST → 202",
-        baseline=r_["p50"],
-        ratio=ratio,
-        target=f"api/raw p50 <= {ACCEPT_TARGET}, p99 <= {ACCEPT_P99_TARGET}",
-        ok=ratio <= ACCEPT_TARGET and w["p99"] / r_["p99"] <= ACCEPT_P99_TARGET,
-        details={
-            "api_ms": w,
-            "raw_ms": r_,
-            "p99_ratio": round(w["p99"] / r_["p99"], 3),
-            "rounds": rounds,
-            "warm_up_rounds": warm_up,
-            "note": "the api creates the task while it writes the message; the baseline is the "
-            "raw write + task create in sequence (SPEC 9); raw_parallel_ms is the same two calls "
-            "issued concurrently, for comparison",
-            "raw_parallel_ms": summary(parallel_ms),
-            # Split of the api's figure: its handler (Server-Timing), and what is left, the
-            # HTTP hop (client, loopback, gunicorn, Flask) that the raw calls do not make.
-            "api_handler_ms": handler,
-            "handler_ratio": round(handler["p50"] / r_["p50"], 3),
-            "http_hop_ms_p50": round(w["p50"] - handler["p50"], 3),
-            "ratio_vs_parallel_raw": round(w["p50"] / summary(parallel_ms)["p50"], 3),
-        },
-    )

@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 import aiohttp
+import httpx
 
 from devstack.stack import Stack
 from wagate.adapters.firestore import FirestoreStore
@@ -21,6 +22,22 @@ from wagate.contracts import SessionDoc
 from wagate.domain.ids import new_session_id
 from wagate.domain.sessions import SessionState
 from wagate.services.backups import SessionBackups
+
+UNPACED = {"pacing_per_second": 100, "pacing_burst": 100, "sends_per_minute": 100_000}
+
+
+def create_tenant(s: Stack, name: str, limits: dict[str, Any]) -> tuple[str, str]:
+    """A tenant with these limits, through the admin API: its id and its first API key."""
+    created = httpx.post(
+        f"{s.url['api']}/v1/admin/tenants",
+        headers={"Authorization": f"Bearer {s.admin_key}"},
+        json={"name": name, "limits": limits},
+        timeout=30,
+    )
+    if created.status_code != 201:
+        raise RuntimeError(f"tenant not created: {created.text}")
+    body = created.json()
+    return str(body["id"]), str(body["api_key"])
 
 
 async def _link(sim_url: str, phones: list[str]) -> list[dict[str, Any]]:
