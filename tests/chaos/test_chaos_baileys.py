@@ -37,8 +37,8 @@ from wagate.domain.ids import whatsapp_message_id
 
 pytestmark = pytest.mark.integration
 
-SENDS = 300
 SESSIONS = 2
+KILL_TO_SEND_BOUND_S = 40.0
 CHATS_PER_SESSION = 4
 
 
@@ -100,11 +100,29 @@ def _kill_while_an_ack_is_held(system: System, fake: Fake, phone: str, record: R
     fake("stall", phone=phone, seconds=0)  # the held acks go to a dead socket; later ones flow
 
 
-# About 2 minutes here (a 45 s stack start and pairing, then ~75 s of sends, each runner restart
-# ~12 s before Baileys is back): beyond the default suite's 60 s budget for one test.
-@pytest.mark.slow
+KILL_WITH_ACK_HELD = "runner SIGKILL with an ack held"
+EVERY_FAULT = (
+    KILL_WITH_ACK_HELD,
+    "socket drop 428",
+    "socket drop abrupt",
+    "runner SIGKILL",
+)
+
+
+# The default suite runs the kill between send and server ack and one socket drop over 90 sends
+# (about a minute here: the stack start and pairing, then each runner restart ~12 s before
+# Baileys is back); --slow runs every fault over 300 sends (about 2 minutes).
 @pytest.mark.timeout(600)  # the settle deadline (240 s) fails first, with a diagnosis
-def test_chaos_short_on_baileys_loses_and_duplicates_nothing(baileys_stack: System) -> None:
+@pytest.mark.parametrize(
+    ("sends", "fault_names"),
+    [
+        pytest.param(90, (KILL_WITH_ACK_HELD, "socket drop 428"), id="kill-between-send-and-ack"),
+        pytest.param(300, EVERY_FAULT, id="every-fault", marks=pytest.mark.slow),
+    ],
+)
+def test_chaos_short_on_baileys_loses_and_duplicates_nothing(
+    baileys_stack: System, sends: int, fault_names: tuple[str, ...]
+) -> None:
     system = baileys_stack
     fake = Fake(system.stack.url["whatsapp"])
     tenant = system.tenant("chaos-baileys", limits={"pacing_per_second": 50, "pacing_burst": 50})
@@ -129,9 +147,9 @@ def test_chaos_short_on_baileys_loses_and_duplicates_nothing(baileys_stack: Syst
     def recorded() -> int:
         return sum(len(fake.received(to)) for chat in chats for to in chat)
 
-    faults: list[tuple[str, Callable[[], object]]] = [
+    every_fault: list[tuple[str, Callable[[], object]]] = [
         (
-            "runner SIGKILL with an ack held",
+            KILL_WITH_ACK_HELD,
             lambda: _kill_while_an_ack_is_held(system, fake, phones[0], record),
         ),
         (
@@ -144,11 +162,17 @@ def test_chaos_short_on_baileys_loses_and_duplicates_nothing(baileys_stack: Syst
         ),
         ("runner SIGKILL", lambda: _kill_runner(system.stack, record)),
     ]
+    assert [name for name, _ in every_fault] == list(EVERY_FAULT)
+    faults = [(name, act) for name, act in every_fault if name in fault_names]
 
     def chaos() -> None:
         """Each fault once the fake has recorded its share of the sends (so work is waiting)."""
         for n, (name, act) in enumerate(faults, start=1):
-            eventually(lambda n=n: recorded() >= n * SENDS // 6, timeout=240, every=0.2)  # type: ignore[misc]
+
+            def reached(share: int = n * sends // (len(faults) + 2)) -> bool:
+                return recorded() >= share
+
+            eventually(reached, timeout=240, every=0.2)
             act()
             record.chaos.append(name)
 
@@ -156,7 +180,7 @@ def test_chaos_short_on_baileys_loses_and_duplicates_nothing(baileys_stack: Syst
     thread = threading.Thread(target=chaos)
     thread.start()
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(send, range(SENDS)))
+        list(pool.map(send, range(sends)))
     thread.join()
     store = FirestoreStore(make_client(system.stack.config.project))
     try:
@@ -166,14 +190,14 @@ def test_chaos_short_on_baileys_loses_and_duplicates_nothing(baileys_stack: Syst
         raise
     stats = fake("stats")
     print(
-        f"\nchaos (baileys): {SENDS} sends settled after {time.monotonic() - started:.1f}s; "
+        f"\nchaos (baileys): {sends} sends settled after {time.monotonic() - started:.1f}s; "
         f"{record.client_retries} client retries; faults: {record.chaos}; "
         f"resends kept once by the fake: {stats['resent']}"
     )
     assert record.chaos == [name for name, _ in faults]
 
     # Every accepted message is one document, and it reached WhatsApp.
-    assert len(record.accepted) == SENDS, "two sends were given the same id"
+    assert len(record.accepted) == sends, "two sends were given the same id"
     statuses = {d.id: d.status.value for d in docs}
     assert set(statuses) == set(record.accepted)
     not_sent = {mid: s for mid, s in statuses.items() if s not in DONE}
@@ -200,3 +224,6 @@ def test_chaos_short_on_baileys_loses_and_duplicates_nothing(baileys_stack: Syst
         round(min((t for t in stamps if t > k), default=float("nan")) - k, 1) for k in record.kills
     ]
     print(f"seconds from each runner SIGKILL to the next message the fake recorded: {first_sends}")
+    # Issue 20's bound: the lease TTL plus a reconnect (10.7-13.9 s measured on a loaded 2-core
+    # machine); generous, so only a recovery that waits on something else fails it.
+    assert all(t <= KILL_TO_SEND_BOUND_S for t in first_sends), first_sends
