@@ -23,8 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.provision import environment
-from devstack.stack import Stack, StackConfig
+from devstack.stack import Stack, StackConfig, running
 from tests.e2e.system import System, eventually
 from wagate.adapters.firestore import FirestoreRepository, FirestoreStore, make_client
 from wagate.contracts import MessageDoc, PendingSend
@@ -73,26 +72,20 @@ class Record:
 
 @pytest.fixture
 def chaos_stack(tmp_path: Path) -> Iterator[System]:
-    stack = Stack(
-        StackConfig(
-            root=tmp_path,
-            simulator_args=("--receipt-delay-ms=50", "--read-delay-ms=100"),
-            sweep_every_s=10.0,
-            extra_env={
-                "WAGATE_BACKUP_DEBOUNCE_S": "0.2",
-                # Messages whose task died with the emulator are found in under a minute, not
-                # minutes. Not much sooner: a sweep makes a GetTask per stuck message (for up to
-                # 30 s), and a backlog of thousands of healthy ones is "stuck" by this measure.
-                "WAGATE_SWEEP_STUCK_AFTER_S": "30",
-            },
-        )
+    config = StackConfig(
+        root=tmp_path,
+        simulator_args=("--receipt-delay-ms=50", "--read-delay-ms=100"),
+        sweep_every_s=10.0,
+        extra_env={
+            "WAGATE_BACKUP_DEBOUNCE_S": "0.2",
+            # Messages whose task died with the emulator are found in under a minute, not
+            # minutes. Not much sooner: a sweep makes a GetTask per stuck message (for up to
+            # 30 s), and a backlog of thousands of healthy ones is "stuck" by this measure.
+            "WAGATE_SWEEP_STUCK_AFTER_S": "30",
+        },
     )
-    try:
-        stack.start_all()
-        with environment(stack.env):
-            yield System(stack)
-    finally:
-        stack.stop()
+    with running(config) as stack:
+        yield System(stack)
 
 
 def _send_until_accepted(

@@ -21,8 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from devstack.provision import environment
-from devstack.stack import Stack, StackConfig
+from devstack.stack import StackConfig, running
 from tests.chaos.test_chaos import (
     DONE,
     Record,
@@ -61,20 +60,14 @@ class Fake:
 
 @pytest.fixture
 def baileys_stack(tmp_path: Path) -> Iterator[System]:
-    stack = Stack(
-        StackConfig(
-            root=tmp_path,
-            engine="baileys",
-            sweep_every_s=10.0,
-            extra_env={"WAGATE_BACKUP_DEBOUNCE_S": "0.2", "WAGATE_SWEEP_STUCK_AFTER_S": "30"},
-        )
+    config = StackConfig(
+        root=tmp_path,
+        engine="baileys",
+        sweep_every_s=10.0,
+        extra_env={"WAGATE_BACKUP_DEBOUNCE_S": "0.2", "WAGATE_SWEEP_STUCK_AFTER_S": "30"},
     )
-    try:
-        stack.start_all()
-        with environment(stack.env):
-            yield System(stack)
-    finally:
-        stack.stop()
+    with running(config) as stack:
+        yield System(stack)
 
 
 def _pair(system: System, fake: Fake, key: str, phone: str) -> dict[str, Any]:

@@ -8,28 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from devstack.provision import environment
-from devstack.stack import Stack, StackConfig
+from devstack.stack import StackConfig, running
 from tests.e2e.system import System
 
 
 @contextmanager
 def whole_system(root: Path) -> Iterator[System]:
     """The stack the end-to-end and the browser tests drive, started and stopped."""
-    stack = Stack(
-        StackConfig(
-            root=root,
-            simulator_args=("--receipt-delay-ms=100", "--read-delay-ms=300"),
-            # A stream held 5 s, not 25: the tests see it end and resume within seconds.
-            extra_env={"WAGATE_BACKUP_DEBOUNCE_S": "0.2", "WAGATE_EVENT_STREAM_HOLD_S": "5"},
-        )
+    config = StackConfig(
+        root=root,
+        simulator_args=("--receipt-delay-ms=100", "--read-delay-ms=300"),
+        # A stream held 5 s, not 25: the tests see it end and resume within seconds.
+        extra_env={"WAGATE_BACKUP_DEBOUNCE_S": "0.2", "WAGATE_EVENT_STREAM_HOLD_S": "5"},
     )
-    try:
-        stack.start_all()
-        with environment(stack.env):
-            yield System(stack)
-    finally:
-        stack.stop()
+    with running(config) as stack:
+        yield System(stack)
 
 
 @pytest.fixture(scope="session")
