@@ -6,7 +6,7 @@ a refused request answers `{"error": "..."}` with 400 or 404.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import psutil
 from aiohttp import web
@@ -49,6 +49,7 @@ class Inbound(Body):
     kind: str = "text"
     content: dict[str, Any] = Field(default_factory=lambda: {"body": ""})
     id: str | None = Field(None, min_length=1, max_length=128)
+    addressing: Literal["pn", "lid"] = "pn"
 
 
 class Target(Body):
@@ -164,7 +165,9 @@ async def unlink(request: web.Request) -> web.Response:
 
 async def inbound(request: web.Request) -> web.Response:
     body = await _body(request, Inbound)
-    result = _world(request).inbound(body.to_phone, body.from_, body.kind, body.content, body.id)
+    result = _world(request).inbound(
+        body.to_phone, body.from_, body.kind, body.content, body.id, body.addressing
+    )
     return _ok(result)
 
 

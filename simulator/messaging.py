@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from simulator.model import Device, Link, TokenBucket
-from simulator.protocol import encode, normalize_address, user_jid
+from simulator.protocol import encode, lid_jid, normalize_address, user_jid
 from simulator.state import WorldState
 
 PERMANENT_ERRORS = frozenset({"invalid_recipient", "not_on_whatsapp", "invalid_message"})
@@ -56,7 +56,8 @@ class MessageRules(WorldState):
                 return
         now = time.time()
         account.sent_ids[wa_id] = now
-        self._record_send(device, wa_id, address, kind, content, now)
+        by_lid = isinstance(to, str) and to.endswith("@lid")
+        self._record_send(device, wa_id, address, kind, content, now, by_lid=by_lid)
         self._ack(device, encode({"t": "ack", "id": wa_id, "ts": now}))
         device.sends += 1
         every = self.settings.key_update_every
@@ -71,6 +72,8 @@ class MessageRules(WorldState):
         kind: str,
         content: dict[str, Any],
         now: float,
+        *,
+        by_lid: bool = False,
     ) -> None:
         account = device.account
         handset = self.handset(address)
@@ -82,10 +85,12 @@ class MessageRules(WorldState):
                 "kind": kind,
                 "content": content,
                 "ts": now,
+                "addressing": "lid" if by_lid else "pn",
             }
         )
         self.stats["delivered_to_recipients"] += 1
-        chat = user_jid(address)
+        # The chat is named as the sender named it: receipts of a send to a LID come from it.
+        chat = lid_jid(address) if by_lid else user_jid(address)
         mine = {
             "id": wa_id,
             "chat": chat,
@@ -204,9 +209,12 @@ class MessageRules(WorldState):
         kind: str,
         content: dict[str, Any],
         wa_id: str | None = None,
+        addressing: str = "pn",
     ) -> dict[str, Any]:
         """Someone sends a message to the account `to_phone`: every linked device gets it
-        (offline ones when they reconnect). The same id from the same sender arrives once."""
+        (offline ones when they reconnect). The same id from the same sender arrives once.
+        Addressed from the sender's phone number (`pn`) or its LID (`lid`); the frame names
+        both forms (`sender_phone`, `sender_lid`), as WhatsApp does where it knows them."""
         account = self.account(self.phone_of(to_phone))
         sender_address = self.address_of(sender)
         wa_id = wa_id or "3EB0" + secrets.token_hex(10).upper()
@@ -215,11 +223,16 @@ class MessageRules(WorldState):
             self.stats["inbound_duplicates"] += 1
             return {"id": wa_id, "duplicate": True, "devices": len(account.devices)}
         account.inbound_ids.add(key)
-        jid = user_jid(sender_address)
+        phone_jid = user_jid(sender_address)
+        forms = {}
+        if "@" not in sender_address:  # a person, not a group
+            forms = {"sender_phone": phone_jid, "sender_lid": lid_jid(sender_address)}
+        jid = forms["sender_lid"] if addressing == "lid" and forms else phone_jid
         record = {
             "id": wa_id,
             "chat": jid,
             "sender": jid,
+            **forms,
             "kind": kind,
             "content": content,
             "ts": time.time(),

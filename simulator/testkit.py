@@ -70,8 +70,16 @@ class ControlClient:
         *,
         kind: str = "text",
         wa_id: str | None = None,
+        addressing: str = "pn",
     ) -> dict[str, Any]:
-        body = {"to_phone": to_phone, "from": sender, "kind": kind, "content": content, "id": wa_id}
+        body = {
+            "to_phone": to_phone,
+            "from": sender,
+            "kind": kind,
+            "content": content,
+            "id": wa_id,
+            "addressing": addressing,
+        }
         result: dict[str, Any] = await self.post("/control/inbound", **body)
         return result
 

@@ -62,7 +62,13 @@ class Fake {
     return a
   }
   lid (digits) { const l = lidOf(digits); this.pns.set(l, digits); return l }
-  pn (user) { return this.pns.get(user) ?? user }
+  /** The phone digits of a jid: its user, or for a LID the number it is lidOf. */
+  pn (jid) {
+    const { user, server } = jidDecode(jid)
+    if (server !== 'lid') return user
+    const offset = BigInt(user) - 100000000000000n
+    return this.pns.get(user) ?? (offset > 0n && offset % 7n === 0n ? String(offset / 7n) : user)
+  }
   bundle (jid) {
     let b = this.bundles.get(jid)
     if (!b) { b = makeBundle(); this.bundles.set(jid, b) }
@@ -125,7 +131,7 @@ class Fake {
   message (conn, node) {
     const { to, id } = node.attrs
     const from = conn.digits
-    const rcpt = this.pn(jidDecode(to).user)
+    const rcpt = this.pn(to)
     const limit = this.limits.get(from)
     if (limit) {
       const t = Date.now() / 1000
@@ -211,7 +217,7 @@ class Fake {
       const list = getBinaryNodeChild(child, 'list')
       const users = getBinaryNodeChildren(list, 'user').map((u) => {
         const phone = getBinaryNodeChild(u, 'contact')?.content?.toString()
-        const digits = phone ? phone.replace(/^\+/, '') : this.pn(jidDecode(u.attrs.jid).user)
+        const digits = phone ? phone.replace(/^\+/, '') : this.pn(u.attrs.jid)
         const known = !digits.startsWith(NOT_ON_WHATSAPP)
         const content = []
         for (const q of queries) {

@@ -111,6 +111,10 @@ class FakeNetwork:
             alternate=addressing == "lid" if alternate is None else alternate,
         )
 
+    @staticmethod
+    def lid_of(phone: str) -> str:
+        return fake_lid(phone)
+
     async def received_ids(self, recipient: str) -> list[str]:
         return [str(i) for i in (await self.call("received", recipient=recipient))["ids"]]
 

@@ -91,8 +91,17 @@ class SimulatorNetwork:
     async def confirm_pairing_code(self, code: str, phone: str) -> None:
         await self.control.confirm_pair_code(code, phone)
 
-    async def inbound(self, to_phone: str, sender: str, text: str, wa_id: str) -> None:
-        await self.control.inbound(to_phone, sender, {"body": text}, wa_id=wa_id)
+    async def inbound(
+        self, to_phone: str, sender: str, text: str, wa_id: str, *, addressing: str = "pn"
+    ) -> None:
+        await self.control.inbound(
+            to_phone, sender, {"body": text}, wa_id=wa_id, addressing=addressing
+        )
+
+    @staticmethod
+    def lid_of(phone: str) -> str:
+        """The LID the simulator gives a number (simulator/PROTOCOL.md)."""
+        return f"{100_000_000_000_000 + int(phone.removeprefix('+')) * 7}@lid"
 
     async def received_ids(self, recipient: str) -> list[str]:
         return [m["id"] for m in await self.control.received(recipient)]

@@ -256,6 +256,19 @@ def test_send_returns_the_server_ack_for_the_same_wa_id(engine_factory: EngineFa
 
 
 @needs_whatsapp
+def test_a_send_to_a_lid_reaches_the_numbers_phone(engine_factory: EngineFactory) -> None:
+    """WhatsApp names more and more contacts by LID only: a reply to one must arrive."""
+
+    async def body(c: Contract) -> None:
+        device = await c.pair()
+        ack = await device.send("3EB0TOLID", to=c.network.lid_of(BOB))
+        assert ack.wa_id == "3EB0TOLID"
+        assert await c.network.received_ids(BOB) == ["3EB0TOLID"]
+
+    contract(engine_factory, body)
+
+
+@needs_whatsapp
 def test_a_resent_wa_id_reaches_the_recipient_once(engine_factory: EngineFactory) -> None:
     async def body(c: Contract) -> None:
         device = await c.pair()
@@ -415,6 +428,29 @@ def test_inbound_messages_surface_as_typed_events(engine_factory: EngineFactory)
         assert msg.content == {"body": "hello there"}
         assert not msg.from_history and not msg.from_me
         assert abs((msg.ts - datetime.now(UTC)).total_seconds()) < 5
+
+    contract(engine_factory, body)
+
+
+@needs_whatsapp
+def test_inbound_names_the_senders_phone_and_lid(engine_factory: EngineFactory) -> None:
+    """A message from a LID carries the number too, and one from a number carries its LID, so a
+    tenant can match a customer whichever form WhatsApp used."""
+
+    async def body(c: Contract) -> None:
+        device = await c.pair()
+        bob_phone, bob_lid = f"{BOB_DIGITS}@s.whatsapp.net", c.network.lid_of(BOB)
+        await c.network.inbound(ME, BOB, "by lid", "3EB0FROMLID", addressing="lid")
+        by_lid = await device.tap.next(InboundMessage)
+        assert (by_lid.sender, by_lid.chat) == (bob_lid, bob_lid)
+        assert (by_lid.sender_phone, by_lid.sender_lid) == (bob_phone, bob_lid)
+        await c.network.inbound(ME, BOB, "by phone", "3EB0FROMPN")
+        by_phone = await device.tap.next(InboundMessage)
+        assert (by_phone.sender, by_phone.sender_phone, by_phone.sender_lid) == (
+            bob_phone,
+            bob_phone,
+            bob_lid,
+        )
 
     contract(engine_factory, body)
 

@@ -19,6 +19,8 @@ def test_recipients_are_phone_numbers_or_whatsapp_addresses() -> None:
     assert outbound.recipient_jid("+15550500002").User == "15550500002"
     assert outbound.recipient_jid("15550500002").Server == "s.whatsapp.net"
     assert outbound.recipient_jid("120363@g.us").Server == "g.us"
+    lid = outbound.recipient_jid("100108903580247@lid")
+    assert (lid.User, lid.Server) == ("100108903580247", "lid")
     for bad in ("not-a-number", "+12", "abc@example.com", "@g.us"):
         with pytest.raises(ContentError):
             outbound.recipient_jid(bad)

@@ -21,7 +21,9 @@ from wagate.contracts.tasks import EventType, WebhookEvent
 from wagate.domain.messages import MessageStatus
 from wagate.domain.sessions import DesiredState, SessionState
 
-RECIPIENT_PATTERN = r"^(\+?[1-9][0-9]{6,15}|[0-9]{6,20}(-[0-9]{6,12})?@(s\.whatsapp\.net|g\.us))$"
+RECIPIENT_PATTERN = (
+    r"^(\+?[1-9][0-9]{6,15}|[0-9]{6,20}(-[0-9]{6,12})?@(s\.whatsapp\.net|g\.us)|[0-9]{6,20}@lid)$"
+)
 
 
 class SendMessageRequest(ApiModel):
@@ -29,7 +31,8 @@ class SendMessageRequest(ApiModel):
 
     to: str = Field(
         pattern=RECIPIENT_PATTERN,
-        description="E.164 number (+15551234567) or a WhatsApp JID (…@s.whatsapp.net, …@g.us)",
+        description="E.164 number (+15551234567), a WhatsApp JID (…@s.whatsapp.net, …@g.us), "
+        "or a LID (…@lid: the sender_lid of a received message, to reply to it)",
         examples=["+15551234567"],
     )
     content: MessageContent

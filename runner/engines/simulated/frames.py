@@ -51,7 +51,13 @@ def inbound_message(frame: dict[str, Any], *, from_history: bool) -> InboundMess
         ts=timestamp(frame.get("ts")),
         from_history=from_history,
         from_me=bool(frame.get("from_me", False)),
+        sender_phone=_address(frame.get("sender_phone")),
+        sender_lid=_address(frame.get("sender_lid")),
     )
+
+
+def _address(value: Any) -> str | None:
+    return str(value) if value else None
 
 
 def nack_error(frame: dict[str, Any]) -> PermanentSendError | TransientSendError:
