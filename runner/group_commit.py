@@ -2,19 +2,18 @@
 
 Many concurrent send handlers each need one small durable write ("sent", a receipt) and one
 claim. Each round trip to Firestore costs far more than its payload, so patches (and claims)
-that arrive within a few milliseconds are committed together; every caller still waits until
-its own write is durable. Hand-written: it is a few lines over the store port, and no library
-does group commit for Firestore.
+that arrive within a few milliseconds are committed together (runner/batching.py); every
+caller still waits until its own write is durable.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from runner.batching import MicroBatcher
 from runner.io import Offload
 from wagate.contracts import MessageDoc
 from wagate.errors import DependencyUnavailable, WagateError
@@ -23,75 +22,90 @@ from wagate.ports import Fence, Store
 Key = tuple[str, str]
 
 
+@dataclass(frozen=True)
+class _FieldPatch:
+    collection: str
+    doc_id: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Discard:
+    """A best-effort delete: nobody waits for it."""
+
+    collection: str
+    doc_id: str
+
+
 class GroupCommit:
     """Blind patches arriving within a few milliseconds share one batch write; `discard`ed
-    documents (best-effort deletes: pending/{id} entries, docs/messaging.md) ride along."""
+    documents (best-effort deletes: pending/{id} entries, docs/messaging.md) ride along.
+    `limit` bounds the patches of one batch, and its deletes."""
 
     def __init__(self, store: Store, io: Offload, window_s: float = 0.005, limit: int = 400):
         self._store = store
         self._io = io
-        self._window_s = window_s
         self._limit = limit
-        self._pending: list[tuple[Key, dict[str, Any], asyncio.Future[None]]] = []
-        self._deletes: list[Key] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._batcher: MicroBatcher[_FieldPatch | _Discard, None] = MicroBatcher(
+            self._commit, window_s=window_s, fits=self._fits
+        )
         self.commits = 0
 
     async def patch(self, collection: str, doc_id: str, fields: dict[str, Any]) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append(((collection, doc_id), fields, future))
-        self._schedule()
-        await future
+        await self._batcher.submit(_FieldPatch(collection, doc_id, fields))
 
     def discard(self, collection: str, doc_id: str) -> None:
         """Delete with the next batch, not waited for: if it is lost, nothing depends on it."""
-        self._deletes.append((collection, doc_id))
-        self._schedule()
+        self._batcher.submit_unawaited(_Discard(collection, doc_id))
 
-    def _schedule(self) -> None:
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_soon())
+    def _fits(self, group: list[_FieldPatch | _Discard], write: _FieldPatch | _Discard) -> bool:
+        return sum(type(w) is type(write) for w in group) < self._limit
 
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(self._window_s)
-        while self._pending or self._deletes:
-            batch, self._pending = self._pending[: self._limit], self._pending[self._limit :]
-            deletes, self._deletes = self._deletes[: self._limit], self._deletes[self._limit :]
-            await self._commit(batch, deletes)
-
-    async def _commit(
-        self, batch: list[tuple[Key, dict[str, Any], asyncio.Future[None]]], deletes: list[Key]
-    ) -> None:
-        merged: OrderedDict[Key, dict[str, Any]] = OrderedDict()
-        for key, fields, _ in batch:  # one write per document, later fields win
-            merged.setdefault(key, {}).update(fields)
+    async def _commit(self, writes: list[_FieldPatch | _Discard]) -> list[Exception | None]:
+        merged: dict[Key, dict[str, Any]] = {}
+        for w in writes:  # one write per document, later fields win
+            if isinstance(w, _FieldPatch):
+                merged.setdefault((w.collection, w.doc_id), {}).update(w.fields)
         patches = [(c, d, f) for (c, d), f in merged.items()]
+        deletes = list(
+            dict.fromkeys((w.collection, w.doc_id) for w in writes if isinstance(w, _Discard))
+        )
         try:
-            await self._io(self._store.patch_many, patches, list(dict.fromkeys(deletes)))
-            self.commits += 1
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_result(None)
-        except DependencyUnavailable as e:
-            for _, _, future in batch:  # an outage fails them all; retrying each alone won't help
-                if not future.done():
-                    future.set_exception(e)
+            await self._io(self._store.patch_many, patches, deletes)
+        except DependencyUnavailable:
+            raise  # an outage fails them all; retrying each alone won't help
         except WagateError:
-            # Isolate the failing document(s): retry each one alone (deletes cannot fail).
-            for (collection, doc_id), fields, future in batch:
-                try:
-                    await self._io(self._store.patch_many, [(collection, doc_id, fields)])
-                    if not future.done():
-                        future.set_result(None)
-                except WagateError as e:
-                    if not future.done():
-                        future.set_exception(e)
-            with contextlib.suppress(WagateError):
-                await self._io(self._store.patch_many, [], deletes)
+            return await self._each_alone(writes, deletes)
+        self.commits += 1
+        return [None] * len(writes)
+
+    async def _each_alone(
+        self, writes: list[_FieldPatch | _Discard], deletes: list[Key]
+    ) -> list[Exception | None]:
+        """Isolate the failing document(s): each patch is retried alone (deletes cannot fail)."""
+        results: list[Exception | None] = []
+        for w in writes:
+            if isinstance(w, _Discard):
+                results.append(None)
+                continue
+            try:
+                await self._io(self._store.patch_many, [(w.collection, w.doc_id, w.fields)])
+                results.append(None)
+            except WagateError as e:
+                results.append(e)
+        with contextlib.suppress(WagateError):
+            await self._io(self._store.patch_many, [], deletes)
+        return results
 
 
 ClaimFn = Callable[[MessageDoc], MessageDoc]
-Claim = tuple[str, ClaimFn, Fence, "asyncio.Future[MessageDoc]"]
+
+
+@dataclass(frozen=True)
+class _Claim:
+    message_id: str
+    apply: ClaimFn
+    fence: Fence
 
 
 class GroupClaim:
@@ -101,58 +115,32 @@ class GroupClaim:
     def __init__(self, store: Store, io: Offload, window_s: float = 0.003, limit: int = 100):
         self._messages = store.collection("messages", MessageDoc)
         self._io = io
-        self._window_s = window_s
-        self._limit = limit
-        self._pending: list[Claim] = []
-        self._flusher: asyncio.Task[None] | None = None
+        # A claim whose caller gave up (the store was too slow) is not run: its send went
+        # ahead without it.
+        self._batcher: MicroBatcher[_Claim, MessageDoc] = MicroBatcher(
+            self._transact, window_s=window_s, limit=limit, fits=_fits, skip_abandoned=True
+        )
         self.transactions = 0
 
     async def claim(self, message_id: str, fn: ClaimFn, fence: Fence) -> MessageDoc:
-        future: asyncio.Future[MessageDoc] = asyncio.get_running_loop().create_future()
-        self._pending.append((message_id, fn, fence, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_soon())
-        return await future
+        return await self._batcher.submit(_Claim(message_id, fn, fence))
 
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(self._window_s)
-        while self._pending:
-            # A claim whose caller gave up (the store was too slow) is not run: its send went
-            # ahead without it.
-            self._pending = [item for item in self._pending if not item[3].done()]
-            batch, self._pending = self._pending[: self._limit], self._pending[self._limit :]
-            if batch:
-                await self._run(batch)
-
-    async def _run(
-        self, batch: list[tuple[str, ClaimFn, Fence, asyncio.Future[MessageDoc]]]
-    ) -> None:
-        fence = batch[0][2]
-        fns: dict[str, ClaimFn] = {}
-        dupes: list[Claim] = []
-        for item in batch:
-            if item[0] in fns or item[2] != fence:
-                dupes.append(item)  # the same message twice, or an older fence: next round
-            else:
-                fns[item[0]] = item[1]
-        self._pending[:0] = dupes
+    async def _transact(self, claims: list[_Claim]) -> list[MessageDoc | Exception]:
+        fns = {c.message_id: c.apply for c in claims}
 
         def apply(doc: MessageDoc) -> MessageDoc:
             return fns[doc.id](doc)
 
-        try:
-            results = await self._io(self._messages.update_many, list(fns), apply, fence=fence)
-            self.transactions += 1
-        except Exception as e:  # the whole transaction failed: every claim in it did
-            for message_id, _, _, future in batch:
-                if message_id in fns and not future.done():
-                    future.set_exception(e)
-            return
-        for message_id, _, _, future in batch:
-            if message_id not in fns or future.done():
-                continue
-            result = results[message_id]
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
+        results = await self._io(
+            self._messages.update_many, list(fns), apply, fence=claims[0].fence
+        )
+        self.transactions += 1
+        return [results[c.message_id] for c in claims]
+
+
+def _fits(group: list[_Claim], claim: _Claim) -> bool:
+    """One transaction, one fence, each message once: the same message twice, or another
+    fence, waits for the next round."""
+    if not group:
+        return True
+    return claim.fence == group[0].fence and all(c.message_id != claim.message_id for c in group)

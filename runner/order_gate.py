@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from runner.batching import MicroBatcher
 from runner.io import Offload
 from runner.sent_index import SentIndex
 from wagate.contracts import MessageDoc, PendingSend
@@ -39,12 +40,13 @@ class OrderGate:
         self._messages = store.collection("messages", MessageDoc)
         self._entries = store.collection("pending", PendingSend)
         self._io = io
-        self._window_s = window_s
-        self._pending: list[tuple[SendKey, asyncio.Future[bool]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        # The sends of a window share one query per 30 chats; a send whose caller gave up
+        # waiting (the store was too slow) is not asked about.
+        self._batcher: MicroBatcher[SendKey, bool] = MicroBatcher(
+            self._answer, window_s=window_s, skip_abandoned=True
+        )
         self._known: dict[Key, dict[str, _Known]] = {}
-        # chat → (created_at below which the last query returned every pending message, when)
-        self._covered: OrderedDict[Key, tuple[datetime, float]] = OrderedDict()
+        self._covered: OrderedDict[Key, _Covered] = OrderedDict()
         # What this runner can vouch for without the store (blocked_without_store): per chat,
         # the highest bound below which a query returned every pending message; and whether it
         # listed every pending entry of the shard since it won the lease.
@@ -58,8 +60,8 @@ class OrderGate:
         covered = self._covered.get((key.session_id, key.to))
         if (
             covered is not None
-            and key.created_at <= covered[0]
-            and time.monotonic() - covered[1] <= KNOWN_FRESH_S
+            and key.created_at <= covered.below
+            and time.monotonic() - covered.at <= KNOWN_FRESH_S
         ):
             # A query moments ago returned every pending message of this chat older than this
             # one, and this runner has seen each of those finish or not since (`finished`): no
@@ -74,11 +76,7 @@ class OrderGate:
             # task. Only "wait" is answered so: a stale one delays, it never reorders.
             self.answered_from_memory += 1
             return True
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((key, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_soon())
-        return await future
+        return await self._batcher.submit(key)
 
     # ------------------------------------------------------------ what this runner knows
 
@@ -144,7 +142,7 @@ class OrderGate:
 
     def _settled(self, wa_id: str) -> bool:
         entry = self.index.get(wa_id) if self.index is not None and wa_id else None
-        return entry is not None and entry[1] in ON_WHATSAPP
+        return entry is not None and entry.status in ON_WHATSAPP
 
     def _learn(self, chat: Key, older: list[_Pending], covers: datetime) -> None:
         """Remember what a chat's query returned. It returned every pending message of the
@@ -163,9 +161,9 @@ class OrderGate:
         self._complete.move_to_end(chat)
         while len(self._complete) > COMPLETE_CAPACITY:
             self._complete.popitem(last=False)
-        self._covered[chat] = (covers, now)
+        self._covered[chat] = _Covered(covers, now)
         self._covered.move_to_end(chat)
-        while self._covered and now - next(iter(self._covered.values()))[1] > KNOWN_FRESH_S:
+        while self._covered and now - next(iter(self._covered.values())).at > KNOWN_FRESH_S:
             self._covered.popitem(last=False)
         for m in older:
             if not self._settled(m.wa_id):
@@ -176,23 +174,6 @@ class OrderGate:
             self._known.pop(chat, None)
 
     # ------------------------------------------------------------ the store
-
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(self._window_s)
-        while self._pending:
-            batch, self._pending = [(k, f) for k, f in self._pending if not f.done()], []
-            if not batch:
-                continue
-            try:
-                answers = await self._answer([key for key, _ in batch])
-            except Exception as e:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(e)
-                continue
-            for (_, future), answer in zip(batch, answers, strict=True):
-                if not future.done():
-                    future.set_result(answer)
 
     async def _answer(self, keys: list[SendKey]) -> list[bool]:
         chats: dict[Key, list[SendKey]] = {}
@@ -297,6 +278,15 @@ COMPLETE_CAPACITY = 200_000  # chats whose pending predecessors this runner can 
 class _Found:
     messages: list[_Pending]  # pending, oldest first
     covers: datetime  # every pending message of the chat created before this is among them
+
+
+@dataclass(frozen=True)
+class _Covered:
+    """A chat's last query returned every pending message created before `below`, at `at`
+    (time.monotonic)."""
+
+    below: datetime
+    at: float
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from runner.group_commit import GroupCommit
 from runner.inbound import InboundSink
 from runner.io import Offload
 from runner.journal import JOURNAL_FILE, DurableAlerts, DurableWrites, Journal, SessionPatch
-from runner.sent_index import SentIndex
+from runner.sent_index import SentEntry, SentIndex
 from runner.writes import MessageEvent, apply_status_events
 from wagate.adapters.keyring import StaticKeyRing
 from wagate.adapters.memory import FixedClock, MemoryStore, MemoryTaskQueue
@@ -424,7 +424,7 @@ def test_a_replay_interrupted_by_a_crash_is_finished_by_the_next_process(world: 
     world.sink(restarted_index)  # registers the replay handlers, as the runner does at start
     # What the journal says WhatsApp has is known before the replay: a redelivered task is
     # answered without sending again.
-    assert restarted_index.get(whatsapp_message_id("msg_1")) == ("msg_1", S.DELIVERED)
+    assert restarted_index.get(whatsapp_message_id("msg_1")) == SentEntry("msg_1", S.DELIVERED)
     run(world.replay())
     assert world.stored("msg_1").status == S.DELIVERED
     assert world.stored("msg_1").attempts == 1
