@@ -208,26 +208,6 @@ def test_during_an_outage_a_later_message_waits_for_an_earlier_one_the_runner_kn
     assert [body for _, body in phone.sent] == ["first", "second"]
 
 
-def test_the_order_gate_knows_what_is_pending_without_the_store(world: World) -> None:
-    gate = OrderGate(world.store, world.io)
-    gate.index = SentIndex()
-    now = T0 + timedelta(minutes=1)
-
-    def key(mid: str, offset_s: int) -> SendKey:
-        return SendKey(mid, "ses_1", "+1555", T0 + timedelta(seconds=offset_s), now, "w" + mid)
-
-    gate.saw(key("a", 0), send_at=now + timedelta(hours=1))  # scheduled later: no block
-    assert not gate.known_earlier(key("c", 2))
-    gate.saw(key("b", 1), send_at=None)
-    assert gate.known_earlier(key("c", 2))
-    assert not gate.known_earlier(key("b", 1))  # not blocked by itself or later ones
-    gate.index.put("wb", "b", S.SENT)  # sent here; the store just has not heard yet
-    assert not gate.known_earlier(key("c", 2))
-    gate.index = SentIndex()
-    gate.finished("b", "ses_1", "+1555")
-    assert not gate.known_earlier(key("c", 2))
-
-
 def test_a_transient_failure_during_an_outage_is_journaled_as_failed(world: World) -> None:
     from wagate.errors import TransientSendError
 
@@ -334,114 +314,6 @@ def test_a_pending_predecessor_holds_the_next_message_of_its_chat(
     assert phone.sent == []
 
 
-def test_a_predecessor_learned_moments_ago_answers_wait_without_a_query(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """After a restart every pending task of the shard arrives at once: a send whose chat has
-    a predecessor this runner just learned of waits without asking the store again."""
-    import runner.order_gate as order_gate
-
-    gate = OrderGate(world.store, world.io)
-    now = T0 + timedelta(minutes=1)
-
-    def key(mid: str, offset_s: int) -> SendKey:
-        return SendKey(mid, "ses_1", "+1555", T0 + timedelta(seconds=offset_s), now, "w" + mid)
-
-    async def scenario() -> None:
-        gate.saw(key("a", 0), send_at=None)  # its task came and was paced: pending
-        assert await gate.has_earlier(key("b", 1)) is True
-        assert (gate.queries, gate.answered_from_memory) == (0, 1)
-        monkeypatch.setattr(order_gate, "KNOWN_FRESH_S", 0.0)  # what it knows is old now
-        assert await gate.has_earlier(key("b", 1)) is False  # the store has no entry for "a"
-        assert gate.queries == 1
-        monkeypatch.setattr(order_gate, "KNOWN_FRESH_S", 10.0)
-        assert await gate.has_earlier(key("b", 1)) is False  # that query covered the chat
-        assert (gate.queries, gate.answered_from_memory) == (1, 2)
-
-    asyncio.run(scenario())
-
-
-def test_a_chat_a_query_just_covered_is_answered_from_memory(world: World) -> None:
-    """Once a query returned every pending message of a chat older than a send, and this
-    runner saw those finish, the next send of the chat goes without asking again."""
-    gate = OrderGate(world.store, world.io)
-    gate.index = SentIndex()
-    now = T0 + timedelta(minutes=1)
-    task(world, "a", "first")
-    task(world, "b", "second", offset_s=1)
-
-    def key(mid: str, offset_s: int) -> SendKey:
-        return SendKey(mid, "ses_1", "+15550001111", T0 + timedelta(seconds=offset_s), now, "w")
-
-    async def scenario() -> None:
-        assert await gate.has_earlier(key("c", 2)) is True  # a and b are pending
-        assert gate.queries == 1
-        assert await gate.has_earlier(key("b", 1)) is True  # a is: from memory
-        gate.finished("a", "ses_1", "+15550001111")
-        assert await gate.has_earlier(key("b", 1)) is False  # a finished here: b goes
-        assert (gate.queries, gate.answered_from_memory) == (1, 2)
-
-    asyncio.run(scenario())
-
-
-def _pending_in_store(world: World, mid: str, to: str, offset_s: float) -> SendKey:
-    """A message to `to` accepted T0 + offset_s, pending in the store; its order-check key."""
-    created = T0 + timedelta(seconds=offset_s)
-    world.put_message(world.message(mid).model_copy(update={"to": to, "created_at": created}))
-    return SendKey(mid, "ses_1", to, created, T0 + timedelta(minutes=1), "w" + mid)
-
-
-def test_the_sends_of_many_chats_share_one_query_per_thirty_chats(world: World) -> None:
-    """A burst to 40 different chats costs two queries (`chat in [...]`), and each send gets
-    its own chat's answer: held by an older pending message of its chat, never by another's."""
-    gate = OrderGate(world.store, world.io)
-    gate.index = SentIndex()
-    asked: list[SendKey] = []
-    for i in range(40):
-        to = f"+1555000{i:04d}"
-        if i % 2 == 0:
-            _pending_in_store(world, f"p{i}", to, 0)  # an older message still pending
-        asked.append(_pending_in_store(world, f"m{i}", to, 1 + i / 1000))
-    # Two sends of one chat in the same burst: the older goes, the newer waits for it.
-    older = _pending_in_store(world, "x1", "+15559999999", 2)
-    newer = _pending_in_store(world, "x2", "+15559999999", 3)
-    # An entry left behind by a lost delete (its message was sent) holds nothing back.
-    _pending_in_store(world, "gone", "+15550000001", 0.5)
-    world.memory.collection("messages", MessageDoc).patch("gone", {"status": S.SENT})
-
-    async def scenario() -> list[bool]:
-        return list(await asyncio.gather(*(gate.has_earlier(k) for k in [*asked, older, newer])))
-
-    answers = asyncio.run(scenario())
-    assert answers[:40] == [i % 2 == 0 for i in range(40)]
-    assert answers[40:] == [False, True]
-    assert gate.queries == 2
-    assert world.memory.collection("pending", PendingSend).get("gone") is None
-
-
-def test_a_truncated_shared_query_asks_again_for_the_chat_it_did_not_cover(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Another chat's backlog can fill the shared query's limit before it reaches a send's own
-    predecessor: that send is asked about alone, not waved through."""
-    import runner.order_gate as order_gate
-
-    monkeypatch.setattr(order_gate, "PRECISE_LIMIT", 0)  # the limit is twice the sends asked about
-    gate = OrderGate(world.store, world.io)
-    gate.index = SentIndex()
-    for n in range(4):
-        _pending_in_store(world, f"busy{n}", "+15550000001", n)  # fills the limit
-    busy = _pending_in_store(world, "busy", "+15550000001", 10)
-    _pending_in_store(world, "before", "+15550000002", 5)  # past the limit's reach
-    quiet = _pending_in_store(world, "quiet", "+15550000002", 10)
-
-    async def scenario() -> list[bool]:
-        return list(await asyncio.gather(gate.has_earlier(busy), gate.has_earlier(quiet)))
-
-    assert asyncio.run(scenario()) == [True, True]
-    assert gate.queries == 2
-
-
 def test_a_runner_that_took_over_without_listing_the_shard_waits_during_an_outage(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -476,22 +348,3 @@ def test_a_runner_that_took_over_without_listing_the_shard_waits_during_an_outag
 
     asyncio.run(scenario())
     assert [body for _, body in phone.sent] == ["first", "second"]
-
-
-def test_the_shard_listing_lets_the_runner_keep_order_without_the_store(world: World) -> None:
-    """What the takeover listing returned holds a chat's later messages back during an outage,
-    even though no task of the earlier message has reached this runner."""
-    gate = OrderGate(world.store, world.io)
-    gate.index = SentIndex()
-    earlier = _pending_in_store(world, "a", "+15550001111", 0)
-    later = _pending_in_store(world, "b", "+15550001111", 1)
-    other = _pending_in_store(world, "c", "+15550002222", 1)
-    assert gate.blocked_without_store(other)  # nothing listed yet: cannot vouch for any chat
-    gate.listed(world.memory.collection("pending", PendingSend).query())
-    gate.shard_listed()
-    assert gate.blocked_without_store(later)
-    assert not gate.blocked_without_store(earlier) and not gate.blocked_without_store(other)
-    gate.finished("a", "ses_1", "+15550001111")
-    assert not gate.blocked_without_store(later)
-    gate.forget_all()  # a new lease
-    assert gate.blocked_without_store(other)
