@@ -7,13 +7,14 @@ a store round trip of milliseconds. The engine port is asynchronous: it is a soc
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
-from wagate.contracts import Document, ShardLease
+from wagate.contracts import Document, MessageDoc, ShardLease
 from wagate.domain.events import EngineEvent, MessageAck
+from wagate.domain.messages import MessageChange, MessageState
 from wagate.errors import NotFound
 
 D = TypeVar("D", bound=Document)
@@ -130,6 +131,52 @@ class Store(Protocol):
 
     def ping(self) -> None:
         """Raises DependencyUnavailable if the store cannot be reached."""
+
+
+LifecycleStep = Callable[[MessageState], MessageChange]
+
+
+class MessageRepository(Protocol):
+    """Outbound messages, changed only by the aggregate's lifecycle steps
+    (wagate.domain.messages): the read-modify-write runs in one transaction, so no caller can
+    write a status without it."""
+
+    def update(
+        self, message_id: str, step: LifecycleStep, *, fence: Fence | None = None
+    ) -> MessageDoc:
+        """Run `step` on the stored message and write what it changed. `step` may run more than
+        once (retries) and may raise to abort. NotFound if the message is missing; FencedOut
+        if `fence` no longer holds."""
+
+    def update_many(
+        self, steps: Mapping[str, LifecycleStep], *, fence: Fence | None = None
+    ) -> dict[str, MessageDoc | Exception]:
+        """One step per message id, all in ONE transaction; per id the new document or the
+        error its step raised (NotFound if missing). FencedOut aborts everything."""
+
+
+class StoredMessages:
+    """MessageRepository on any Store: both adapters already run Repository.update in one
+    transaction (Firestore: commit_if_unchanged; memory: its lock), so the mapping between
+    MessageDoc and MessageState lives once, here, not in each adapter."""
+
+    def __init__(self, store: Store) -> None:
+        self._docs = store.collection("messages", MessageDoc)
+
+    def update(
+        self, message_id: str, step: LifecycleStep, *, fence: Fence | None = None
+    ) -> MessageDoc:
+        return self._docs.update(
+            message_id, lambda d: d.with_lifecycle(step(d.lifecycle()).state), fence=fence
+        )
+
+    def update_many(
+        self, steps: Mapping[str, LifecycleStep], *, fence: Fence | None = None
+    ) -> dict[str, MessageDoc | Exception]:
+        def apply(doc: MessageDoc) -> MessageDoc:
+            return doc.with_lifecycle(steps[doc.id](doc.lifecycle()).state)
+
+        return self._docs.update_many(list(steps), apply, fence=fence)
 
 
 class ShardLeases(Protocol):

@@ -1,52 +1,47 @@
 """Firestore (native mode) behind ports.Store: typed documents, transactional read-modify-write
-with optional shard fencing, batched writes, cursor queries.
+with optional shard fencing (firestore_transactions.py), batched writes, cursor queries.
 
-Vendor exceptions become wagate errors here and nowhere else.
+Vendor exceptions become wagate errors here (its table for google_errors.translated) and
+nowhere else.
 """
 
 from __future__ import annotations
 
 import os
-import random
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
 from google.api_core import exceptions as gexc
-from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 from google.cloud.firestore_v1.field_path import FieldPath
-from google.cloud.firestore_v1.types import write as write_types
 from pydantic import BaseModel
 
-from wagate.adapters import billing
+from wagate.adapters import billing, google_errors
 from wagate.adapters import firestore_wire as wire
+from wagate.adapters.firestore_transactions import CALL_TIMEOUT_S as CALL_TIMEOUT_S
+from wagate.adapters.firestore_transactions import RETRY as _RETRY
+from wagate.adapters.firestore_transactions import check_fence, commit_if_unchanged
+from wagate.adapters.google_errors import Rule
 from wagate.adapters.guard import DependencyGuard
 from wagate.contracts import Document
 from wagate.errors import (
     AlreadyExists,
     Conflict,
     DependencyUnavailable,
-    FencedOut,
     Internal,
     NotFound,
-    WagateError,
 )
 from wagate.ports import Fence, Where, must_exist
 
 D = TypeVar("D", bound=Document)
 
-CALL_TIMEOUT_S = 10.0
 BATCH_LIMIT = 500
 SWAP_ATTEMPTS = 5
-TRANSACTION_ATTEMPTS = 10
-# A short, bounded retry for transient faults; a long outage surfaces as DependencyUnavailable.
-_RETRY = Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=CALL_TIMEOUT_S)
 
 
 def make_client(project_id: str) -> firestore.Client:
@@ -79,91 +74,40 @@ def to_fields(doc: Document) -> dict[str, Any]:
     return fields
 
 
-@contextmanager
-def translated(what: str) -> Iterator[None]:
+_ERRORS: list[Rule] = [
+    (gexc.AlreadyExists, lambda what, e: AlreadyExists(f"{what} already exists")),
+    (gexc.NotFound, lambda what, e: NotFound(f"{what} not found")),
+    (
+        (gexc.Aborted, gexc.Conflict),
+        lambda what, e: Conflict(f"{what}: concurrent modification, retry", retry_after=1),
+    ),
+    (
+        (
+            gexc.ServiceUnavailable,
+            gexc.DeadlineExceeded,
+            gexc.RetryError,
+            gexc.InternalServerError,
+            gexc.TooManyRequests,
+        ),
+        lambda what, e: DependencyUnavailable(
+            f"Firestore unavailable during {what}", retry_after=5
+        ),
+    ),
+    # Our query or data is wrong (e.g. a missing index): a bug, not an outage.
+    (
+        (gexc.FailedPrecondition, gexc.InvalidArgument),
+        lambda what, e: Internal(f"Firestore refused {what}: {e.message}"),
+    ),
+    (
+        gexc.GoogleAPICallError,
+        lambda what, e: DependencyUnavailable(f"Firestore error during {what}: {e.message}"),
+    ),
+]
+
+
+def translated(what: str) -> AbstractContextManager[None]:
     """Vendor exceptions → wagate errors."""
-    try:
-        yield
-    except WagateError:
-        raise
-    except gexc.AlreadyExists as e:
-        raise AlreadyExists(f"{what} already exists") from e
-    except gexc.NotFound as e:
-        raise NotFound(f"{what} not found") from e
-    except (gexc.Aborted, gexc.Conflict) as e:
-        raise Conflict(f"{what}: concurrent modification, retry", retry_after=1) from e
-    except (
-        gexc.ServiceUnavailable,
-        gexc.DeadlineExceeded,
-        gexc.RetryError,
-        gexc.InternalServerError,
-        gexc.TooManyRequests,
-    ) as e:
-        raise DependencyUnavailable(f"Firestore unavailable during {what}", retry_after=5) from e
-    except (gexc.FailedPrecondition, gexc.InvalidArgument) as e:
-        # Our query or data is wrong (e.g. a missing index): a bug, not an outage.
-        raise Internal(f"Firestore refused {what}: {e.message}") from e
-    except gexc.GoogleAPICallError as e:
-        raise DependencyUnavailable(f"Firestore error during {what}: {e.message}") from e
-
-
-def check_fence(client: firestore.Client, fence: Fence) -> None:
-    """Inside a transaction, after its reads: refuse if the shard's lease no longer carries our
-    token.
-
-    The lease is read outside the transaction, so the transaction takes no lock on it. A
-    transactional read would lock `shards/{n}` until commit, and a runner SIGKILLed between
-    that read and its commit leaves the lock behind until Firestore expires the idle
-    transaction (60 s in the emulator and in the service, whose server libraries lock what a
-    transaction reads): its successor could not take the lease for that long, against the 10 s
-    recovery target. The check happens after the documents it guards are locked, just before
-    the commit; a send follows the commit either way, so a transactional read would not fence
-    the send any tighter (docs/decisions.md, "The fence is read without a lock").
-    """
-    lease = client.collection("shards").document(str(fence.shard)).get(timeout=CALL_TIMEOUT_S)
-    token = (lease.to_dict() or {}).get("token") if lease.exists else None
-    if token != fence.token:
-        raise FencedOut(f"shard {fence.shard}: fencing token {fence.token} is stale (now {token})")
-
-
-def commit_if_unchanged(
-    client: firestore.Client, refs: Sequence[Any], build: Callable[[Any, dict[str, Any]], None]
-) -> None:
-    """A transaction without locks: read `refs` (a plain batch get), let `build` add its writes
-    to a batch, and commit it with each written document's precondition "unchanged since the
-    read" (its update time, or "still missing"); if one changed, the whole commit fails and it
-    starts over. This is how Firestore's web and mobile SDKs run transactions. The server
-    libraries' own transactions lock what they read until the commit, and a runner SIGKILLed
-    inside one left those messages locked for 60 s: its successor's claims and `sent` writes
-    waited out lock timeouts, the first send came 24-54 s after the kill, and the slow answers
-    were taken for an outage (docs/decisions.md, "Transactions take no locks")."""
-    for attempt in range(TRANSACTION_ATTEMPTS):
-        snaps = {
-            s.reference._document_path: s
-            for s in client.get_all(list(refs), retry=_RETRY, timeout=CALL_TIMEOUT_S)
-        }
-        batch = client.batch()
-        build(batch, snaps)
-        if not batch._write_pbs:
-            return
-        for written in batch._write_pbs:
-            _pin(written, snaps)
-        try:
-            batch.commit(timeout=CALL_TIMEOUT_S)
-            return
-        except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.Aborted):
-            time.sleep(random.uniform(0, 0.02 * (attempt + 1)))  # jitter: two writers part
-    raise Conflict("the documents kept changing; retry", retry_after=1)
-
-
-def _pin(written: Any, snaps: dict[str, Any]) -> None:
-    """Set a write's precondition to the state its document was read in."""
-    pb = write_types.Write.pb(written) if isinstance(written, write_types.Write) else written
-    snap = snaps[pb.update.name if pb.HasField("update") else pb.delete]
-    if snap.exists:
-        pb.current_document.update_time.CopyFrom(snap.update_time.timestamp_pb())
-    else:
-        pb.current_document.exists = False
+    return google_errors.translated(what, _ERRORS)
 
 
 def write_changes(transaction: Any, ref: Any, snap: Any, new: Document) -> None:

@@ -5,16 +5,17 @@ StaleGeneration, not a vendor error), object versions, prefix listing.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from google.api_core import exceptions as gexc
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from wagate.adapters import google_errors
+from wagate.adapters.google_errors import Rule
 from wagate.adapters.guard import DependencyGuard
-from wagate.errors import DependencyUnavailable, NotFound, StaleGeneration, WagateError
+from wagate.errors import DependencyUnavailable, NotFound, StaleGeneration
 from wagate.ports import Blob, BlobInfo
 
 CALL_TIMEOUT_S = 30.0
@@ -29,26 +30,34 @@ def make_client(project_id: str) -> storage.Client:
     return storage.Client(project=project_id)
 
 
-@contextmanager
-def translated(what: str) -> Iterator[None]:
-    try:
-        yield
-    except WagateError:
-        raise
-    except gexc.PreconditionFailed as e:
-        raise StaleGeneration(f"{what}: generation precondition failed (another writer)") from e
-    except gexc.NotFound as e:
-        raise NotFound(f"{what} not found") from e
-    except (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests) as e:
-        raise DependencyUnavailable(
+_ERRORS: list[Rule] = [
+    (
+        gexc.PreconditionFailed,
+        lambda what, e: StaleGeneration(f"{what}: generation precondition failed (another writer)"),
+    ),
+    (gexc.NotFound, lambda what, e: NotFound(f"{what} not found")),
+    (
+        (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests),
+        lambda what, e: DependencyUnavailable(
             f"Cloud Storage unavailable during {what}", retry_after=5
-        ) from e
-    except gexc.GoogleAPICallError as e:
-        raise DependencyUnavailable(f"Cloud Storage error during {what}: {e.message}") from e
-    except (gexc.RetryError, ConnectionError, OSError) as e:
-        raise DependencyUnavailable(
+        ),
+    ),
+    (
+        gexc.GoogleAPICallError,
+        lambda what, e: DependencyUnavailable(f"Cloud Storage error during {what}: {e.message}"),
+    ),
+    (
+        (gexc.RetryError, ConnectionError, OSError),
+        lambda what, e: DependencyUnavailable(
             f"Cloud Storage unreachable during {what}", retry_after=5
-        ) from e
+        ),
+    ),
+]
+
+
+def translated(what: str) -> AbstractContextManager[None]:
+    """Vendor exceptions → wagate errors."""
+    return google_errors.translated(what, _ERRORS)
 
 
 class GcsBlobStore:

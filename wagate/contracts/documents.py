@@ -19,7 +19,7 @@ from wagate.contracts.base import (
 )
 from wagate.contracts.content import MessageContent
 from wagate.contracts.tasks import EventType, WebhookEvent
-from wagate.domain.messages import MessageStatus, chat_key
+from wagate.domain.messages import MessageState, MessageStatus, SendError, chat_key
 from wagate.domain.sessions import DesiredState, SessionState
 
 # ---------------------------------------------------------------- tenants
@@ -131,6 +131,37 @@ class MessageDoc(Document):
     updated_at: datetime = Field(default_factory=utcnow)
     # Set when maintenance replaced the content of a delivered message by a placeholder.
     content_pruned_at: datetime | None = None
+
+    def lifecycle(self) -> MessageState:
+        """The part of this document the message aggregate (wagate.domain.messages) changes."""
+        return MessageState(
+            status=self.status,
+            updated_at=self.updated_at,
+            attempts=self.attempts,
+            task_generation=self.task_generation,
+            status_times=dict(self.status_times),
+            errors=tuple(SendError(e.at, e.code, e.message, e.attempt) for e in self.errors),
+            dead_reason=self.dead_reason,
+        )
+
+    def with_lifecycle(self, state: MessageState) -> MessageDoc:
+        """This document with the aggregate's new state; itself when nothing changed."""
+        if state == self.lifecycle():
+            return self
+        return self.model_copy(
+            update={
+                "status": state.status,
+                "updated_at": state.updated_at,
+                "attempts": state.attempts,
+                "task_generation": state.task_generation,
+                "status_times": dict(state.status_times),
+                "errors": [
+                    MessageError(at=e.at, code=e.code, message=e.message, attempt=e.attempt)
+                    for e in state.errors
+                ],
+                "dead_reason": state.dead_reason,
+            }
+        )
 
 
 class PendingSend(Document):

@@ -43,7 +43,8 @@ from wagate.contracts import (
     TenantDoc,
 )
 from wagate.domain import ids
-from wagate.domain.messages import MessageStatus, transition
+from wagate.domain import messages as lifecycle
+from wagate.domain.messages import MessageStatus
 from wagate.errors import (
     AlreadyExists,
     Conflict,
@@ -54,7 +55,7 @@ from wagate.errors import (
     WagateError,
 )
 from wagate.logs import get_logger
-from wagate.ports import Clock, Store, TaskQueue, TaskSpec, Where
+from wagate.ports import Clock, Store, StoredMessages, TaskQueue, TaskSpec, Where
 from wagate.queues import send_queue
 from wagate.services.commits import SharedCommits
 from wagate.services.directory import SessionDirectory
@@ -96,6 +97,7 @@ class Outbox:
     ) -> None:
         self._store = store
         self._messages = store.collection("messages", MessageDoc)
+        self._lifecycle = StoredMessages(store)
         self._idempotency = store.collection("idempotency", IdempotencyDoc)
         self._pending = store.collection("pending", PendingSend)
         self._creates = SharedCommits(store)  # concurrent accepts share a commit
@@ -298,24 +300,14 @@ class Outbox:
             if reason and reason not in (doc.dead_reason or ""):
                 continue
 
-            def requeue(d: MessageDoc) -> MessageDoc:
-                status = transition(d.status, MessageStatus.QUEUED)
-                return d.model_copy(
-                    update={
-                        "status": status,
-                        "task_generation": d.task_generation + 1,
-                        "attempts": 0,
-                        "dead_reason": None,
-                        "status_times": {**d.status_times, status.value: now},
-                        "updated_at": now,
-                    }
-                )
+            def requeue(state: lifecycle.MessageState) -> lifecycle.MessageChange:
+                return lifecycle.requeue(state, now)
 
             # Pending again: its entry first, so no moment finds it pending without one (an
             # entry whose update then fails is confirmed against the message and dropped).
-            entry = PendingSend.of(requeue(doc))
+            entry = PendingSend.of(doc.with_lifecycle(requeue(doc.lifecycle()).state))
             self._pending.put(entry.model_copy(update={"checked_at": now}))
-            updated = self._messages.update(doc.id, requeue)
+            updated = self._lifecycle.update(doc.id, requeue)
             self.enqueue(updated)
             retried.append(doc.id)
         return retried

@@ -32,9 +32,9 @@ from typing import Literal
 
 from wagate.contracts import CountHistory, CountSample, MessageDoc, PendingSend
 from wagate.domain.ids import send_task_name
-from wagate.domain.messages import PENDING, MessageStatus
+from wagate.domain.messages import PENDING, MessageStatus, renew_task
 from wagate.errors import DependencyUnavailable, NotFound, WagateError
-from wagate.ports import Clock, Store, TaskQueue, Where
+from wagate.ports import Clock, Store, StoredMessages, TaskQueue, Where
 from wagate.queues import send_queue
 from wagate.services.alerts import Alerts
 from wagate.services.outbox import Outbox
@@ -71,6 +71,7 @@ class Sweeper:
     ) -> None:
         self._store = store
         self._messages = store.collection("messages", MessageDoc)
+        self._lifecycle = StoredMessages(store)
         self._entries = store.collection("pending", PendingSend)
         self._outbox = outbox
         self._clock = clock
@@ -203,12 +204,7 @@ class Sweeper:
 
     def _regenerate(self, doc: MessageDoc) -> MessageDoc:
         now = self._clock.now()
-        updated = self._messages.update(
-            doc.id,
-            lambda d: d.model_copy(
-                update={"task_generation": d.task_generation + 1, "updated_at": now}
-            ),
-        )
+        updated = self._lifecycle.update(doc.id, lambda state: renew_task(state, now))
         with contextlib.suppress(WagateError):  # the next sweep finds it by the message
             self._store.patch_many(
                 [("pending", doc.id, {"task_generation": updated.task_generation})]
