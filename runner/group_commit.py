@@ -9,7 +9,6 @@ caller still waits until its own write is durable.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +16,7 @@ from runner.batching import MicroBatcher
 from runner.io import Offload
 from wagate.contracts import MessageDoc
 from wagate.errors import DependencyUnavailable, WagateError
-from wagate.ports import Fence, Store
+from wagate.ports import Fence, LifecycleStep, Store, StoredMessages
 
 Key = tuple[str, str]
 
@@ -98,13 +97,10 @@ class GroupCommit:
         return results
 
 
-ClaimFn = Callable[[MessageDoc], MessageDoc]
-
-
 @dataclass(frozen=True)
 class _Claim:
     message_id: str
-    apply: ClaimFn
+    step: LifecycleStep
     fence: Fence
 
 
@@ -113,7 +109,7 @@ class GroupClaim:
     read of the shard lease and every message, one commit), instead of one each."""
 
     def __init__(self, store: Store, io: Offload, window_s: float = 0.003, limit: int = 100):
-        self._messages = store.collection("messages", MessageDoc)
+        self._messages = StoredMessages(store)
         self._io = io
         # A claim whose caller gave up (the store was too slow) is not run: its send went
         # ahead without it.
@@ -122,18 +118,12 @@ class GroupClaim:
         )
         self.transactions = 0
 
-    async def claim(self, message_id: str, fn: ClaimFn, fence: Fence) -> MessageDoc:
-        return await self._batcher.submit(_Claim(message_id, fn, fence))
+    async def claim(self, message_id: str, step: LifecycleStep, fence: Fence) -> MessageDoc:
+        return await self._batcher.submit(_Claim(message_id, step, fence))
 
     async def _transact(self, claims: list[_Claim]) -> list[MessageDoc | Exception]:
-        fns = {c.message_id: c.apply for c in claims}
-
-        def apply(doc: MessageDoc) -> MessageDoc:
-            return fns[doc.id](doc)
-
-        results = await self._io(
-            self._messages.update_many, list(fns), apply, fence=claims[0].fence
-        )
+        steps = {c.message_id: c.step for c in claims}
+        results = await self._io(self._messages.update_many, steps, fence=claims[0].fence)
         self.transactions += 1
         return [results[c.message_id] for c in claims]
 

@@ -20,13 +20,21 @@ from runner.events import EventAnnouncer
 from runner.group_commit import GroupCommit
 from runner.journal import Entry
 from runner.sent_index import SentIndex
-from runner.writes import RECEIPTS, MessageEvent, apply_status_events
+from runner.writes import MessageEvent, replay_step
 from wagate.contracts import InboundDoc, MessageDoc, WebhookEvent
 from wagate.domain import events as ev
-from wagate.domain.messages import ON_WHATSAPP, PENDING, MessageStatus, advance_by_receipt
+from wagate.domain.messages import (
+    ON_WHATSAPP,
+    PENDING,
+    RECEIPTS,
+    MessageChange,
+    MessageState,
+    MessageStatus,
+    apply_receipt,
+)
 from wagate.errors import AlreadyExists, NotFound, WagateError
 from wagate.logs import get_logger
-from wagate.ports import Where
+from wagate.ports import StoredMessages, Where
 from wagate.services.events import event_id
 
 log = get_logger("wagate.runner.inbound")
@@ -44,6 +52,7 @@ class InboundSink:
         self._writes = writes
         self._index = index
         self._durable = ctx.durable
+        self._messages = StoredMessages(ctx.store)
         self.events = EventAnnouncer(ctx)  # the supervisors announce their state changes here
         self.inbound_count = 0
         self.receipt_count = 0
@@ -151,32 +160,27 @@ class InboundSink:
                 )
                 continue
             message_id, status = known
-            new = advance_by_receipt(status, target)
-            if new == status:
+            # Sent here: only its status is known (SentIndex), and the step's patch names only
+            # what it changes, so a blind patch will do.
+            now = self._ctx.clock.now()
+            change = apply_receipt(MessageState(status, updated_at=now), target, receipt.ts, now)
+            if not change.changed:
                 continue
             await self._durable.write(
                 "message",
                 f"messages/{message_id}",
                 event,
-                partial(self._receipt_known, event, new),
+                partial(self._receipt_known, event, change),
             )
-            self._index.put(wa_id, message_id, new)
+            self._index.put(wa_id, message_id, change.state.status)
 
-    async def _receipt_known(self, receipt: MessageEvent, new: MessageStatus) -> None:
-        """A receipt for a message sent here: its current status is known, a patch will do."""
+    async def _receipt_known(self, receipt: MessageEvent, change: MessageChange) -> None:
+        """A receipt for a message sent here: written as the aggregate's patch."""
         assert receipt.message_id is not None
-        await self._writes.patch(
-            "messages",
-            receipt.message_id,
-            {
-                "status": new,
-                f"status_times.{new.value}": receipt.at,
-                "updated_at": self._ctx.clock.now(),
-            },
-        )
+        await self._writes.patch("messages", receipt.message_id, dict(change.patch))
         self.receipt_count += 1
-        if new == receipt.status:
-            await self._announce(receipt.model_copy(update={"status": new}))
+        if change.state.status == receipt.status:
+            await self._announce(receipt)
 
     async def _receipt_unknown(self, receipt: MessageEvent) -> None:
         """A receipt for a message this runner did not send (before a restart): look it up."""
@@ -187,9 +191,7 @@ class InboundSink:
         now = ctx.clock.now()
         event = receipt.model_copy(update={"message_id": message_id})
         try:
-            updated = await ctx.io(
-                ctx.messages.update, message_id, lambda d: apply_status_events(d, [event], now)
-            )
+            updated = await ctx.io(self._messages.update, message_id, replay_step([event], now))
         except NotFound:
             return
         self._index.put(receipt.wa_id, message_id, updated.status)
@@ -227,11 +229,8 @@ class InboundSink:
         if not by_message:
             return
         now = ctx.clock.now()
-        results = await ctx.io(
-            ctx.messages.update_many,
-            list(by_message),
-            lambda d: apply_status_events(d, by_message[d.id], now),
-        )
+        steps = {message_id: replay_step(its, now) for message_id, its in by_message.items()}
+        results = await ctx.io(self._messages.update_many, steps)
         for message_id, result in results.items():
             if isinstance(result, Exception):
                 log.warning(

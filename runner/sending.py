@@ -35,19 +35,19 @@ from runner.sent_index import SentIndex
 from runner.store_deadlines import STORE_CLAIM_TIMEOUT_S, STORE_READ_TIMEOUT_S, within
 from runner.supervisor import SessionSupervisor
 from runner.writes import MessageEvent
-from wagate.contracts import TASK_SETTLED_AFTER_S, MessageDoc, MessageError, SendTask, TenantLimits
+from wagate.contracts import TASK_SETTLED_AFTER_S, MessageDoc, SendTask, TenantLimits
+from wagate.domain import messages as lifecycle
 from wagate.domain.ids import whatsapp_message_id
-from wagate.domain.messages import CLAIMABLE, ON_WHATSAPP, MessageStatus, transition
+from wagate.domain.messages import ON_WHATSAPP, MessageChange, MessageState, MessageStatus
 from wagate.errors import (
     DependencyUnavailable,
-    IllegalTransition,
     NotFound,
     PermanentSendError,
     TransientSendError,
     WagateError,
 )
 from wagate.logs import get_logger
-from wagate.ports import Fence
+from wagate.ports import Fence, StoredMessages
 
 log = get_logger("wagate.runner.send")
 
@@ -57,11 +57,6 @@ class Outcome:
     status: int
     body: dict[str, object]
     retry_after: float | None = None
-
-
-class _AlreadyDone(Exception):
-    def __init__(self, doc: MessageDoc) -> None:
-        self.doc = doc
 
 
 ORDER_WAIT_S = 25.0
@@ -127,6 +122,7 @@ class SendHandler:
         self._limits: dict[str, tuple[float, TenantLimits]] = {}
         self._order = ChatOrder()
         self._durable = ctx.durable
+        self._messages = StoredMessages(ctx.store)
         self._unclaimed_attempts: dict[str, int] = {}  # sends made without the store's claim
         gate.index = index  # messages sent here are not pending, whatever the store says yet
         self.parking = Parking(self._run_now)
@@ -209,13 +205,13 @@ class SendHandler:
                 # Known outage: do not wait for the claim's timeout on every send.
                 raise DependencyUnavailable("the store is unreachable")
             doc = await self._claim(task, fence)
-        except _AlreadyDone as done:
+        except lifecycle.NotClaimable as done:
             self._pacer.give_back(task.session_id)
             self.deduplicated += 1
             self._forget(task.message_id, task.session_id, task.to)
             self.parking.chat_moved(task.session_id, task.to)
             self.parking.session_moved(task.session_id)
-            return Outcome(200, {"status": done.doc.status.value, "deduplicated": True})
+            return Outcome(200, {"status": done.status.value, "deduplicated": True})
         except NotFound:
             self._pacer.give_back(task.session_id)
             if self._age(task) < UNWRITTEN_GRACE_S:
@@ -380,21 +376,10 @@ class SendHandler:
                 pause *= 2
 
     async def _claim_once(self, task: SendTask, fence: Fence) -> MessageDoc:
-        ctx = self._ctx
-        now = ctx.clock.now()
+        now = self._ctx.clock.now()
 
-        def claim(doc: MessageDoc) -> MessageDoc:
-            if doc.status not in CLAIMABLE:
-                raise _AlreadyDone(doc)
-            status = transition(doc.status, MessageStatus.SENDING)
-            return doc.model_copy(
-                update={
-                    "status": status,
-                    "attempts": doc.attempts + 1,
-                    "status_times": {**doc.status_times, status.value: now},
-                    "updated_at": now,
-                }
-            )
+        def claim(state: MessageState) -> MessageChange:
+            return lifecycle.claim(state, now)  # NotClaimable: sent or later already
 
         claimed = await within(
             STORE_CLAIM_TIMEOUT_S, self._claims.claim(task.message_id, claim, fence)
@@ -429,15 +414,8 @@ class SendHandler:
             # A blind patch, group-committed: the claim (fenced) made this message ours, and
             # receipts for it wait until this write is durable (SentIndex), so the status
             # cannot move backwards.
-            return self._writes.patch(
-                "messages",
-                doc.id,
-                {
-                    "status": MessageStatus.SENT,
-                    f"status_times.{MessageStatus.SENT.value}": ack.server_ts,
-                    "updated_at": self._ctx.clock.now(),
-                },
-            )
+            sent = lifecycle.record_sent(doc.lifecycle(), ack.server_ts, self._ctx.clock.now())
+            return self._writes.patch("messages", doc.id, dict(sent.patch))
 
         try:
             journaled = await self._durable.write(
@@ -502,30 +480,12 @@ class SendHandler:
         ctx = self._ctx
         now = ctx.clock.now()
 
-        def record(current: MessageDoc) -> MessageDoc:
-            if current.status in ON_WHATSAPP:
-                return current  # a receipt overtook us: WhatsApp has it
-            try:
-                new = transition(current.status, status)
-            except IllegalTransition:
-                return current
-            update: dict[str, object] = {
-                "status": new,
-                "status_times": {**current.status_times, new.value: now},
-                "updated_at": now,
-                "errors": [
-                    *current.errors[-19:],
-                    MessageError(
-                        at=now, code=error.code, message=error.message, attempt=current.attempts
-                    ),
-                ],
-            }
-            if new == MessageStatus.DEAD:
-                update["dead_reason"] = f"{error.code}: {error.message}"
-            return current.model_copy(update=update)
+        def record(state: MessageState) -> MessageChange:
+            dead = status == MessageStatus.DEAD
+            return lifecycle.record_failure(state, error.code, error.message, now, dead=dead)
 
         def update_in_store() -> Awaitable[MessageDoc]:
-            return ctx.io(ctx.messages.update, doc.id, record, fence=fence)
+            return ctx.io(self._messages.update, doc.id, record, fence=fence)
 
         event = self._event(doc, status, now, claimed, started, error)
         journaled = await self._durable.write(

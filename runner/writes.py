@@ -1,20 +1,29 @@
-"""How a message's status events (sent, failed, dead, receipts) are applied.
+"""The journaled form of a message's status events (sent, failed, dead, receipts).
 
-`MessageEvent` is the journaled form of a status write made while the store was unreachable
-(runner/journal.py); `apply_status_events` replays it by the status machine's rules, so a
-replay never moves a message backwards and applying it twice changes nothing.
+`MessageEvent` is a status write made while the store was unreachable (runner/journal.py);
+`replay_step` applies a message's events through the aggregate's rules
+(wagate.domain.messages: apply_receipt, replay_outcome), so a replay never moves a message
+backwards and applying it twice changes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel
 
-from wagate.contracts import MessageDoc, MessageError
-from wagate.domain.messages import ON_WHATSAPP, MessageStatus, advance_by_receipt, can_transition
+from wagate.contracts import MessageDoc
+from wagate.domain.messages import (
+    RECEIPTS,
+    MessageChange,
+    MessageState,
+    MessageStatus,
+    apply_receipt,
+    change_between,
+    replay_outcome,
+)
+from wagate.ports import LifecycleStep
 
 
 class MessageEvent(BaseModel):
@@ -35,54 +44,39 @@ class MessageEvent(BaseModel):
     chat: str | None = None  # a receipt's chat (for the event's Pub/Sub ordering key)
 
 
-RECEIPTS = frozenset({MessageStatus.DELIVERED, MessageStatus.READ})
+def replay_step(events: Sequence[MessageEvent], now: datetime) -> LifecycleStep:
+    """The lifecycle step that applies `events`, in order, to one message."""
+
+    def step(state: MessageState) -> MessageChange:
+        new = state
+        for event in events:
+            new = apply_status_event(new, event, now).state
+        return change_between(state, new)
+
+    return step
+
+
+def apply_status_event(state: MessageState, event: MessageEvent, now: datetime) -> MessageChange:
+    """The message after `event`; unchanged if the event is stale (a receipt behind the
+    current status, a send outcome after WhatsApp has it)."""
+    if event.status in RECEIPTS:
+        return apply_receipt(state, event.status, event.at, now)
+    error = None
+    if event.error_code is not None:
+        error = (event.error_code, event.error_message or "")
+    return replay_outcome(
+        state,
+        event.status,
+        event.at,
+        now,
+        started_at=event.started_at,
+        claimed=event.claimed,
+        error=error,
+    )
 
 
 def apply_status_events(
     doc: MessageDoc, events: Sequence[MessageEvent], now: datetime
 ) -> MessageDoc:
-    for event in events:
-        doc = apply_status_event(doc, event, now)
-    return doc
-
-
-def apply_status_event(doc: MessageDoc, event: MessageEvent, now: datetime) -> MessageDoc:
-    """The message after `event`, by the status machine's rules; unchanged if the event is
-    stale (a receipt behind the current status, a send outcome after WhatsApp has it)."""
-    current, target = doc.status, event.status
-    if target in RECEIPTS:
-        new = advance_by_receipt(current, target)
-        if new == current:
-            return doc
-        times = {**doc.status_times, new.value: event.at}
-        return doc.model_copy(update={"status": new, "status_times": times, "updated_at": now})
-    if current in ON_WHATSAPP or current == MessageStatus.DEAD:
-        return doc  # WhatsApp has it, or an operator must decide: a late outcome changes nothing
-    steps = [target] if current == MessageStatus.SENDING else [MessageStatus.SENDING, target]
-    status: MessageStatus = current
-    for step in steps:
-        if not can_transition(status, step):
-            return doc
-        status = step
-    attempts = doc.attempts if event.claimed else doc.attempts + 1
-    times = dict(doc.status_times)
-    if len(steps) == 2:
-        times[MessageStatus.SENDING.value] = event.started_at or event.at
-    times[target.value] = event.at
-    update: dict[str, Any] = {
-        "status": target,
-        "attempts": attempts,
-        "status_times": times,
-        "updated_at": now,
-    }
-    if event.error_code is not None:
-        error = MessageError(
-            at=event.at,
-            code=event.error_code,
-            message=event.error_message or "",
-            attempt=attempts,
-        )
-        update["errors"] = [*doc.errors[-19:], error]
-        if target == MessageStatus.DEAD:
-            update["dead_reason"] = f"{event.error_code}: {event.error_message or ''}"
-    return doc.model_copy(update=update)
+    """`replay_step` on a document (the journal's tests read it this way)."""
+    return doc.with_lifecycle(replay_step(events, now)(doc.lifecycle()).state)
