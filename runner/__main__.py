@@ -117,6 +117,7 @@ async def serve(settings: Settings) -> None:
     writes = GroupCommit(store, ctx.io)
     index = SentIndex()
     gate = OrderGate(store, ctx.io)
+    gate.index = index  # messages sent here are not pending, whatever the store says yet
     shard = Shard(ctx, writes, index, gate)
     # Containers often share a hostname and all run as PID 1: a random part keeps two
     # instances from ever looking like the same lease holder.

@@ -24,6 +24,7 @@ from runner import http_errors
 from runner.lease import LeaseKeeper
 from runner.monitor import RunnerMonitor
 from runner.parking import TaskRef
+from runner.send_results import SendOutcome, SendResult
 from runner.sending import SendHandler
 from runner.shard import Shard
 from wagate.adapters import billing
@@ -133,20 +134,20 @@ class RunnerApp:
         except Exception as e:  # never a stack trace to the queue; it retries
             return self._error(e, request)
         SEND_RESULTS.labels(str(outcome.status)).inc()
-        self._count(task, outcome.body)
+        self._count(task, outcome)
         headers = {}
         if outcome.retry_after is not None:
             headers["Retry-After"] = str(max(1, round(outcome.retry_after)))
         return web.json_response(outcome.body, status=outcome.status, headers=headers)
 
-    def _count(self, task: SendTask, body: dict[str, object]) -> None:
-        status = body.get("status")
-        if body.get("deduplicated"):
+    def _count(self, task: SendTask, result: SendResult) -> None:
+        if result.outcome == SendOutcome.DEDUPLICATED:
             MESSAGES.labels("deduplicated").inc()
-        elif status == "sent" and isinstance(body.get("wa_id"), str):
-            SEND_TIMINGS.sent(str(body["wa_id"]), task.created_at, self.shard.ctx.clock.now())
-        elif status in ("failed", "dead"):
-            MESSAGES.labels(str(status)).inc()
+        elif result.outcome in (SendOutcome.SENT, SendOutcome.SENT_JOURNALED):
+            assert result.wa_id is not None
+            SEND_TIMINGS.sent(result.wa_id, task.created_at, self.shard.ctx.clock.now())
+        elif result.outcome in (SendOutcome.FAILED, SendOutcome.DEAD):
+            MESSAGES.labels(result.outcome.value).inc()
 
     async def control(self, request: web.Request) -> web.Response:
         try:

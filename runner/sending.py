@@ -1,5 +1,9 @@
 """POST /tasks/send: deliver one message to WhatsApp exactly once (SPEC §3).
 
+`SendHandler.handle` runs named steps — admit, wait_for_chat_order, pace, claim, deliver,
+record_sent — each answering with a SendResult (runner/send_results.py holds the one result →
+HTTP table) or handing on to the next.
+
 1. Refuse early, without touching the message, when this runner cannot send now: draining,
    not the lease holder, session not connected (503 + Retry-After) or paced (429).
 2. Claim the message in a fenced transaction: `sent` or later → 200 without sending; an older
@@ -21,21 +25,21 @@ never will be (wagate/services/outbox.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable
-from dataclasses import dataclass
 from datetime import datetime
 
+from runner.chat_order import ChatOrder
 from runner.context import ShardContext
 from runner.group_commit import GroupClaim, GroupCommit
 from runner.order_gate import OrderGate, SendKey
 from runner.pacing import Pacer
 from runner.parking import Parking, TaskRef
+from runner.send_records import SendRecords
+from runner.send_results import SendOutcome, SendResult
 from runner.sent_index import SentIndex
 from runner.store_deadlines import STORE_CLAIM_TIMEOUT_S, STORE_READ_TIMEOUT_S, within
 from runner.supervisor import SessionSupervisor
-from runner.writes import MessageEvent
-from wagate.contracts import TASK_SETTLED_AFTER_S, MessageDoc, SendTask, TenantLimits
+from runner.tenant_limits import TenantLimitsCache
+from wagate.contracts import TASK_SETTLED_AFTER_S, MessageDoc, SendTask
 from wagate.domain import messages as lifecycle
 from wagate.domain.ids import whatsapp_message_id
 from wagate.domain.messages import ON_WHATSAPP, MessageChange, MessageState, MessageStatus
@@ -50,19 +54,10 @@ from wagate.logs import get_logger
 from wagate.ports import Fence, StoredMessages
 
 log = get_logger("wagate.runner.send")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: int
-    body: dict[str, object]
-    retry_after: float | None = None
-
+Out = SendOutcome
 
 ORDER_WAIT_S = 25.0
 CONNECT_WATCH_S = 600.0  # parked sends of a session still down after this keep their backoff
-LIMITS_CACHE_S = 60.0
-LIMITS_RETRY_S = 5.0  # the store did not answer: use what we know, ask again this soon
 # The api creates a task while it writes the message (wagate/services/outbox.py), so a task
 # may arrive moments before its message is written: its claim is retried this long...
 WRITE_RACE_S = 1.0
@@ -71,39 +66,9 @@ WRITE_RACE_S = 1.0
 UNWRITTEN_GRACE_S = 120.0
 
 
-class ChatOrder:
-    """Lets a send wait, in process, for older messages to the same chat to finish.
-
-    All tasks of a shard reach the same runner, so a predecessor that is pending is normally
-    being handled right here; waiting for it (instead of answering 503 and letting the queue's
-    exponential backoff decide) keeps a burst to one chat flowing at the send rate.
-    """
-
-    def __init__(self) -> None:
-        self._changed: dict[tuple[str, str], asyncio.Condition] = {}
-        self._waiting: dict[tuple[str, str], int] = {}
-
-    @contextlib.asynccontextmanager
-    async def watching(self, session_id: str, to: str) -> AsyncIterator[asyncio.Condition]:
-        key = (session_id, to)
-        cond = self._changed.setdefault(key, asyncio.Condition())
-        self._waiting[key] = self._waiting.get(key, 0) + 1
-        try:
-            yield cond
-        finally:
-            self._waiting[key] -= 1
-            if self._waiting[key] == 0:  # nobody waits on this chat: forget it
-                del self._waiting[key]
-                self._changed.pop(key, None)
-
-    async def finished(self, session_id: str, to: str) -> None:
-        cond = self._changed.get((session_id, to))
-        if cond is not None:
-            async with cond:
-                cond.notify_all()
-
-
 class SendHandler:
+    """`gate` comes wired (runner/__main__.py): its SentIndex is this handler's `index`."""
+
     def __init__(
         self,
         ctx: ShardContext,
@@ -119,12 +84,11 @@ class SendHandler:
         self._pacer = pacer
         self._writes = writes
         self._index = index
-        self._limits: dict[str, tuple[float, TenantLimits]] = {}
+        self._limits = TenantLimitsCache(ctx)
         self._order = ChatOrder()
         self._durable = ctx.durable
         self._messages = StoredMessages(ctx.store)
-        self._unclaimed_attempts: dict[str, int] = {}  # sends made without the store's claim
-        gate.index = index  # messages sent here are not pending, whatever the store says yet
+        self._records = SendRecords(ctx, writes, gate)
         self.parking = Parking(self._run_now)
         self._watched: dict[str, asyncio.Task[None]] = {}
         self.sent = 0
@@ -138,110 +102,205 @@ class SendHandler:
         *,
         draining: bool,
         ref: TaskRef | None = None,
-    ) -> Outcome:
+    ) -> SendResult:
         """`ref` names the task (from Cloud Tasks' dispatch headers), so that a send turned
         away for now can be woken when it can succeed (runner/parking.py)."""
-        ctx = self._ctx
-        fence = ctx.fence
         self.parking.arrived(task.message_id)
         if task.to is not None and task.created_at is not None:
             # Pending until it finishes, whatever this attempt's answer: a send turned away now
             # (not connected, paced) still holds its chat's later messages back.
-            self._gate.saw(
-                self._send_key(task), task.snapshot.send_at if task.snapshot is not None else None
-            )
-        if draining or fence is None:
-            return Outcome(503, {"reason": "not serving this shard now"}, retry_after=5)
+            self._gate.saw(self._send_key(task), _send_at(task))
+        refused = self.admit(task, supervisor, draining=draining, ref=ref)
+        if refused is not None:
+            return refused
+        assert supervisor is not None and self._ctx.fence is not None
+        complete = await self._complete(task)
+        if isinstance(complete, SendResult):
+            return complete
+        task = complete
+        assert task.to is not None
+        done = self._sent_here(task)
+        if done is not None:
+            return done
+        self._gate.saw(self._send_key(task), _send_at(task))
+        held = await self.wait_for_chat_order(task, ref)
+        if held is not None:
+            return held
+        paced = await self.pace(task, supervisor.tenant_id, ref)
+        if paced is not None:
+            return paced
+        claimed = await self.claim(task, self._ctx.fence)
+        if isinstance(claimed, SendResult):
+            return claimed
+        doc, by_claim = claimed
+        result = SendResult(Out.INTERRUPTED, "send interrupted")
+        try:
+            result = await self.deliver(doc, supervisor, self._ctx.fence, claimed=by_claim)
+            return result
+        finally:
+            self._index.done(doc.wa_id)
+            await self._order.finished(doc.session_id, doc.to)
+            if result.status == 200:  # no longer pending: the chat's next send may go
+                self.parking.chat_moved(doc.session_id, doc.to)
+            self.parking.session_moved(doc.session_id)
+
+    # ------------------------------------------------------------ the steps
+
+    def admit(
+        self,
+        task: SendTask,
+        supervisor: SessionSupervisor | None,
+        *,
+        draining: bool,
+        ref: TaskRef | None,
+    ) -> SendResult | None:
+        """Refuse early, without touching the message, when this runner cannot send now."""
+        if draining or self._ctx.fence is None:
+            return SendResult(Out.NOT_SERVING, "not serving this shard now")
         if supervisor is None:
-            return Outcome(503, {"reason": "session not on this runner"}, retry_after=10)
+            return SendResult(Out.SESSION_ELSEWHERE, "session not on this runner")
         if not supervisor.connected:
             if ref is not None and task.created_at is not None:
                 self.parking.park_for_session(
                     task.message_id, task.session_id, task.created_at, ref
                 )
                 self._wake_on_connect(supervisor)
-            return Outcome(503, {"reason": f"session is {supervisor.state.value}"}, retry_after=5)
-        if task.to is None or task.created_at is None:  # a task from an older api version
-            try:
-                current = await within(
-                    STORE_READ_TIMEOUT_S, ctx.io(ctx.messages.get, task.message_id)
-                )
-            except DependencyUnavailable as e:
-                return Outcome(503, {"reason": e.message}, retry_after=5)
-            if current is None:
-                return Outcome(200, {"status": "unknown_message"})
-            task = task.model_copy(update={"to": current.to, "created_at": current.created_at})
-        assert task.to is not None and task.created_at is not None
-        wa_id = whatsapp_message_id(task.message_id)
-        known = self._index.get(wa_id)
-        if known is not None and known[1] in ON_WHATSAPP:
-            # Sent from here before (its `sent` may still wait in the journal): never again.
-            self.deduplicated += 1
-            self._forget(task.message_id, task.session_id, task.to)
-            self.parking.chat_moved(task.session_id, task.to)
-            return Outcome(200, {"status": known[1].value, "deduplicated": True})
-        self._gate.saw(self._send_key(task), task.snapshot.send_at if task.snapshot else None)
+            return SendResult(Out.SESSION_DOWN, f"session is {supervisor.state.value}")
+        return None
+
+    async def _complete(self, task: SendTask) -> SendTask | SendResult:
+        """A task from an older api version carries no recipient: read it from the message."""
+        if task.to is not None and task.created_at is not None:
+            return task
+        ctx = self._ctx
         try:
-            if not await self._wait_for_earlier(task):
-                if ref is not None:
-                    self.parking.park_for_chat(
-                        task.message_id, task.session_id, task.to, task.created_at, ref
-                    )
-                return Outcome(503, {"reason": "an earlier message to this chat is pending"}, 2)
+            current = await within(STORE_READ_TIMEOUT_S, ctx.io(ctx.messages.get, task.message_id))
+        except DependencyUnavailable as e:
+            return SendResult(Out.STORE_UNAVAILABLE, e.message)
+        if current is None:
+            return SendResult(Out.UNKNOWN_MESSAGE)
+        return task.model_copy(update={"to": current.to, "created_at": current.created_at})
+
+    def _sent_here(self, task: SendTask) -> SendResult | None:
+        """Sent from here before (its `sent` may still wait in the journal): never again."""
+        assert task.to is not None
+        known = self._index.get(whatsapp_message_id(task.message_id))
+        if known is None or known[1] not in ON_WHATSAPP:
+            return None
+        self.deduplicated += 1
+        self._records.forget(task.message_id, task.session_id, task.to)
+        self.parking.chat_moved(task.session_id, task.to)
+        return SendResult(Out.DEDUPLICATED, message_status=known[1])
+
+    async def wait_for_chat_order(self, task: SendTask, ref: TaskRef | None) -> SendResult | None:
+        """Per-chat order (docs/messaging.md): hold while an older message to the chat is
+        pending; past ORDER_WAIT_S, park the task and answer 503."""
+        assert task.to is not None and task.created_at is not None
+        try:
+            if await self._wait_for_earlier(task):
+                return None
         except WagateError as e:
-            return Outcome(503, {"reason": e.message}, retry_after=5)
-        limits = await self._tenant_limits(supervisor.tenant_id)
+            return SendResult(Out.STORE_UNAVAILABLE, e.message)
+        if ref is not None:
+            self.parking.park_for_chat(
+                task.message_id, task.session_id, task.to, task.created_at, ref
+            )
+        return SendResult(Out.EARLIER_PENDING, "an earlier message to this chat is pending")
+
+    async def pace(self, task: SendTask, tenant_id: str, ref: TaskRef | None) -> SendResult | None:
+        """The session's token bucket (SPEC §3 pacing): 429 with the wait, the task parked."""
+        assert task.created_at is not None
+        limits = await self._limits.get(tenant_id)
         wait = self._pacer.take(task.session_id, limits.pacing_per_second, limits.pacing_burst)
-        if wait > 0:
-            if ref is not None:
-                self.parking.park_for_session(
-                    task.message_id, task.session_id, task.created_at, ref
-                )
-                self.parking.drip(task.session_id, wait)
-            return Outcome(429, {"reason": "session pacing"}, retry_after=wait)
-        claimed = True
+        if wait <= 0:
+            return None
+        if ref is not None:
+            self.parking.park_for_session(task.message_id, task.session_id, task.created_at, ref)
+            self.parking.drip(task.session_id, wait)
+        return SendResult(Out.PACED, "session pacing", wait_s=wait)
+
+    async def claim(self, task: SendTask, fence: Fence) -> tuple[MessageDoc, bool] | SendResult:
+        """The message and whether the store's claim made it ours: claimed in a fenced
+        transaction, or, while the store is away, taken from the task's snapshot (not claimed).
+        The pacing token goes back when nothing will be sent."""
+        assert task.to is not None
         try:
             if task.snapshot is not None and self._durable.store_degraded:
                 # Known outage: do not wait for the claim's timeout on every send.
                 raise DependencyUnavailable("the store is unreachable")
-            doc = await self._claim(task, fence)
+            return await self._claim(task, fence), True
         except lifecycle.NotClaimable as done:
             self._pacer.give_back(task.session_id)
             self.deduplicated += 1
-            self._forget(task.message_id, task.session_id, task.to)
+            self._records.forget(task.message_id, task.session_id, task.to)
             self.parking.chat_moved(task.session_id, task.to)
             self.parking.session_moved(task.session_id)
-            return Outcome(200, {"status": done.status.value, "deduplicated": True})
+            return SendResult(Out.DEDUPLICATED, message_status=done.status)
         except NotFound:
             self._pacer.give_back(task.session_id)
             if self._age(task) < UNWRITTEN_GRACE_S:
-                return Outcome(503, {"reason": "message not written yet"}, retry_after=1)
-            self._forget(task.message_id, task.session_id, task.to)
-            return Outcome(200, {"status": "unknown_message"})
+                return SendResult(Out.NOT_WRITTEN_YET, "message not written yet")
+            self._records.forget(task.message_id, task.session_id, task.to)
+            return SendResult(Out.UNKNOWN_MESSAGE)
         except DependencyUnavailable as e:
             self._durable.note_failure(e)
             unsettled = TASK_SETTLED_AFTER_S - self._age(task)
-            unclaimed = self._from_snapshot(task) if unsettled <= 0 else None
+            unclaimed = self._records.from_snapshot(task) if unsettled <= 0 else None
             if unclaimed is None:
                 # No snapshot: only the store knows what to send. A young one: its write may
                 # have failed and its task be on the way out (wagate/services/outbox.py).
                 self._pacer.give_back(task.session_id)
-                return Outcome(503, {"reason": e.message}, retry_after=max(5.0, unsettled))
-            doc, claimed = unclaimed, False
-            self._index.sending(doc.wa_id)
+                return SendResult(Out.STORE_UNAVAILABLE, e.message, wait_s=max(5.0, unsettled))
+            self._index.sending(unclaimed.wa_id)
+            return unclaimed, False
         except WagateError as e:
             self._pacer.give_back(task.session_id)
-            return Outcome(503, {"reason": e.message}, retry_after=5)
-        outcome = Outcome(503, {"reason": "send interrupted"}, retry_after=5)
+            return SendResult(Out.STORE_UNAVAILABLE, e.message)
+
+    async def deliver(
+        self, doc: MessageDoc, supervisor: SessionSupervisor, fence: Fence, *, claimed: bool
+    ) -> SendResult:
+        """Send with the WhatsApp id derived from the message id, wait for the server ack, and
+        record the outcome: permanent errors and the last attempt are dead (200, the queue
+        must stop), other failures retry."""
+        content = doc.content.model_dump(mode="json", exclude={"type"}, exclude_none=True)
+        started = self._ctx.clock.now()
         try:
-            outcome = await self._send(doc, supervisor, fence, claimed=claimed)
-            return outcome
-        finally:
-            self._index.done(doc.wa_id)
-            await self._order.finished(doc.session_id, doc.to)
-            if outcome.status == 200:  # no longer pending: the chat's next send may go
-                self.parking.chat_moved(doc.session_id, doc.to)
-            self.parking.session_moved(doc.session_id)
+            ack = await supervisor.send(doc.wa_id, doc.to, doc.content.type, content)
+        except PermanentSendError as e:
+            await self._records.failure(
+                doc, fence, MessageStatus.DEAD, e, claimed=claimed, started=started
+            )
+            return SendResult(Out.DEAD, e.message)
+        except TransientSendError as e:
+            last = doc.attempts >= self._ctx.settings.max_send_attempts
+            status = MessageStatus.DEAD if last else MessageStatus.FAILED
+            await self._records.failure(doc, fence, status, e, claimed=claimed, started=started)
+            if last:
+                return SendResult(Out.DEAD, e.message)
+            return SendResult(Out.FAILED, e.message, wait_s=e.retry_after or 5)
+        self.sent += 1
+        return await self.record_sent(doc, ack.server_ts, started, claimed=claimed)
+
+    async def record_sent(
+        self, doc: MessageDoc, acked_at: datetime, started: datetime, *, claimed: bool
+    ) -> SendResult:
+        """`sent` in the store (a claimed send) or the journal, before the 200. A crash before
+        it leads to a resend with the same WhatsApp id, which the recipient deduplicates."""
+        try:
+            journaled = await self._records.write_sent(doc, acked_at, started, claimed=claimed)
+        except DependencyUnavailable:
+            # Neither the store nor the journal took it. WhatsApp has the message; the retry
+            # resends with the same id (deduplicated by the recipient) and records it then.
+            return SendResult(Out.NOT_RECORDED)
+        self._index.put(doc.wa_id, doc.id, MessageStatus.SENT)
+        self._records.forget(doc.id, doc.session_id, doc.to, recorded=not journaled)
+        if journaled:
+            self.sent_without_store += 1
+            return SendResult(Out.SENT_JOURNALED, wa_id=doc.wa_id)
+        return SendResult(Out.SENT, wa_id=doc.wa_id)
+
+    # ------------------------------------------------------------ helpers
 
     async def _run_now(self, ref: TaskRef) -> bool:
         try:
@@ -283,38 +342,12 @@ class SendHandler:
             whatsapp_message_id(task.message_id),
         )
 
-    def _from_snapshot(self, task: SendTask) -> MessageDoc | None:
-        """The message as its task describes it, for a send without the store."""
-        snapshot = task.snapshot
-        if snapshot is None or task.to is None or task.created_at is None:
-            return None
-        attempt = self._unclaimed_attempts.get(task.message_id, 0) + 1
-        self._unclaimed_attempts[task.message_id] = attempt
-        return MessageDoc(
-            id=task.message_id,
-            tenant_id=snapshot.tenant_id,
-            session_id=task.session_id,
-            shard=self._ctx.shard,
-            to=task.to,
-            content=snapshot.content,
-            priority=snapshot.priority,
-            send_at=snapshot.send_at,
-            status=MessageStatus.SENDING,
-            attempts=attempt,
-            wa_id=whatsapp_message_id(task.message_id),
-            created_at=task.created_at,
-            updated_at=self._ctx.clock.now(),
-        )
-
     async def _wait_for_earlier(self, message: SendTask) -> bool:
         """True once no older, due message to the same chat is pending (bounded wait)."""
-        ctx = self._ctx
         assert message.to is not None
-        to = message.to
-        deadline = asyncio.get_running_loop().time() + ORDER_WAIT_S
 
         async def blocked() -> bool:
-            key = self._send_key(message, ctx.clock.now())
+            key = self._send_key(message, self._ctx.clock.now())
             if message.snapshot is not None and self._durable.store_degraded:
                 return self._gate.blocked_without_store(key)  # the store is away: what we know
             try:
@@ -325,38 +358,9 @@ class SendHandler:
                 self._durable.note_failure(e)
                 return self._gate.blocked_without_store(key)
 
-        async with self._order.watching(message.session_id, to) as cond, cond:
-            # The check runs under the condition's lock, so a predecessor finishing meanwhile
-            # cannot notify before we wait: no wake-up is lost.
-            while await blocked():
-                remaining = deadline - asyncio.get_running_loop().time()
-                if remaining <= 0:
-                    return False
-                with contextlib.suppress(TimeoutError):
-                    # Also re-checked every 2 s, for predecessors handled elsewhere.
-                    await asyncio.wait_for(cond.wait(), min(remaining, 2.0))
-        return True
-
-    async def _tenant_limits(self, tenant_id: str) -> TenantLimits:
-        """The tenant's pacing limits, re-read at most once a minute; the last known ones (or
-        the defaults) while the store does not answer."""
-        now = asyncio.get_running_loop().time()
-        cached = self._limits.get(tenant_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        if self._durable.store_degraded:
-            return cached[1] if cached is not None else TenantLimits()
-        try:
-            tenant = await within(
-                STORE_READ_TIMEOUT_S, self._ctx.io(self._ctx.tenants.get, tenant_id)
-            )
-        except DependencyUnavailable:
-            limits = cached[1] if cached is not None else TenantLimits()
-            self._limits[tenant_id] = (now + LIMITS_RETRY_S, limits)
-            return limits
-        limits = tenant.limits if tenant else TenantLimits()
-        self._limits[tenant_id] = (now + LIMITS_CACHE_S, limits)
-        return limits
+        return await self._order.wait_until_clear(
+            message.session_id, message.to, blocked, ORDER_WAIT_S
+        )
 
     def _age(self, task: SendTask) -> float:
         assert task.created_at is not None
@@ -388,108 +392,6 @@ class SendHandler:
         self._index.put(claimed.wa_id, claimed.id, MessageStatus.SENDING)
         return claimed
 
-    async def _send(
-        self, doc: MessageDoc, supervisor: SessionSupervisor, fence: Fence, *, claimed: bool
-    ) -> Outcome:
-        content = doc.content.model_dump(mode="json", exclude={"type"}, exclude_none=True)
-        started = self._ctx.clock.now()
-        try:
-            ack = await supervisor.send(doc.wa_id, doc.to, doc.content.type, content)
-        except PermanentSendError as e:
-            await self._finish(doc, fence, MessageStatus.DEAD, e, claimed=claimed, started=started)
-            return Outcome(200, {"status": "dead", "reason": e.message})
-        except TransientSendError as e:
-            last = doc.attempts >= self._ctx.settings.max_send_attempts
-            status = MessageStatus.DEAD if last else MessageStatus.FAILED
-            await self._finish(doc, fence, status, e, claimed=claimed, started=started)
-            if last:
-                return Outcome(200, {"status": "dead", "reason": e.message})
-            return Outcome(
-                503, {"status": "failed", "reason": e.message}, retry_after=e.retry_after or 5
-            )
-        self.sent += 1
-        event = self._event(doc, MessageStatus.SENT, ack.server_ts, claimed, started)
 
-        def patch_sent() -> Awaitable[None]:
-            # A blind patch, group-committed: the claim (fenced) made this message ours, and
-            # receipts for it wait until this write is durable (SentIndex), so the status
-            # cannot move backwards.
-            sent = lifecycle.record_sent(doc.lifecycle(), ack.server_ts, self._ctx.clock.now())
-            return self._writes.patch("messages", doc.id, dict(sent.patch))
-
-        try:
-            journaled = await self._durable.write(
-                "message", f"messages/{doc.id}", event, patch_sent if claimed else None
-            )
-        except DependencyUnavailable:
-            # Neither the store nor the journal took it. WhatsApp has the message; the retry
-            # resends with the same id (deduplicated by the recipient) and records it then.
-            return Outcome(503, {"status": "sent", "reason": "could not record yet"}, 5)
-        self._index.put(doc.wa_id, doc.id, MessageStatus.SENT)
-        self._forget(doc.id, doc.session_id, doc.to, recorded=not journaled)
-        if journaled:
-            self.sent_without_store += 1
-            return Outcome(200, {"status": "sent", "wa_id": doc.wa_id, "recorded": "journal"})
-        return Outcome(200, {"status": "sent", "wa_id": doc.wa_id})
-
-    def _forget(self, message_id: str, session_id: str, to: str, *, recorded: bool = True) -> None:
-        """Sent, dead or gone: no longer pending for its chat's order, no attempts to count.
-        Its pending/{id} entry goes with the next batch: WhatsApp has the message (or it is
-        dead, which holds nothing back), so its successors may go even before that lands.
-        Not while the outcome waits in the journal (not `recorded` in the store): until the
-        replay the store still says pending, and the entry keeps the sweeper looking at it;
-        the order check then drops it as left behind."""
-        self._gate.finished(message_id, session_id, to)
-        self._unclaimed_attempts.pop(message_id, None)
-        if recorded:
-            self._writes.discard("pending", message_id)
-
-    @staticmethod
-    def _event(
-        doc: MessageDoc,
-        status: MessageStatus,
-        at: datetime,
-        claimed: bool,
-        started: datetime,
-        error: WagateError | None = None,
-    ) -> MessageEvent:
-        return MessageEvent(
-            message_id=doc.id,
-            session_id=doc.session_id,
-            tenant_id=doc.tenant_id,
-            wa_id=doc.wa_id,
-            status=status,
-            at=at,
-            started_at=started,
-            claimed=claimed,
-            error_code=error.code if error is not None else None,
-            error_message=error.message if error is not None else None,
-        )
-
-    async def _finish(
-        self,
-        doc: MessageDoc,
-        fence: Fence,
-        status: MessageStatus,
-        error: WagateError,
-        *,
-        claimed: bool,
-        started: datetime,
-    ) -> None:
-        """Record `failed` or `dead`: in the store (fenced), or the journal while it is away."""
-        ctx = self._ctx
-        now = ctx.clock.now()
-
-        def record(state: MessageState) -> MessageChange:
-            dead = status == MessageStatus.DEAD
-            return lifecycle.record_failure(state, error.code, error.message, now, dead=dead)
-
-        def update_in_store() -> Awaitable[MessageDoc]:
-            return ctx.io(self._messages.update, doc.id, record, fence=fence)
-
-        event = self._event(doc, status, now, claimed, started, error)
-        journaled = await self._durable.write(
-            "message", f"messages/{doc.id}", event, update_in_store if claimed else None
-        )
-        if status == MessageStatus.DEAD:
-            self._forget(doc.id, doc.session_id, doc.to, recorded=not journaled)
+def _send_at(task: SendTask) -> datetime | None:
+    return task.snapshot.send_at if task.snapshot is not None else None

@@ -114,9 +114,9 @@ def build_runner(
         thresholds=thresholds,
         rss=lambda: rss[0],
     )
-    sender = SendHandler(
-        ctx, Pacer(), writes, index, GroupClaim(store, ctx.io), OrderGate(store, ctx.io)
-    )
+    gate = OrderGate(store, ctx.io)
+    gate.index = index  # as runner/__main__.py wires it
+    sender = SendHandler(ctx, Pacer(), writes, index, GroupClaim(store, ctx.io), gate)
     app = RunnerApp(shard, lease, sender, monitor)
     return Runner(ctx, shard, lease, monitor, app, store.collection("health_alerts", AlertDoc), rss)
 

@@ -71,6 +71,7 @@ def handler(world: World, *, listed: bool = True) -> SendHandler:
     index = SentIndex()
     world.sink(index)  # the replay handlers, as the shard registers them
     gate = OrderGate(world.store, world.io)
+    gate.index = index  # as runner/__main__.py wires it
     if listed:
         gate.listed(world.memory.collection("pending", PendingSend).query())
         gate.shard_listed()
