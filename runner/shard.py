@@ -14,7 +14,7 @@ from runner.sent_index import SentIndex
 from runner.supervisor import SessionSupervisor, desired_running
 from wagate.contracts import ControlTask, PendingSend, SessionDoc
 from wagate.domain.ids import send_task_name
-from wagate.domain.sessions import DesiredState, SessionState
+from wagate.domain.sessions import DesiredState, SessionState, session_transition
 from wagate.errors import WagateError
 from wagate.logs import get_logger
 from wagate.ports import Fence, Where
@@ -201,7 +201,9 @@ class Shard:
         await ctx.io(
             ctx.sessions.update,
             doc.id,
-            lambda d: d.model_copy(update={"state": state, "qr": None, "updated_at": now}),
+            lambda d: d.model_copy(
+                update={"state": session_transition(d.state, state), "qr": None, "updated_at": now}
+            ),
             fence=ctx.fence,
         )
         await self.inbound.events.stopped(doc, now, task.action)

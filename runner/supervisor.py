@@ -24,8 +24,9 @@ from wagate.domain.sessions import (
     ReconnectPolicy,
     SessionState,
     policy_for,
+    session_transition,
 )
-from wagate.errors import StaleGeneration, TransientSendError, WagateError
+from wagate.errors import IllegalTransition, StaleGeneration, TransientSendError, WagateError
 from wagate.logs import get_logger
 from wagate.ports import EngineConnection
 from wagate.services.backups import BackupCorrupt
@@ -306,7 +307,13 @@ class SessionSupervisor:
     # ------------------------------------------------------------ state writes
 
     async def _set_state(self, state: SessionState, **fields: Any) -> None:
-        """Record the state and announce it (`session.state`, runner/events.py)."""
+        """Record the state and announce it (`session.state`, runner/events.py). A transition
+        the table refuses is logged and not written: the loop goes on (docs/decisions.md)."""
+        try:
+            session_transition(self.state, state)
+        except IllegalTransition as e:
+            log.error("session state refused", session_id=self.session_id, error=e.message)
+            return
         previous, self.state = self.state, state
         if await self._update(state=state, **fields):
             await self._inbound.events.state_changed(

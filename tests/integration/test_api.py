@@ -309,6 +309,24 @@ def test_a_deleted_session_serves_no_qr_code(api: Api) -> None:
     assert gone.get_json()["error"]["code"] == "not_found"
 
 
+def test_a_deleted_session_is_not_revived_by_recover(api: Api) -> None:
+    from functions.app import gateway
+    from wagate.contracts import SessionDoc
+
+    key = api.tenant()["api_key"]
+    session = new_session(api, key)
+    assert api.call("DELETE", f"/v1/sessions/{session['id']}", key).status_code == 202
+    sessions = gateway().store.collection("sessions", SessionDoc)
+    deleted = sessions.get(session["id"])
+    assert deleted is not None
+    answer = api.call("POST", f"/v1/sessions/{session['id']}:recover", key)
+    assert answer.status_code == 404, answer.get_json()
+    error = answer.get_json()["error"]
+    assert error["code"] == "not_found" and error["message"]
+    assert error["details"][0]["field"] == "session_id", error
+    assert sessions.get(session["id"]) == deleted  # nothing written: it stays deleted
+
+
 @pytest.mark.parametrize("send_at", [-1, "2001-01-01T00:00:00Z"])
 def test_a_send_at_long_past_is_refused(api: Api, send_at: Any) -> None:
     key = api.tenant()["api_key"]

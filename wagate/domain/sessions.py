@@ -24,7 +24,8 @@ class SessionState(StrEnum):
 
 class DesiredState(StrEnum):
     RUNNING = "running"
-    STOPPED = "stopped"
+    STOPPED = "stopped"  # an operator stopped it (`wagate sessions stop`): recover resumes it
+    DELETED = "deleted"  # the tenant deleted it: nothing brings it back
 
 
 class DisconnectReason(IntEnum):
@@ -72,25 +73,34 @@ def policy_for(code: int) -> ReconnectPolicy:
 
 
 St = SessionState
+# Every transition the supervisor makes (runner/supervisor.py `_set_state`, which refuses the
+# others): a (re)connect starts in connecting or pairing from any state, a restore that fails
+# before it reconnects from the state the session was started in.
 SESSION_ALLOWED: dict[SessionState, frozenset[SessionState]] = {
-    St.CREATED: frozenset({St.PAIRING, St.CONNECTING, St.STOPPED, St.FAILED}),
+    St.CREATED: frozenset({St.PAIRING, St.CONNECTING, St.RECONNECTING, St.STOPPED, St.FAILED}),
     St.PAIRING: frozenset(
-        {St.PAIRING, St.CONNECTING, St.CONNECTED, St.STOPPED, St.FAILED, St.RECONNECTING}
+        {St.PAIRING, St.CONNECTING, St.CONNECTED, St.RECONNECTING, St.LOGGED_OUT, St.FAILED}
+        | {St.STOPPED}
     ),
     St.CONNECTING: frozenset(
-        {St.CONNECTED, St.RECONNECTING, St.PAIRING, St.LOGGED_OUT, St.FAILED, St.STOPPED}
+        {St.CONNECTING, St.CONNECTED, St.RECONNECTING, St.PAIRING, St.LOGGED_OUT, St.FAILED}
+        | {St.STOPPED}
     ),
-    St.CONNECTED: frozenset({St.RECONNECTING, St.LOGGED_OUT, St.FAILED, St.STOPPED, St.CONNECTING}),
+    St.CONNECTED: frozenset(
+        {St.RECONNECTING, St.LOGGED_OUT, St.FAILED, St.STOPPED, St.CONNECTING, St.PAIRING}
+    ),
     St.RECONNECTING: frozenset(
-        {St.RECONNECTING, St.CONNECTING, St.CONNECTED, St.LOGGED_OUT, St.FAILED, St.STOPPED}
+        {St.RECONNECTING, St.CONNECTING, St.PAIRING, St.CONNECTED, St.LOGGED_OUT, St.FAILED}
+        | {St.STOPPED}
     ),
-    St.LOGGED_OUT: frozenset({St.PAIRING, St.CONNECTING, St.STOPPED}),
+    St.LOGGED_OUT: frozenset({St.PAIRING, St.CONNECTING, St.RECONNECTING, St.STOPPED}),
     St.FAILED: frozenset({St.CONNECTING, St.RECONNECTING, St.PAIRING, St.STOPPED}),
-    St.STOPPED: frozenset({St.CONNECTING, St.PAIRING}),
+    St.STOPPED: frozenset({St.CONNECTING, St.PAIRING, St.RECONNECTING}),
 }
 
 
 def session_transition(current: SessionState, target: SessionState) -> SessionState:
+    """The state a session may take next; IllegalTransition for one the table does not hold."""
     if target == current and target in (St.CONNECTED, St.STOPPED):
         return target
     if target not in SESSION_ALLOWED[current]:

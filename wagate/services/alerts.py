@@ -236,7 +236,7 @@ class Alerts:
         resolved: list[str] = []
         for alert in wanted:
             doc = docs.get(alert.subject)
-            if doc is None or doc.desired == DesiredState.STOPPED:
+            if doc is None or doc.desired != DesiredState.RUNNING:
                 cleared = True
             elif alert.kind in SESSION_STATE_KINDS:
                 cleared = doc.state == SessionState.CONNECTED

@@ -115,8 +115,10 @@ class Sessions:
 
     def qr(self, tenant: TenantDoc, session_id: str) -> QrCodeView:
         doc = self._directory.fresh(tenant.id, session_id)
-        if doc.desired == DesiredState.STOPPED:  # deleted: its last QR must not pair it again
-            raise NotFound("the session was deleted: it has no QR code", field="session_id")
+        if doc.desired != DesiredState.RUNNING:  # its last QR must not pair it again
+            raise NotFound(
+                "the session was deleted or stopped: it has no QR code", field="session_id"
+            )
         if doc.state == SessionState.CONNECTED:
             raise Conflict("the session is already paired and connected", field="session_id")
         if doc.qr is None:
@@ -132,21 +134,27 @@ class Sessions:
         now = self._clock.now()
         self._sessions.update(
             doc.id,
-            lambda d: d.model_copy(update={"desired": DesiredState.STOPPED, "updated_at": now}),
+            lambda d: d.model_copy(update={"desired": DesiredState.DELETED, "updated_at": now}),
         )
         self.control(doc, "logout")
 
     def recover(self, tenant: TenantDoc, session_id: str) -> SessionDoc:
         """The reconnect is the runner's (the control task); the document is written only
         when the session was meant to be stopped. The runner writes a pairing session's
-        document every few seconds, and a write racing it used to fail all its retries."""
+        document every few seconds, and a write racing it used to fail all its retries.
+        A deleted session stays deleted: 404, and nothing is written or sent."""
         doc = self._directory.fresh(tenant.id, session_id)
+        if doc.desired == DesiredState.DELETED:
+            raise _deleted()
         if doc.desired != DesiredState.RUNNING:
             now = self._clock.now()
-            doc = self._sessions.update(
-                doc.id,
-                lambda d: d.model_copy(update={"desired": DesiredState.RUNNING, "updated_at": now}),
-            )
+
+            def resume(d: SessionDoc) -> SessionDoc:
+                if d.desired == DesiredState.DELETED:  # deleted since it was read
+                    raise _deleted()
+                return d.model_copy(update={"desired": DesiredState.RUNNING, "updated_at": now})
+
+            doc = self._sessions.update(doc.id, resume)
         self.control(doc, "recover")
         return doc
 
@@ -161,3 +169,7 @@ class Sessions:
                 dispatch_deadline_s=60,
             )
         )
+
+
+def _deleted() -> NotFound:
+    return NotFound("the session was deleted: it cannot be recovered", field="session_id")
