@@ -1,4 +1,4 @@
-"""A slow store is not a down one, on the real Firestore emulator (runner/journal.py,
+"""A slow store is not a down one, on the real Firestore emulator (runner/journal,
 DurableWrites.note_failure): a write that does not answer in time is confirmed by a ping;
 the runner switches to outage mode only when the ping fails too. The store is cut by a
 FaultProxy in front of the emulator, as in tests/e2e/test_store_outage.py."""

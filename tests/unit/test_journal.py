@@ -1,4 +1,4 @@
-"""The runner's write-behind journal (runner/journal.py) on the in-memory store: what the store
+"""The runner's write-behind journal (runner/journal/) on the in-memory store: what the store
 cannot take is kept on disk in order, survives a crash, and is replayed idempotently, never
 moving a message's status backwards."""
 

@@ -1,4 +1,4 @@
-"""A slow store is not a down one (runner/journal.py, DurableWrites.note_failure): a call that
+"""A slow store is not a down one (runner/journal, DurableWrites.note_failure): a call that
 did not answer in time puts the runner in outage mode only if a ping fails too. A slow answer
 taken for an outage cost a burst recovery 37 s of journaling, with statuses at the api 5 s
 behind the recipient for most messages (docs/decisions.md)."""
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-import runner.journal as journal
+import runner.journal.durable_writes as durable_writes
 from runner.io import Offload
 from runner.journal import DurableWrites, Entry, Journal, StoreTimedOut
 from wagate.adapters.memory import MemoryStore
@@ -93,7 +93,7 @@ def test_a_write_that_times_out_while_a_ping_answers_is_not_an_outage(
 def test_a_write_that_times_out_while_a_ping_fails_or_hangs_is_an_outage(
     tmp_path: Path, io: Offload, ping: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(journal, "PROBE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(durable_writes, "PROBE_TIMEOUT_S", 0.2)
     writes, _ = durable(tmp_path, Pinged(ping), io)
     degraded: list[bool] = []
 

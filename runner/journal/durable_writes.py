@@ -1,6 +1,5 @@
-"""The runner's write-behind journal: writes Firestore could not take, kept on local disk and
-replayed in order once it answers again (SPEC §4: serve through a Firestore outage; design in
-docs/outage.md).
+"""The write-behind: writes Firestore could not take, kept in the local journal
+(runner/journal/entries.py) and replayed in order once it answers again (docs/outage.md).
 
 `DurableWrites.write(kind, key, record, direct)` runs the normal store write (`direct`) when the
 journal is empty; if the store fails (DependencyUnavailable) or does not answer within
@@ -17,45 +16,34 @@ dropped.
 A store call that timed out may still land later; until it has finished, writes to the same
 key go to the journal and the replayer waits, so such a late write can never overtake a newer
 one.
-
-Storage is SQLite from the standard library (WAL, synchronous=FULL: every append is fsync'd
-before it returns): an ordered, crash-safe append log with keyed deletes needs no more, and a
-queue library (persist-queue and the like) would add a dependency for less. The table is
-hand-written; the durability is SQLite's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import sqlite3
-import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from runner.io import Offload
-from wagate.contracts import AlertDoc, RecoveryAction, SessionDoc
+from runner.journal.entries import Entry, Journal
+from runner.journal.session_patch import SessionPatch, session_patcher
+from wagate.contracts import SessionDoc
 from wagate.domain.backoff import Backoff
-from wagate.domain.ids import new_id
 from wagate.errors import DependencyUnavailable, FencedOut, NotFound
 from wagate.logs import get_logger
-from wagate.ports import Clock, Fence, Store
-from wagate.services.alerts import AlertNotifier, Alerts, Severity
+from wagate.ports import Fence, Store
 
 log = get_logger("wagate.runner.journal")
 T = TypeVar("T")
 
-JOURNAL_FILE = "journal.sqlite3"
 STORE_TIMEOUT_S = 10.0  # a write that takes longer is journaled (and the store probed)
 # A call that timed out makes the store "unreachable" only if a ping then fails too: a store
 # under load answers slowly but answers (StoreTimedOut, DurableWrites.note_failure).
@@ -67,155 +55,6 @@ REPLAY_BATCH = 100
 class StoreTimedOut(DependencyUnavailable):
     """A store call did not answer in time: the store is slow, or down; a ping tells which."""
 
-
-@dataclass(frozen=True)
-class Entry:
-    seq: int
-    kind: str
-    key: str
-    body: str
-    at: float
-
-
-class Journal:
-    """The append-only table. Thread-safe: the event loop uses it through one dedicated thread
-    (so an fsync never blocks the sockets), worker threads may append directly."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS entries ("
-            " seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, key TEXT NOT NULL,"
-            " body TEXT NOT NULL, at REAL NOT NULL, parked TEXT)"
-        )
-        with contextlib.suppress(OSError):
-            os.chmod(path, 0o600)  # message bodies and numbers: readable by the runner only
-        self._backlog = self._count("parked IS NULL")
-        self._parked = self._count("parked IS NOT NULL")
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal")
-
-    def _count(self, where: str) -> int:
-        row = self._db.execute(f"SELECT COUNT(*) FROM entries WHERE {where}").fetchone()  # noqa: S608 (constant)
-        return int(row[0])
-
-    @property
-    def backlog(self) -> int:
-        """Entries waiting to be replayed."""
-        return self._backlog
-
-    @property
-    def parked(self) -> int:
-        """Entries that could not be applied (not an outage); kept for an operator."""
-        return self._parked
-
-    # ------------------------------------------------------------ blocking API
-
-    def append_now(self, kind: str, key: str, body: str) -> int:
-        with self._lock:
-            cursor = self._db.execute(
-                "INSERT INTO entries (kind, key, body, at) VALUES (?, ?, ?, ?)",
-                (kind, key, body, time.time()),
-            )
-            self._backlog += 1
-            return int(cursor.lastrowid or 0)
-
-    def oldest(self, limit: int) -> list[Entry]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, kind, key, body, at FROM entries WHERE parked IS NULL"
-                " ORDER BY seq LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [Entry(*row) for row in rows]
-
-    def entries(self, kind: str) -> list[Entry]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, kind, key, body, at FROM entries WHERE parked IS NULL AND kind = ?"
-                " ORDER BY seq",
-                (kind,),
-            ).fetchall()
-        return [Entry(*row) for row in rows]
-
-    def remove(self, seqs: Sequence[int]) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
-            cursor = self._db.executemany(
-                "DELETE FROM entries WHERE seq = ? AND parked IS NULL", [(s,) for s in seqs]
-            )
-            self._db.execute("COMMIT")
-            self._backlog -= cursor.rowcount
-
-    def park(self, seqs: Sequence[int], reason: str) -> None:
-        with self._lock:
-            self._db.execute("BEGIN")
-            cursor = self._db.executemany(
-                "UPDATE entries SET parked = ? WHERE seq = ? AND parked IS NULL",
-                [(reason, s) for s in seqs],
-            )
-            self._db.execute("COMMIT")
-            self._backlog -= cursor.rowcount
-            self._parked += cursor.rowcount
-
-    def close(self) -> None:
-        self._thread.shutdown(wait=True)
-        with self._lock:
-            self._db.close()
-
-    # ------------------------------------------------------------ asyncio API
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
-
-    async def append(self, kind: str, key: str, body: str) -> int:
-        return await self._run(self.append_now, kind, key, body)
-
-    async def oldest_async(self, limit: int) -> list[Entry]:
-        return await self._run(self.oldest, limit)
-
-    async def remove_async(self, seqs: Sequence[int]) -> None:
-        await self._run(self.remove, seqs)
-
-    async def park_async(self, seqs: Sequence[int], reason: str) -> None:
-        await self._run(self.park, seqs, reason)
-
-
-# ---------------------------------------------------------------- records of this module
-
-
-class SessionPatch(BaseModel):
-    """Fields of sessions/{id} the supervisor set, fenced by the lease it held then."""
-
-    session_id: str
-    fence_shard: int
-    fence_token: int
-    fields: dict[str, Any]  # JSON values; validated against SessionDoc when applied
-    at: datetime
-
-
-def apply_session_patch(doc: SessionDoc, patch: SessionPatch) -> SessionDoc:
-    return SessionDoc.model_validate({**doc.model_dump(), **patch.fields, "updated_at": patch.at})
-
-
-def session_patcher(patch: SessionPatch) -> Callable[[SessionDoc], SessionDoc]:
-    return lambda doc: apply_session_patch(doc, patch)
-
-
-class AlertCall(BaseModel):
-    op: Literal["raise", "resolve", "recovery"]
-    kind: str = ""
-    subject: str = ""
-    message: str = ""
-    severity: Severity = "warning"
-    recovery: RecoveryAction | None = None
-
-
-# ---------------------------------------------------------------- write-behind
 
 Handler = Callable[[list[Entry]], Awaitable[None]]
 
@@ -518,95 +357,3 @@ class DurableWrites:
             raise LookupError(f"no replay handler for journal entries of kind {group[0].kind}")
         handler, _ = registered
         await self.bounded([e.key for e in group], handler(group), REPLAY_TIMEOUT_S)
-
-
-# ---------------------------------------------------------------- alerts
-
-
-class DurableAlerts(Alerts):
-    """Alerts whose writes wait in the journal while the store is unreachable, so raising
-    one during an outage neither fails its caller (a supervisor would drop its socket) nor is
-    lost. Replayed by `replay` (registered as the "alert" handler)."""
-
-    def __init__(
-        self,
-        durable: DurableWrites,
-        store: Store,
-        clock: Clock,
-        notifier: AlertNotifier | None = None,
-    ) -> None:
-        super().__init__(store, clock, notifier)
-        self._durable = durable
-        self._now = clock.now
-        durable.handle("alert", self.replay)
-
-    def _journal(self, call: AlertCall) -> None:
-        try:
-            self._durable.write_now("alert", f"alerts/{call.kind or call.op}", call)
-        except sqlite3.Error as e:
-            log.error("alert lost: the journal refused it", kind=call.kind, error=str(e))
-
-    def _waiting(self) -> bool:
-        return self._durable.backlog > 0
-
-    def raise_alert(
-        self, kind: str, subject: str, message: str, severity: Severity = "warning"
-    ) -> AlertDoc | None:
-        if not self._waiting():
-            try:
-                return super().raise_alert(kind, subject, message, severity)
-            except DependencyUnavailable:
-                pass
-        self._journal(
-            AlertCall(op="raise", kind=kind, subject=subject, message=message, severity=severity)
-        )
-        return None
-
-    def resolve(self, kind: str, subject: str) -> bool:
-        if not self._waiting():
-            try:
-                return super().resolve(kind, subject)
-            except DependencyUnavailable:
-                pass
-        self._journal(AlertCall(op="resolve", kind=kind, subject=subject))
-        return False
-
-    def record_recovery(
-        self,
-        action: str,
-        reason: str,
-        outcome: str,
-        *,
-        session_id: str | None = None,
-        shard: int | None = None,
-    ) -> RecoveryAction:
-        if not self._waiting():
-            try:
-                return super().record_recovery(
-                    action, reason, outcome, session_id=session_id, shard=shard
-                )
-            except DependencyUnavailable:
-                pass
-        doc = RecoveryAction(
-            id=new_id("rec"),
-            session_id=session_id,
-            shard=shard,
-            action=action,
-            reason=reason,
-            outcome=outcome,
-            at=self._now(),
-        )
-        self._journal(AlertCall(op="recovery", recovery=doc))
-        return doc
-
-    async def replay(self, entries: list[Entry]) -> None:
-        for entry in entries:
-            call = AlertCall.model_validate_json(entry.body)
-            if call.op == "raise":
-                await asyncio.to_thread(
-                    super().raise_alert, call.kind, call.subject, call.message, call.severity
-                )
-            elif call.op == "resolve":
-                await asyncio.to_thread(super().resolve, call.kind, call.subject)
-            elif call.recovery is not None:
-                await asyncio.to_thread(self._actions.put, call.recovery)
