@@ -1,5 +1,6 @@
 """One supervised asyncio task per session: connect, follow the engine's events, reconnect by
-the reason table (SPEC §4), keep the auth-state backup fresh.
+the reason table (SPEC §4), keep the auth-state backup fresh
+(runner/session_backup.py).
 
 Only this task ever (re)connects its session, so there is never more than one reconnect at a
 time; `recover()` only wakes it up.
@@ -9,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from runner.context import ShardContext
 from runner.inbound import InboundSink
-from wagate.contracts import BackupInfo, SessionDoc
+from runner.session_backup import SessionBackup
+from wagate.contracts import SessionDoc
 from wagate.domain import events as ev
 from wagate.domain.sessions import (
     ALERT_AFTER_CONSECUTIVE_FAILURES,
@@ -26,13 +27,10 @@ from wagate.domain.sessions import (
     policy_for,
     session_transition,
 )
-from wagate.errors import IllegalTransition, StaleGeneration, TransientSendError, WagateError
+from wagate.errors import IllegalTransition, TransientSendError, WagateError
 from wagate.logs import get_logger
 from wagate.ports import EngineConnection
-from wagate.services.backups import BackupCorrupt
 from wagate.services.monitoring import (
-    BACKUP_FAILURES,
-    BACKUP_SECONDS,
     RECONNECTS,
     SEND_TIMINGS,
     reason_label,
@@ -57,19 +55,9 @@ class SessionSupervisor:
         self._stopping = False
         self._connected = asyncio.Event()
         self._attempt = 0
-        self._backup_generation: int | None = None
-        self._backup_key_id: str | None = None  # the key the live backup is sealed with
-        self._pending_state: bytes | None = None
-        self._backup_task: asyncio.Task[None] | None = None
-        self._backup_lock = asyncio.Lock()
-        self.last_backup_at: datetime | None = None
-        self.restored_backup_at = doc.last_backup.at if doc.last_backup else None  # for /health
-        self.keys_changed_at = doc.keys_changed_at
-        self.backup_failures = 0
+        self.backup = SessionBackup(doc, ctx, self._update)
         self.reconnects = 0
         self._closing: asyncio.Task[None] | None = None
-        self._restored = False
-        self._auth_state: bytes | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -107,7 +95,7 @@ class SessionSupervisor:
             with contextlib.suppress(Exception):
                 await conn.logout()
         elif flush:
-            await self.flush_backup()
+            await self.backup.flush()
         if conn is not None:
             with contextlib.suppress(Exception):
                 await conn.close()
@@ -115,8 +103,7 @@ class SessionSupervisor:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        if self._backup_task is not None:
-            self._backup_task.cancel()
+        self.backup.cancel()
 
     # ------------------------------------------------------------ sending
 
@@ -142,13 +129,13 @@ class SessionSupervisor:
     async def _connect_once(self) -> int:
         """Run one connection until it ends; returns the disconnect reason code."""
         ctx = self._ctx
-        if not self._restored:
+        if not self.backup.restored:
             # Only the first connect reads the backup; later ones use the newest credentials
             # the engine handed us (the backup may lag behind them by the debounce).
-            reason = await self._restore()
+            reason = await self.backup.restore()
             if reason is not None:
                 return reason
-        auth_state = self._auth_state
+        auth_state = self.backup.auth_state
         conn = ctx.engine.open(self.session_id, auth_state)
         self._conn = conn
         await self._set_state(SessionState.CONNECTING if auth_state else SessionState.PAIRING)
@@ -173,39 +160,6 @@ class SessionSupervisor:
             self._conn = None
             with contextlib.suppress(Exception):
                 await conn.close()
-
-    async def _restore(self) -> int | None:
-        ctx = self._ctx
-        try:
-            restored = await ctx.io(ctx.backups.restore, self.tenant_id, self.session_id)
-        except BackupCorrupt as e:
-            restored = None
-            await ctx.io(
-                ctx.alerts.raise_alert,
-                "backup_corrupt",
-                self.session_id,
-                f"no backup version authenticates: {e.message}; a new QR scan is needed",
-                "critical",
-            )
-        except WagateError as e:
-            log.warning("backup restore failed", session_id=self.session_id, error=e.message)
-            return 503
-        self._restored = True
-        if restored is None:
-            self._backup_generation = 0
-            return None
-        self._auth_state = restored.state
-        self._backup_generation = restored.generation
-        self._backup_key_id = restored.key_id
-        if restored.fell_back:
-            await ctx.io(
-                ctx.alerts.raise_alert,
-                "backup_corrupt",
-                self.session_id,
-                f"newest backup refused; restored an older one ({restored.refused})",
-                "warning",
-            )
-        return None
 
     async def _on_event(self, event: ev.EngineEvent) -> int | None:
         ctx = self._ctx
@@ -238,11 +192,7 @@ class SessionSupervisor:
                     )
                     await ctx.io(ctx.alerts.resolve, "session_failing", self.session_id)
             case ev.AuthStateChanged(state=state):
-                self.keys_changed_at = ctx.clock.now()  # key material age (maintenance)
-                self._auth_state = state
-                self._pending_state = state
-                first = self._backup_generation in (0, None) and self.last_backup_at is None
-                self._schedule_backup(0.0 if first else ctx.settings.backup_debounce_s)
+                self.backup.changed(state)
             case ev.Disconnected(reason=reason):
                 return reason
             case ev.MessageAck():
@@ -259,8 +209,7 @@ class SessionSupervisor:
         log.info("disconnected", session_id=self.session_id, reason=reason, policy=policy.value)
         RECONNECTS.labels(reason_label(reason), policy.value).inc()
         if policy is ReconnectPolicy.LOGGED_OUT:
-            self._auth_state = None
-            self._pending_state = None
+            self.backup.forget()
             await self._set_state(SessionState.LOGGED_OUT, last_reason=reason, jid=None)
             await ctx.io(ctx.backups.wipe, self.tenant_id, self.session_id)
             await ctx.io(
@@ -333,85 +282,25 @@ class SessionSupervisor:
             log.warning("session state write failed", session_id=self.session_id, error=e.message)
         return True
 
-    # ------------------------------------------------------------ backups
-
-    def _schedule_backup(self, delay: float) -> None:
-        if self._backup_task is not None and not self._backup_task.done():
-            return  # a backup is already scheduled; it will take the newest state
-        self._backup_task = asyncio.create_task(self._backup_after(delay))
-
-    async def _backup_after(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        await self.flush_backup()
+    # ------------------------------------------------------------ backups (session_backup.py)
 
     async def flush_backup(self) -> bool:
-        async with self._backup_lock:
-            state = self._pending_state
-            if state is None:
-                return True
-            ctx = self._ctx
-            keys_changed_at = self.keys_changed_at
-            started = time.perf_counter()
-            try:
-                saved = await ctx.io(
-                    ctx.backups.save,
-                    self.tenant_id,
-                    self.session_id,
-                    state,
-                    expected_generation=self._backup_generation,
-                )
-            except StaleGeneration:
-                # Someone else wrote this session's backup: we are not its owner any more.
-                BACKUP_FAILURES.labels("conflict").inc()
-                self.backup_failures += 1
-                await ctx.io(
-                    ctx.alerts.raise_alert,
-                    "backup_conflict",
-                    self.session_id,
-                    "another writer updated this backup",
-                    "critical",
-                )
-                return False
-            except WagateError as e:
-                BACKUP_FAILURES.labels("error").inc()
-                self.backup_failures += 1
-                log.warning("backup failed", session_id=self.session_id, error=e.message)
-                if self.backup_failures >= 3:
-                    await ctx.io(
-                        ctx.alerts.raise_alert,
-                        "backup_failing",
-                        self.session_id,
-                        f"{self.backup_failures} backups in a row failed: {e.message}",
-                    )
-                self._schedule_backup(min(60.0, 2.0 * self.backup_failures))
-                return False
-            BACKUP_SECONDS.observe(time.perf_counter() - started)
-            if self._pending_state is state:
-                self._pending_state = None
-            if saved.generation:
-                self._backup_generation = saved.generation
-            self._backup_key_id = saved.key_id
-            self.backup_failures = 0
-            self.last_backup_at = ctx.clock.now()
-            await self._update(
-                last_backup=BackupInfo(
-                    generation=saved.generation,
-                    key_id=saved.key_id,
-                    sha256=saved.sha256,
-                    at=self.last_backup_at,
-                ),
-                keys_changed_at=keys_changed_at,
-            )
-            return True
+        return await self.backup.flush()
 
     async def periodic_backup(self) -> None:
-        rotated = self._backup_key_id not in (None, self._ctx.backups.current_key_id)
-        if self._pending_state is None and rotated and self._auth_state is not None:
-            # The key ring rotated: re-seal the live backup with the new key. The runner owns
-            # this session's backup, so it finishes what `wagate keys rotate` must skip.
-            self._pending_state = self._auth_state
-        if self._pending_state is not None:
-            await self.flush_backup()
+        await self.backup.periodic()
+
+    @property
+    def last_backup_at(self) -> datetime | None:
+        return self.backup.last_backup_at
+
+    @property
+    def restored_backup_at(self) -> datetime | None:
+        return self.backup.restored_backup_at
+
+    @property
+    def backup_failures(self) -> int:
+        return self.backup.failures
 
 
 SupervisorFactory = Callable[[SessionDoc], SessionSupervisor]
