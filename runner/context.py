@@ -28,7 +28,7 @@ class ShardContext:
     state_dir: Path
     backoff: Backoff = field(default_factory=Backoff)
     fence: Fence | None = None
-    # Writes that must survive a store outage (runner/journal.py); one in state_dir if not given.
+    # Writes that must survive a store outage (runner/journal/); one in state_dir if not given.
     durable_writes: InitVar[DurableWrites | None] = None
 
     sessions: Repository[SessionDoc] = field(init=False)

@@ -2,7 +2,7 @@
 message status, and announced to the tenant's channels (runner/events.py: a webhook Cloud Task
 named after the event id, so a replayed event is refused by Cloud Tasks, not delivered twice).
 
-While Firestore is unreachable both go to the runner's journal (runner/journal.py) before the
+While Firestore is unreachable both go to the runner's journal (runner/journal/) before the
 engine acknowledges them to WhatsApp, and are stored and announced when it is back: the replay
 handlers here (`replay_status_events`, `replay_inbound`) do what the direct path does,
 idempotently. Outbound status events of our own sends (sent, failed, dead) are replayed by the

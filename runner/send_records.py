@@ -1,6 +1,6 @@
 """How a send's outcome is recorded: `sent`, `failed` or `dead` in the store through the
 message aggregate's steps, or in the runner's journal while the store is away
-(runner/journal.py); and what a finished send leaves behind (its chat-order entry, its
+(runner/journal/); and what a finished send leaves behind (its chat-order entry, its
 pending/{id} entry, the attempts counted without the store)."""
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ async def within(seconds: float, call: Awaitable[T]) -> T:
     """A store call that does not answer in time is an outage (DependencyUnavailable). Only
     for calls whose late completion is harmless — reads, and the claim (a claim that lands
     after its send went ahead finds the message `sent`, or leaves it `sending` for the
-    replayed outcome); writes go through runner/journal.py, which tracks late ones."""
+    replayed outcome); writes go through runner/journal/, which tracks late ones."""
     try:
         return await asyncio.wait_for(call, seconds)
     except TimeoutError:

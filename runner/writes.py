@@ -1,6 +1,6 @@
 """The journaled form of a message's status events (sent, failed, dead, receipts).
 
-`MessageEvent` is a status write made while the store was unreachable (runner/journal.py);
+`MessageEvent` is a status write made while the store was unreachable (runner/journal/);
 `replay_step` applies a message's events through the aggregate's rules
 (wagate.domain.messages: apply_receipt, replay_outcome), so a replay never moves a message
 backwards and applying it twice changes nothing.

@@ -167,7 +167,7 @@ class MessageDoc(Document):
 class PendingSend(Document):
     """pending/{message id}: an outbound message that is not finished yet. The small collection
     everything that looks for unfinished sends reads, instead of `messages`: the per-chat
-    order check (runner/writes.py OrderGate; docs/messaging.md "Order per chat"), the
+    order check (runner/order_gate.py; docs/messaging.md "Order per chat"), the
     sweeper's stuck check, the runner's backlog count and its takeover nudge.
 
     Created in the same batch as the message (and again by retry-dead), deleted in the same
