@@ -7,8 +7,7 @@ Locally the official client talks REST to wagate's Cloud Tasks emulator (WAGATE_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlsplit
@@ -21,9 +20,9 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import tasks_v2
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from wagate.adapters import billing
+from wagate.adapters import billing, google_errors
 from wagate.adapters.guard import DependencyGuard
-from wagate.errors import DependencyUnavailable, NotFound, TaskAlreadyExists, WagateError
+from wagate.errors import DependencyUnavailable, NotFound, TaskAlreadyExists
 from wagate.ports import TaskSpec
 
 INTERNAL_TOKEN_HEADER = "X-Wagate-Internal-Token"  # noqa: S105 (a header name)
@@ -78,22 +77,26 @@ def make_client(endpoint: str | None) -> tasks_v2.CloudTasksClient:
     return client
 
 
-@contextmanager
-def translated(what: str) -> Iterator[None]:
-    try:
-        yield
-    except WagateError:
-        raise
-    except gexc.Conflict as e:
-        # Over REST a duplicate name is a plain 409 (Conflict); over gRPC ALREADY_EXISTS (a
-        # Conflict subclass). create_task has no other conflict.
-        raise TaskAlreadyExists(f"{what} already exists") from e
-    except gexc.NotFound as e:
-        raise NotFound(f"{what} not found") from e
-    except gexc.GoogleAPICallError as e:
-        raise DependencyUnavailable(f"Cloud Tasks error during {what}: {e.message}") from e
-    except (gexc.RetryError, ConnectionError, OSError) as e:
-        raise DependencyUnavailable(f"Cloud Tasks unreachable during {what}") from e
+# Vendor exceptions → wagate errors, tried in order (google_errors.translated).
+_ERRORS: list[google_errors.Rule] = [
+    # Over REST a duplicate name is a plain 409 (Conflict); over gRPC ALREADY_EXISTS (a
+    # Conflict subclass). create_task has no other conflict.
+    (gexc.Conflict, lambda what, e: TaskAlreadyExists(f"{what} already exists")),
+    (gexc.NotFound, lambda what, e: NotFound(f"{what} not found")),
+    (
+        gexc.GoogleAPICallError,
+        lambda what, e: DependencyUnavailable(f"Cloud Tasks error during {what}: {e.message}"),
+    ),
+    (
+        (gexc.RetryError, ConnectionError, OSError),
+        lambda what, e: DependencyUnavailable(f"Cloud Tasks unreachable during {what}"),
+    ),
+]
+
+
+def translated(what: str) -> AbstractContextManager[None]:
+    """Vendor exceptions → wagate errors."""
+    return google_errors.translated(what, _ERRORS)
 
 
 class CloudTasksQueue:
