@@ -20,7 +20,8 @@ from hcl2 import SerializationOptions
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "infra" / "terraform"
 MODULE_DIR = TERRAFORM / "modules" / "wagate"
-ENV_DIRS = {name: TERRAFORM / "envs" / name for name in ("dev", "prod")}
+ROOT_DIR = TERRAFORM / "live"  # the one root module; envs/<env>.tfvars sizes each deployment
+ENVS = ("dev", "prod")
 
 _OPTIONS = SerializationOptions(
     with_comments=False, explicit_blocks=False, strip_string_quotes=True
@@ -91,8 +92,20 @@ def module() -> Config:
     return load(MODULE_DIR)
 
 
-def env(name: str) -> Config:
-    return load(ENV_DIRS[name])
+def root() -> Config:
+    return load(ROOT_DIR)
+
+
+def tfvars(env: str) -> dict[str, Any]:
+    """The values envs/<env>.tfvars gives the root's variables."""
+    with (ROOT_DIR / "envs" / f"{env}.tfvars").open() as f:
+        return dict(hcl2.load(f, serialization_options=_OPTIONS))
+
+
+def backend(env: str) -> dict[str, Any]:
+    """The partial GCS backend settings of envs/<env>.backend.hcl."""
+    with (ROOT_DIR / "envs" / f"{env}.backend.hcl").open() as f:
+        return dict(hcl2.load(f, serialization_options=_OPTIONS))
 
 
 def expr(value: Any) -> str:

@@ -70,12 +70,13 @@ def test_pipeline_order() -> None:
 def test_terraform_runs_per_environment_and_applies_the_reviewed_plan() -> None:
     init = script("terraform-init")
     assert "fmt -check -recursive infra/terraform" in init
-    assert "-chdir=infra/terraform/envs/${_ENV} init" in init
-    assert "-chdir=infra/terraform/envs/${_ENV} validate" in init
+    assert "-chdir=infra/terraform/live init -backend-config=envs/${_ENV}.backend.hcl" in init
+    assert "-chdir=infra/terraform/live validate" in init
+    assert "-var-file=envs/${_ENV}.tfvars" in script("terraform-plan")
     assert "plan -out=tfplan" in script("terraform-plan")
     assert "apply tfplan" in script("terraform-apply")
     assert 'case "${_ENV}" in dev|prod)' in script("check-substitutions")
-    assert set(tf.ENV_DIRS) == {"dev", "prod"}
+    assert set(tf.ENVS) == {"dev", "prod"}
 
 
 def test_image_and_source_paths_agree_with_terraform() -> None:
@@ -85,12 +86,11 @@ def test_image_and_source_paths_agree_with_terraform() -> None:
     assert image in script("push-runner")
     assert "--file=runner/Dockerfile" in script("build-runner")
     assert '-var="runner_image_tag=${_IMAGE_TAG}"' in script("terraform-plan")
-    for name in tf.ENV_DIRS:
-        env = tf.env(name)
-        assert env.locals["name_prefix"] == subs["_NAME_PREFIX"]
-        assert env.locals["runner_image"] == (
-            "${var.region}-docker.pkg.dev/${var.project_id}/${local.name_prefix}/runner:${var.runner_image_tag}"
-        )
+    live = tf.root()
+    assert live.locals["name_prefix"] == subs["_NAME_PREFIX"]
+    assert live.locals["runner_image"] == (
+        "${var.region}-docker.pkg.dev/${var.project_id}/${local.name_prefix}/runner:${var.runner_image_tag}"
+    )
     assert (
         tf.expr(
             tf.module().resource("google_artifact_registry_repository", "images")["repository_id"]
@@ -108,7 +108,7 @@ def test_smoke_test_calls_the_deployed_health_endpoint() -> None:
     smoke = script("smoke-test")
     assert "/v1/health" in smoke and "--fail" in smoke
     assert "output -raw api_url" in script("terraform-apply")
-    assert "api_url" in tf.env("prod").outputs and "api_url" in tf.env("dev").outputs
+    assert "api_url" in tf.root().outputs
 
 
 # ---------------------------------------------------------------- staged functions source

@@ -446,12 +446,11 @@ def test_runner_image_is_pinned() -> None:
     validation = block(tf.module().variables["runner_image"], "validation")
     condition = expr(validation["condition"])
     assert "sha256" in condition and ':latest"' in condition
-    for name in tf.ENV_DIRS:
-        e = tf.env(name)
-        assert "runner:${var.runner_image_tag}" in e.locals["runner_image"]
-        assert 'var.runner_image_tag != "latest"' in expr(
-            block(e.variables["runner_image_tag"], "validation")["condition"]
-        )
+    live = tf.root()
+    assert "runner:${var.runner_image_tag}" in live.locals["runner_image"]
+    assert 'var.runner_image_tag != "latest"' in expr(
+        block(live.variables["runner_image_tag"], "validation")["condition"]
+    )
 
 
 # ---------------------------------------------------------------- service accounts and IAM
@@ -614,12 +613,16 @@ SECRET_LITERALS = [
 
 
 def test_no_secret_value_in_terraform() -> None:
-    for path in sorted(tf.TERRAFORM.rglob("*.tf")):
+    """The environments' sizes are the only tfvars in the repository, and hold no secret."""
+    sizes = {tf.ROOT_DIR / "envs" / f"{env}.tfvars" for env in tf.ENVS}
+    for path in sorted(tf.TERRAFORM.rglob("*.tfvars*")):
+        assert path in sizes, f"{path}: only envs/<env>.tfvars are kept in the repository"
+    for path in sorted(
+        [*tf.TERRAFORM.rglob("*.tf"), *tf.TERRAFORM.rglob("*.tfvars"), *tf.TERRAFORM.rglob("*.hcl")]
+    ):
         text = path.read_text()
         for pattern, what in SECRET_LITERALS:
             assert not pattern.search(text), f"{path.relative_to(ROOT)} contains {what}"
-    for path in sorted(tf.TERRAFORM.rglob("*.tfvars*")):
-        raise AssertionError(f"{path}: tfvars files are not kept in the repository")
 
 
 def test_secrets_are_containers_with_automatic_replication() -> None:
@@ -629,7 +632,7 @@ def test_secrets_are_containers_with_automatic_replication() -> None:
 
 
 def test_outputs_expose_no_secret() -> None:
-    configs = [tf.module(), *(tf.env(name) for name in tf.ENV_DIRS)]
+    configs = [tf.module(), tf.root()]
     for config in configs:
         for name, output in config.outputs.items():
             value = json.dumps(output["value"])
@@ -842,25 +845,47 @@ def test_every_reference_resolves() -> None:
         assert name in m.resources.get(type_, {}), f"{type_}.{name} is not declared"
     for type_, name in _DATA.findall(text):
         assert name in m.data.get(type_, {}) or (type_, name) in check_data, f"data.{type_}.{name}"
-    for env_name in tf.ENV_DIRS:
-        e = tf.env(env_name)
-        call = e.modules["wagate"]
-        assert call["source"] == "../../modules/wagate"
-        args = {k for k in call if k not in ("source", "depends_on", "providers")}
-        assert args <= set(m.variables), args - set(m.variables)
-        required = {n for n, v in m.variables.items() if "default" not in v}
-        assert required <= args, required - args
-        env_text = _body_text(e)
-        for kind, name in _REF.findall(env_text):
-            assert name in (e.locals if kind == "local" else e.variables), (
-                f"{env_name}: {kind}.{name}"
-            )
-        for name in _MOD.findall(env_text):
-            assert name in m.outputs, f"{env_name}: module.wagate.{name}"
+    live = tf.root()
+    call = live.modules["wagate"]
+    assert call["source"] == "../modules/wagate"
+    args = {k for k in call if k not in ("source", "depends_on", "providers")}
+    assert args <= set(m.variables), args - set(m.variables)
+    required = {n for n, v in m.variables.items() if "default" not in v}
+    assert required <= args, required - args
+    live_text = _body_text(live)
+    for kind, name in _REF.findall(live_text):
+        assert name in (live.locals if kind == "local" else live.variables), f"{kind}.{name}"
+    for name in _MOD.findall(live_text):
+        assert name in m.outputs, f"module.wagate.{name}"
+
+
+def test_each_environment_sets_every_input_it_must_and_only_declared_ones() -> None:
+    """One root, sized per environment by envs/<env>.tfvars; Cloud Build passes the rest."""
+    live = tf.root()
+    by_cloud_build = {"project_id", "region", "runner_image_tag", "functions_source_dir"}
+    required = {n for n, v in live.variables.items() if "default" not in v}
+    for env in tf.ENVS:
+        values = tf.tfvars(env)
+        assert set(values) <= set(live.variables), set(values) - set(live.variables)
+        assert required <= set(values) | by_cloud_build, required - set(values) - by_cloud_build
+        assert values["environment"] == env
+        assert set(values["api_limits"]) == {
+            "min_instances",
+            "max_instances",
+            "concurrency",
+            "memory",
+            "cpu",
+            "timeout_seconds",
+        }
+        assert tf.backend(env) == {"prefix": f"wagate/{env}"}
+    dev, prod = tf.tfvars("dev"), tf.tfvars("prod")
+    assert prod["deletion_protection"] is True and dev["deletion_protection"] is False
+    assert prod["shard_count"] >= dev["shard_count"] >= 1
+    assert prod["api_limits"]["min_instances"] >= 1  # no cold start in production
 
 
 def test_every_variable_is_typed_and_described() -> None:
-    for config in (tf.module(), *(tf.env(name) for name in tf.ENV_DIRS)):
+    for config in (tf.module(), tf.root()):
         for name, variable in config.variables.items():
             assert variable.get("type"), f"{config.path.name}: variable {name} has no type"
             assert len(str(variable.get("description", ""))) > 10, f"{config.path.name}: {name}"
@@ -892,7 +917,7 @@ def test_one_file_per_concern() -> None:
 
 
 def test_provider_versions_are_constrained() -> None:
-    for config in (tf.module(), *(tf.env(name) for name in tf.ENV_DIRS)):
+    for config in (tf.module(), tf.root()):
         text = config.text["versions.tf"]
         for provider in ("hashicorp/google", "hashicorp/google-beta", "hashicorp/archive"):
             assert f'source  = "{provider}"' in text, (config.path, provider)
@@ -928,9 +953,11 @@ def test_module_files_exist() -> None:
         "versions",
     ):
         assert (tf.MODULE_DIR / f"{name}.tf").is_file(), name
-    for env_name, path in tf.ENV_DIRS.items():
-        for name in ("main", "variables", "outputs", "versions"):
-            assert Path(path / f"{name}.tf").is_file(), (env_name, name)
+    for name in ("main", "variables", "outputs", "versions"):
+        assert Path(tf.ROOT_DIR / f"{name}.tf").is_file(), name
+    for env in tf.ENVS:
+        for name in (f"{env}.tfvars", f"{env}.backend.hcl"):
+            assert Path(tf.ROOT_DIR / "envs" / name).is_file(), name
 
 
 def test_the_runners_may_publish_to_the_events_topics_and_nothing_else() -> None:

@@ -1,5 +1,5 @@
-# Provider requirements of the wagate module. The root modules (envs/*) pin the exact
-# versions in their .terraform.lock.hcl, written by the first `terraform init` in Cloud Build.
+# Provider requirements of the wagate module. The root module (live/) pins the exact
+# versions in its .terraform.lock.hcl, written by the first `terraform init` in Cloud Build.
 terraform {
   required_version = ">= 1.9"
 

@@ -1,4 +1,5 @@
-# The development deployment of wagate: the module with this environment's sizes.
+# The one root of every deployment of wagate: envs/<env>.tfvars gives an environment its sizes
+# and envs/<env>.backend.hcl its state (docs/deploy.md).
 
 locals {
   name_prefix = "wagate"
@@ -7,11 +8,11 @@ locals {
 }
 
 module "wagate" {
-  source = "../../modules/wagate"
+  source = "../modules/wagate"
 
   project_id  = var.project_id
   region      = var.region
-  environment = "dev"
+  environment = var.environment
   name_prefix = local.name_prefix
 
   shard_count          = var.shard_count
@@ -28,5 +29,5 @@ module "wagate" {
   alert_webhook_url            = var.alert_webhook_url
   alert_webhook_secret_version = var.alert_webhook_secret_version
   egress_allow_hosts           = var.egress_allow_hosts
-  deletion_protection          = false
+  deletion_protection          = var.deletion_protection
 }

@@ -1,9 +1,24 @@
-# Inputs of the production deployment; Cloud Build sets project_id, runner_image_tag and
-# functions_source_dir, the rest keep these defaults unless overridden.
+# Inputs of a deployment; envs/<env>.tfvars sets what differs between environments, Cloud Build
+# sets project_id, runner_image_tag and functions_source_dir, the rest keep these defaults.
+
+variable "environment" {
+  type        = string
+  description = "Name of the deployment: dev or prod (labels, names, alert texts)."
+
+  validation {
+    condition     = contains(["dev", "prod"], var.environment)
+    error_message = "environment must be dev or prod."
+  }
+}
+
+variable "deletion_protection" {
+  type        = bool
+  description = "Refuse to destroy the database and buckets (true in prod)."
+}
 
 variable "project_id" {
   type        = string
-  description = "Google Cloud project of the production deployment."
+  description = "Google Cloud project of the deployment."
 }
 
 variable "region" {
@@ -15,7 +30,6 @@ variable "region" {
 variable "shard_count" {
   type        = number
   description = "Runner shards (one Cloud Run service each). Only ever grow it: sessions are pinned to their shard."
-  default     = 2
 
   validation {
     condition     = var.shard_count >= 1 && floor(var.shard_count) == var.shard_count
@@ -42,7 +56,6 @@ variable "runner_cpu" {
 variable "runner_memory" {
   type        = string
   description = "Memory of each runner instance."
-  default     = "2Gi"
 }
 
 variable "engine" {
@@ -60,7 +73,7 @@ variable "simulator_url" {
 variable "functions_source_dir" {
   type        = string
   description = "Directory staged by infra/terraform/scripts/stage_functions.py."
-  default     = "../../../../build/functions-src"
+  default     = "../../../build/functions-src"
 }
 
 variable "api_limits" {
@@ -73,14 +86,6 @@ variable "api_limits" {
     timeout_seconds = number
   })
   description = "Scaling and size of the api function."
-  default = {
-    min_instances   = 1
-    max_instances   = 100
-    concurrency     = 40
-    memory          = "512Mi"
-    cpu             = "1"
-    timeout_seconds = 30
-  }
 }
 
 variable "secret_versions" {

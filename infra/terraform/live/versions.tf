@@ -1,11 +1,9 @@
-# Root module of the production deployment. State lives in a GCS bucket created once by hand
-# (docs/deploy.md); pass it at init: terraform init -backend-config="bucket=<state bucket>".
+# State lives in a GCS bucket created once by hand (docs/deploy.md), under the environment's
+# prefix: terraform init -backend-config=envs/<env>.backend.hcl -backend-config="bucket=<state bucket>".
 terraform {
   required_version = ">= 1.9"
 
-  backend "gcs" {
-    prefix = "wagate/prod"
-  }
+  backend "gcs" {}
 
   required_providers {
     google = {

@@ -1,0 +1,2 @@
+# State of the production deployment (the bucket is given at init).
+prefix = "wagate/prod"
