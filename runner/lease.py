@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from runner.io import Offload
 from wagate.errors import Conflict, DependencyUnavailable, FencedOut, LeaseHeld
@@ -29,29 +30,21 @@ from wagate.services.monitoring import LEASE_RENEWALS
 log = get_logger("wagate.runner.lease")
 
 
+@dataclass(eq=False)
 class LeaseKeeper:
-    def __init__(
-        self,
-        leases: ShardLeases,
-        offload: Offload,
-        shard: int,
-        holder: str,
-        ttl: float,
-        renew_every: float,
-        on_won: Callable[[Fence], Awaitable[None]],
-        on_lost: Callable[[str], Awaitable[None]],
-    ) -> None:
-        self._leases = leases
-        self._io = offload
-        self.shard = shard
-        self.holder = holder
-        self._ttl = ttl
-        self._renew_every = renew_every
-        self._on_won = on_won
-        self._on_lost = on_lost
-        self.fence: Fence | None = None
-        self.renewals = 0
-        self.store_unreachable_since: float | None = None
+    """The shard lease of this runner, and what to call when it is won or lost."""
+
+    leases: ShardLeases
+    io: Offload
+    shard: int
+    holder: str
+    ttl: float
+    renew_every: float
+    on_won: Callable[[Fence], Awaitable[None]]
+    on_lost: Callable[[str], Awaitable[None]]
+    fence: Fence | None = field(default=None, init=False)
+    renewals: int = field(default=0, init=False)
+    store_unreachable_since: float | None = field(default=None, init=False)
 
     @property
     def held(self) -> bool:
@@ -65,7 +58,7 @@ class LeaseKeeper:
                 if self.fence is None:
                     await self._acquire()
                 else:
-                    await asyncio.sleep(self._renew_every)
+                    await asyncio.sleep(self.renew_every)
                     await self._renew()
             except asyncio.CancelledError:
                 raise
@@ -75,9 +68,9 @@ class LeaseKeeper:
 
     async def _acquire(self) -> None:
         try:
-            lease = await self._io(self._leases.acquire, self.shard, self.holder, self._ttl)
+            lease = await self.io(self.leases.acquire, self.shard, self.holder, self.ttl)
         except LeaseHeld as held:
-            wait = min(max(held.retry_after or 1.0, 0.2), self._ttl)
+            wait = min(max(held.retry_after or 1.0, 0.2), self.ttl)
             log.info("lease held elsewhere; waiting", shard=self.shard, wait_s=round(wait, 1))
             await asyncio.sleep(wait)
             return
@@ -90,12 +83,12 @@ class LeaseKeeper:
         self.fence = Fence(self.shard, lease.token)
         self.store_unreachable_since = None
         log.info("lease won", shard=self.shard, fence=lease.token, holder=self.holder)
-        await self._on_won(self.fence)
+        await self.on_won(self.fence)
 
     async def _renew(self) -> None:
         assert self.fence is not None
         try:
-            await self._io(self._leases.renew, self.shard, self.holder, self.fence.token, self._ttl)
+            await self.io(self.leases.renew, self.shard, self.holder, self.fence.token, self.ttl)
             self.renewals += 1
             LEASE_RENEWALS.labels("ok").inc()
             self.store_unreachable_since = None
@@ -115,13 +108,13 @@ class LeaseKeeper:
             return
         self.fence = None
         log.warning("lease lost", shard=self.shard, why=why)
-        await self._on_lost(why)
+        await self.on_lost(why)
 
     async def release(self) -> None:
         if self.fence is None:
             return
         fence, self.fence = self.fence, None
         try:
-            await self._io(self._leases.release, self.shard, self.holder, fence.token)
+            await self.io(self.leases.release, self.shard, self.holder, fence.token)
         except DependencyUnavailable:
             log.warning("could not release the lease; it will expire", shard=self.shard)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import text_message
 from wagate.adapters import billing
-from wagate.contracts import MessageDoc, TextContent
+from wagate.contracts import MessageDoc
 from wagate.domain.messages import MessageStatus
 from wagate.ports import Where
 
@@ -17,15 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 def message(doc_id: str) -> MessageDoc:
-    return MessageDoc(
-        id=doc_id,
-        tenant_id="t1",
-        session_id="s1",
-        shard=0,
-        to="+15550001",
-        content=TextContent(body="hello"),
-        wa_id="3EB0" + doc_id,
-    )
+    return text_message(doc_id, tenant_id="t1", session_id="s1", to="+15550001")
 
 
 def test_reads_writes_and_deletes_are_counted_as_billed(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.factories import text_message
 from tests.integration.api_client import Api
 from wagate.adapters.firestore import FirestoreStore, make_client
 from wagate.adapters.memory import FixedClock
@@ -31,7 +32,7 @@ from wagate.contracts import (
     SessionDoc,
     TextContent,
 )
-from wagate.domain.ids import new_message_id, whatsapp_message_id
+from wagate.domain.ids import new_message_id
 from wagate.domain.messages import MessageStatus
 from wagate.domain.sessions import SessionState
 from wagate.services.alerts import Alerts, alert_id
@@ -53,14 +54,11 @@ def env(firestore_env: dict[str, str], gcs_env: dict[str, str]) -> Iterator[tupl
 
 def message(status: MessageStatus, updated: datetime, body: str = "hello there") -> MessageDoc:
     mid = new_message_id()
-    return MessageDoc(
-        id=mid,
-        tenant_id="ten_1",
+    return text_message(
+        mid,
         session_id="ses_fresh",
-        shard=0,
         to="+15551234567",
         content=TextContent(body=body),
-        wa_id=whatsapp_message_id(mid),
         status=status,
         created_at=updated - timedelta(minutes=1),
         updated_at=updated,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.factories import text_message
 from wagate.adapters.memory import FixedClock
 from wagate.contracts import MessageDoc, SessionDoc, ShardLease, TextContent
 from wagate.domain.messages import MessageStatus
@@ -25,14 +26,11 @@ def session(doc_id: str, shard: int = 0, **kw: object) -> SessionDoc:
 
 
 def message(doc_id: str, status: MessageStatus = MessageStatus.ACCEPTED) -> MessageDoc:
-    return MessageDoc(
-        id=doc_id,
+    return text_message(
+        doc_id,
         tenant_id="t1",
         session_id="s1",
-        shard=0,
         to="+15550001",
-        content=TextContent(body="hello"),
-        wa_id="3EB0" + doc_id,
         status=status,
     )
 

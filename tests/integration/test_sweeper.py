@@ -13,12 +13,13 @@ from typing import Any
 
 import pytest
 
+from tests.factories import text_message
 from tests.integration.api_client import Api
 from wagate.adapters.firestore import FirestoreStore, make_client
 from wagate.adapters.memory import FixedClock
 from wagate.adapters.tasks import INTERNAL_TOKEN_HEADER
 from wagate.contracts import AlertDoc, MessageDoc, PendingSend, SessionDoc, TextContent
-from wagate.domain.ids import new_message_id, send_task_name, whatsapp_message_id
+from wagate.domain.ids import new_message_id, send_task_name
 from wagate.domain.messages import MessageStatus
 from wagate.domain.sessions import SessionState
 from wagate.errors import TaskAlreadyExists
@@ -39,14 +40,12 @@ def sweeper(emulators: Any, firestore_env: dict[str, str]) -> Iterator[Api]:
 def stuck(age: timedelta, **kw: Any) -> MessageDoc:
     mid = new_message_id()
     at = datetime.now(UTC) - age
-    return MessageDoc(
-        id=mid,
+    return text_message(
+        mid,
         tenant_id="ten_x",
         session_id="ses_x",
-        shard=0,
         to="+15551234567",
         content=TextContent(body="stuck"),
-        wa_id=whatsapp_message_id(mid),
         created_at=at,
         updated_at=at,
         **kw,

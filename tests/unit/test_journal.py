@@ -23,6 +23,7 @@ from runner.io import Offload
 from runner.journal import JOURNAL_FILE, DurableAlerts, DurableWrites, Journal, SessionPatch
 from runner.sent_index import SentEntry, SentIndex
 from runner.writes import MessageEvent, apply_status_events
+from tests.factories import text_message
 from wagate.adapters.keyring import StaticKeyRing
 from wagate.adapters.memory import FixedClock, MemoryStore, MemoryTaskQueue
 from wagate.config import Settings
@@ -34,7 +35,6 @@ from wagate.contracts import (
     SessionDoc,
     ShardLease,
     TenantDoc,
-    TextContent,
     WebhookTask,
 )
 from wagate.domain import events as ev
@@ -128,16 +128,10 @@ class World:
         return InboundSink(self.ctx, GroupCommit(self.store, self.io), index or SentIndex())
 
     def message(self, mid: str, status: S = S.ACCEPTED, attempts: int = 0) -> MessageDoc:
-        doc = MessageDoc(
-            id=mid,
-            tenant_id="ten_1",
-            session_id="ses_1",
-            shard=0,
-            to="+15550001111",
-            content=TextContent(body="hello"),
+        doc = text_message(
+            mid,
             status=status,
             attempts=attempts,
-            wa_id=whatsapp_message_id(mid),
             status_times={S.ACCEPTED.value: T0},
             created_at=T0,
         )
@@ -273,17 +267,7 @@ def test_replaying_the_same_events_twice_changes_nothing_more(world: World) -> N
 
 
 def test_a_dead_outcome_keeps_its_reason() -> None:
-    doc = MessageDoc(
-        id="msg_1",
-        tenant_id="t",
-        session_id="s",
-        shard=0,
-        to="+1555",
-        content=TextContent(body="x"),
-        status=S.SENDING,
-        attempts=3,
-        wa_id="3EB0",
-    )
+    doc = text_message("msg_1", status=S.SENDING, attempts=3)
     dead = event(S.DEAD, T0).model_copy(
         update={"error_code": "send_permanent", "error_message": "not on WhatsApp"}
     )

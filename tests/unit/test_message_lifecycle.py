@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.factories import text_message
 from wagate.adapters.memory import MemoryStore
-from wagate.contracts import MessageDoc, ShardLease, TextContent
+from wagate.contracts import MessageDoc, ShardLease
 from wagate.domain import messages as lifecycle
 from wagate.domain.messages import MessageState, MessageStatus, SendError
 from wagate.errors import FencedOut, IllegalTransition
@@ -143,13 +144,9 @@ def test_replay_of_a_dead_outcome_keeps_error_and_reason() -> None:
 
 
 def message(store: MemoryStore, status: S = S.ACCEPTED) -> MessageDoc:
-    doc = MessageDoc(
-        id="msg_1",
-        tenant_id="ten_1",
-        session_id="ses_1",
-        shard=0,
+    doc = text_message(
+        "msg_1",
         to="+15550001",
-        content=TextContent(body="hi"),
         wa_id="WA1",
         status=status,
         created_at=T0,

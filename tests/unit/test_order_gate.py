@@ -17,9 +17,9 @@ import runner.order_gate as order_gate
 from runner.io import Offload
 from runner.order_gate import OrderGate, SendKey
 from runner.sent_index import SentIndex
+from tests.factories import text_message
 from wagate.adapters.memory import MemoryStore
-from wagate.contracts import MessageDoc, PendingSend, TextContent
-from wagate.domain.ids import whatsapp_message_id
+from wagate.contracts import MessageDoc, PendingSend
 from wagate.domain.messages import MessageStatus
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -57,15 +57,10 @@ class Store:
         """A message to `to` accepted at T0 + offset_s, pending as the api writes it (message
         and pending/{id} entry); its order-check key."""
         created = T0 + timedelta(seconds=offset_s)
-        doc = MessageDoc(
-            id=mid,
-            tenant_id="ten_1",
-            session_id="ses_1",
-            shard=0,
+        doc = text_message(
+            mid,
             to=to,
-            content=TextContent(body="hello"),
             status=MessageStatus.ACCEPTED,
-            wa_id=whatsapp_message_id(mid),
             created_at=created,
             **fields,
         )

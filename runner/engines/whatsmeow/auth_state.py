@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from dataclasses import dataclass, field
 
 from runner.engines.whatsmeow.store import DeviceStore
 from wagate.logs import get_logger
@@ -21,18 +22,16 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@dataclass(eq=False)
 class AuthStateSync:
     """One connection's side of it; `state` is the newest auth state known (given at open, or
     captured since)."""
 
-    def __init__(
-        self, store: DeviceStore, session_id: str, emitted: dict[str, str], state: bytes | None
-    ) -> None:
-        self.store = store
-        self.session_id = session_id
-        self.state = state
-        self._emitted = emitted
-        self._restored = False
+    store: DeviceStore
+    session_id: str
+    emitted: dict[str, str]  # the engine's: per session, the digest last handed out
+    state: bytes | None
+    _restored: bool = field(default=False, init=False)
 
     async def restore_once(self) -> None:
         """Before the first connect (later ones reuse the file, which is at least as new).
@@ -49,10 +48,10 @@ class AuthStateSync:
             self.store.restore(None)  # no credentials: pair a new device
             return
         digest = _sha(state)
-        if self._emitted.get(self.session_id) == digest and self.store.exists():
+        if self.emitted.get(self.session_id) == digest and self.store.exists():
             return  # the file is this state or newer (this process wrote it)
         self.store.restore(state)
-        self._emitted[self.session_id] = digest
+        self.emitted[self.session_id] = digest
 
     async def capture(self) -> bytes | None:
         """The store as a new auth state, if it changed since the state last handed out."""
@@ -66,12 +65,12 @@ class AuthStateSync:
         if state is None:
             return None
         digest = _sha(state)
-        if self._emitted.get(self.session_id) == digest:
+        if self.emitted.get(self.session_id) == digest:
             return None
-        self._emitted[self.session_id] = digest
+        self.emitted[self.session_id] = digest
         self.state = state
         return state
 
     def forget(self) -> None:
         """These credentials are dead (logged out, banned): never trust the file for them."""
-        self._emitted.pop(self.session_id, None)
+        self.emitted.pop(self.session_id, None)
