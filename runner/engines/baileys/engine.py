@@ -18,6 +18,7 @@ import dataclasses
 import json
 import os
 from collections.abc import AsyncIterator
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -151,31 +152,25 @@ class Worker:
             task.cancel()
 
 
+@dataclass(eq=False)
 class BaileysEngine:
     """Sessions are placed on the first worker with room; a worker is started when none has."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        sessions_per_worker: int = 50,
-        keepalive_s: float = 30.0,
-        sync_history: bool = True,
-        node: str = "node",
-        media: MediaSource | None = None,
-        egress_guard: egress.EgressGuard | None = None,
-    ) -> None:
-        self.url = url
-        self.sessions_per_worker = sessions_per_worker
-        self.keepalive_s = keepalive_s
-        self.sync_history = sync_history
-        self.node = node
-        self.media = media
-        self.egress_guard = egress_guard or egress.EgressGuard(EgressPolicy())
-        self.workers: list[Worker] = []
-        self._lock = asyncio.Lock()
-        self._started = 0
-        self._opened = 0
+    url: str
+    _: KW_ONLY
+    sessions_per_worker: int = 50
+    keepalive_s: float = 30.0
+    sync_history: bool = True
+    node: str = "node"
+    media: MediaSource | None = None
+    # Media URLs are fetched through the egress guard; without one, the strictest policy.
+    egress_guard: egress.EgressGuard = field(
+        default_factory=lambda: egress.EgressGuard(EgressPolicy())
+    )
+    workers: list[Worker] = field(default_factory=list, init=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _started: int = field(default=0, init=False)
+    _opened: int = field(default=0, init=False)
 
     def connection_id(self, session_id: str) -> str:
         """Two connections of one session (a takeover) are two sockets on the workers."""

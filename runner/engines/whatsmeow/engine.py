@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 # Re-exported (`as`) for runner/__main__.py and runner/engines/baileys/engine.py, which import
 # them from here; they live in runner.engines.outgoing.
@@ -29,47 +30,38 @@ CAPTURE_INTERVAL_S = 2.0
 HOST_MODULE = "runner.engines.whatsmeow.host"
 
 
+@dataclass(eq=False)
 class WhatsmeowEngine:
     """Opens whatsmeow connections whose device stores live in `store_dir` (one SQLite file per
     session, readable by the runner's user only). `keep_store=False` (persistence mode `cloud`)
     deletes a session's plaintext store when its connection closes."""
 
-    name = "whatsmeow"
+    name: ClassVar[str] = "whatsmeow"
 
-    def __init__(
-        self,
-        store_dir: Path,
-        *,
-        media: MediaSource | None = None,
-        keep_store: bool = True,
-        connect_timeout_s: float = CONNECT_TIMEOUT_S,
-        query_timeout_s: float = QUERY_TIMEOUT_S,
-        capture_interval_s: float = CAPTURE_INTERVAL_S,
-        python: str = sys.executable,
-        log_level: str = "WARNING",
-        keepalive_s: float | None = None,
-        proxy: str | None = None,
-        host_module: str = HOST_MODULE,
-        egress_guard: egress.EgressGuard | None = None,
-    ) -> None:
-        self.store_dir = store_dir
-        self.media = media
-        self.keep_store = keep_store
-        self.connect_timeout_s = connect_timeout_s
-        self.query_timeout_s = query_timeout_s
-        self.capture_interval_s = capture_interval_s
-        self.python = python
-        self.log_level = log_level
-        self.proxy = proxy  # WhatsApp through a proxy (socks5:// or http://), if any
-        self.host_module = host_module
-        # whatsmeow runs its own keep-alive (20-30 s pings, KeepAliveTimeout after failures);
-        # the option exists for the contract suite's signature and is not configurable here.
+    store_dir: Path
+    _: KW_ONLY
+    media: MediaSource | None = None
+    keep_store: bool = True
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
+    query_timeout_s: float = QUERY_TIMEOUT_S
+    capture_interval_s: float = CAPTURE_INTERVAL_S
+    python: str = sys.executable
+    log_level: str = "WARNING"
+    # whatsmeow runs its own keep-alive (20-30 s pings, KeepAliveTimeout after failures);
+    # the option exists for the contract suite's signature and is not configurable here.
+    keepalive_s: InitVar[float | None] = None
+    proxy: str | None = None  # WhatsApp through a proxy (socks5:// or http://), if any
+    host_module: str = HOST_MODULE
+    # Media URLs are fetched through the egress guard; without one, the strictest policy.
+    egress_guard: egress.EgressGuard = field(
+        default_factory=lambda: egress.EgressGuard(EgressPolicy())
+    )
+    # Per session: the digest of the state last handed to the supervisor. If it hands the
+    # same state back on reconnect, the file on disk is that state or newer: keep the file.
+    emitted: dict[str, str] = field(default_factory=dict, init=False)
+
+    def __post_init__(self, keepalive_s: float | None) -> None:
         del keepalive_s
-        # Per session: the digest of the state last handed to the supervisor. If it hands the
-        # same state back on reconnect, the file on disk is that state or newer: keep the file.
-        self.emitted: dict[str, str] = {}
-        # Media URLs are fetched through the egress guard; without one, the strictest policy.
-        self.egress_guard = egress_guard or egress.EgressGuard(EgressPolicy())
 
     def store_path(self, session_id: str) -> Path:
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", session_id)
