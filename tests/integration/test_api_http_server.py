@@ -3,7 +3,6 @@ real emulators, driven over HTTP with concurrent and malformed requests."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,7 +13,8 @@ import httpx
 import pytest
 
 from devstack.processes import LOCALHOST, free_port
-from devstack.stack import Stack, StackConfig
+from devstack.stack import Stack
+from tests.integration.served import function_launcher, raw_exchange
 
 pytestmark = pytest.mark.integration
 
@@ -29,18 +29,7 @@ class Served:
 @pytest.fixture
 def served_api(emulators: Stack, firestore_env: dict[str, str], tmp_path: Path) -> Iterator[Served]:
     """One api process (as `./dev up` starts it) on the shared emulators, this test's project."""
-    project = firestore_env["WAGATE_PROJECT_ID"]
-    emulators.provision_project(project)
-    launcher = Stack(
-        StackConfig(
-            root=tmp_path,
-            project=project,
-            extra_env={"WAGATE_TASKS_ENDPOINT": emulators.url["tasks"]},
-        )
-    )
-    for name in ("firestore", "gcs", "tasks"):
-        launcher.ports[name] = emulators.ports[name]
-    launcher.admin_key = emulators.admin_key
+    launcher = function_launcher(emulators, firestore_env["WAGATE_PROJECT_ID"], tmp_path)
     launcher.ports["api"] = free_port()
     process = launcher.function_service("api")
     launcher.start(process)
@@ -90,20 +79,6 @@ def test_concurrent_requests_with_one_idempotency_key_all_get_the_one_message(
     with httpx.Client(base_url=served_api.url, timeout=30) as client:
         listed = client.get(path, headers=auth).json()
     assert [m["id"] for m in listed["items"]] == [answers[0][1]["id"]]
-
-
-def raw_exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
-    """Send bytes as they are (no client library would send a malformed header) and read the
-    whole answer."""
-    with socket.create_connection((LOCALHOST, port), timeout=10) as sock:
-        sock.sendall(request)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
-    return int(status_line.split()[1]), headers, body
 
 
 def assert_json_error(answer: tuple[int, dict[str, str], bytes], status: int) -> dict[str, Any]:

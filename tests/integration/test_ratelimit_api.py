@@ -13,8 +13,9 @@ import httpx
 import pytest
 
 from devstack.processes import Service, free_port
-from devstack.stack import Stack, StackConfig
+from devstack.stack import Stack
 from tests.integration.api_client import Api
+from tests.integration.served import function_launcher
 
 pytestmark = pytest.mark.integration
 
@@ -79,18 +80,7 @@ def two_api_processes(
 ) -> Iterator[tuple[list[str], str]]:
     """Two functions-framework processes of the api on the shared emulators (this test's
     project), started by the stack launcher."""
-    project = firestore_env["WAGATE_PROJECT_ID"]
-    emulators.provision_project(project)
-    launcher = Stack(
-        StackConfig(
-            root=tmp_path,
-            project=project,
-            extra_env={"WAGATE_TASKS_ENDPOINT": emulators.url["tasks"]},
-        )
-    )
-    for name in ("firestore", "gcs", "tasks"):
-        launcher.ports[name] = emulators.ports[name]
-    launcher.admin_key = emulators.admin_key
+    launcher = function_launcher(emulators, firestore_env["WAGATE_PROJECT_ID"], tmp_path)
     processes: list[Service] = []
     try:
         for _ in range(2):

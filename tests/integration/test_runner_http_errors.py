@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from typing import Any
 
 import pytest
@@ -13,24 +12,13 @@ from aiohttp import web
 
 from devstack.processes import LOCALHOST, free_port
 from runner import http_errors
+from tests.integration.served import raw_exchange
 
 pytestmark = pytest.mark.integration
 
 
 async def ok(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
-
-
-def exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
-    with socket.create_connection((LOCALHOST, port), timeout=10) as sock:
-        sock.sendall(request)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
-    return int(status_line.split()[1]), headers, body
 
 
 REQUESTS = {
@@ -61,7 +49,7 @@ def test_the_runner_server_answers_every_request_in_the_error_model(name: str) -
         await runner.setup()
         await web.TCPSite(runner, LOCALHOST, port).start()
         try:
-            return await asyncio.to_thread(exchange, port, raw)
+            return await asyncio.to_thread(raw_exchange, port, raw)
         finally:
             await runner.cleanup()
 
