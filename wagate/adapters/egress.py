@@ -70,6 +70,11 @@ class EgressGuard:
         self.resolve = resolver
 
     @classmethod
+    def strictest(cls) -> EgressGuard:
+        """The default policy: what an engine given no guard fetches media through."""
+        return cls(EgressPolicy())
+
+    @classmethod
     def from_settings(cls, settings: Settings, resolver: Resolver = system_resolver) -> EgressGuard:
         policy = EgressPolicy(
             https_only=settings.env == "cloud",

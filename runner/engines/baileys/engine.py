@@ -27,7 +27,6 @@ from runner.engines.event_stream import EventQueue, new_waiter, resolve_waiter
 from runner.engines.outgoing import MEDIA_KINDS, MediaSource, check_recipient, fetch_media
 from runner.engines.whatsmeow import wire
 from wagate.adapters import egress
-from wagate.domain.egress_policy import EgressPolicy
 from wagate.domain.events import (
     AuthStateChanged,
     Connected,
@@ -164,9 +163,7 @@ class BaileysEngine:
     node: str = "node"
     media: MediaSource | None = None
     # Media URLs are fetched through the egress guard; without one, the strictest policy.
-    egress_guard: egress.EgressGuard = field(
-        default_factory=lambda: egress.EgressGuard(EgressPolicy())
-    )
+    egress_guard: egress.EgressGuard = field(default_factory=egress.EgressGuard.strictest)
     workers: list[Worker] = field(default_factory=list, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _started: int = field(default=0, init=False)

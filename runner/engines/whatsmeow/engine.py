@@ -21,7 +21,6 @@ from runner.engines.outgoing import check_recipient
 from runner.engines.outgoing import fetch_media as fetch_media
 from runner.engines.whatsmeow.connection import WhatsmeowConnection
 from wagate.adapters import egress
-from wagate.domain.egress_policy import EgressPolicy
 from wagate.domain.events import EngineEvent
 
 CONNECT_TIMEOUT_S = 60.0  # SPEC §4
@@ -53,9 +52,7 @@ class WhatsmeowEngine:
     proxy: str | None = None  # WhatsApp through a proxy (socks5:// or http://), if any
     host_module: str = HOST_MODULE
     # Media URLs are fetched through the egress guard; without one, the strictest policy.
-    egress_guard: egress.EgressGuard = field(
-        default_factory=lambda: egress.EgressGuard(EgressPolicy())
-    )
+    egress_guard: egress.EgressGuard = field(default_factory=egress.EgressGuard.strictest)
     # Per session: the digest of the state last handed to the supervisor. If it hands the
     # same state back on reconnect, the file on disk is that state or newer: keep the file.
     emitted: dict[str, str] = field(default_factory=dict, init=False)
