@@ -16,6 +16,7 @@ from aiohttp import web
 from runner.app import RunnerApp
 from runner.context import ShardContext
 from runner.group_commit import GroupClaim, GroupCommit
+from runner.inbound_media import InboundMediaStore
 from runner.io import Offload
 from runner.journal import JOURNAL_FILE, DurableAlerts, DurableWrites, Journal
 from runner.lease import LeaseKeeper
@@ -36,6 +37,7 @@ from wagate.ports import CallObserver, WhatsAppEngine
 from wagate.services.alerts import QueuedAlertNotifier
 from wagate.services.backups import SessionBackups
 from wagate.services.leases import Leases
+from wagate.services.media import Media
 from wagate.services.monitoring import CallLatency
 
 log = logs.get_logger("wagate.runner")
@@ -112,6 +114,15 @@ async def serve(settings: Settings) -> None:
         clock=clock,
         io=io,
         state_dir=state_dir,
+        # Received files go to the media bucket, announced with signed URLs.
+        media=InboundMediaStore(
+            Media(buckets.media()),
+            buckets.media_signer(),
+            io,
+            max_bytes=settings.inbound_media_max_bytes,
+            attempts=settings.inbound_media_attempts,
+            url_ttl_s=settings.media_url_ttl_s,
+        ),
         durable_writes=durable,
     )
     writes = GroupCommit(store, ctx.io)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 
+from runner.inbound_media import InboundMediaStore
 from runner.io import Offload
 from runner.journal import JOURNAL_FILE, DurableWrites, Journal
 from wagate.config import Settings
@@ -28,6 +29,8 @@ class ShardContext:
     state_dir: Path
     backoff: Backoff = field(default_factory=Backoff)
     fence: Fence | None = None
+    # Where received files go (runner/inbound_media.py); None: they are announced as not stored.
+    media: InboundMediaStore | None = None
     # Writes that must survive a store outage (runner/journal/); one in state_dir if not given.
     durable_writes: InitVar[DurableWrites | None] = None
 

@@ -12,6 +12,7 @@ same handler, so a message's statuses are applied in the order they happened.
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -21,7 +22,13 @@ from runner.group_commit import GroupCommit
 from runner.journal import Entry
 from runner.sent_index import SentIndex
 from runner.writes import MessageEvent, replay_step
-from wagate.contracts import InboundDoc, MessageDoc, WebhookEvent
+from wagate.contracts import (
+    InboundDoc,
+    InboundMediaDoc,
+    InboundMediaError,
+    MessageDoc,
+    WebhookEvent,
+)
 from wagate.domain import events as ev
 from wagate.domain.messages import (
     ON_WHATSAPP,
@@ -36,6 +43,7 @@ from wagate.errors import AlreadyExists, NotFound, WagateError
 from wagate.logs import get_logger
 from wagate.ports import StoredMessages, Where
 from wagate.services.events import event_id
+from wagate.services.media import received_type
 
 log = get_logger("wagate.runner.inbound")
 
@@ -82,6 +90,9 @@ class InboundSink:
     # ------------------------------------------------------------ inbound messages
 
     async def _inbound(self, tenant_id: str, session_id: str, msg: ev.InboundMessage) -> None:
+        # The file first (bounded, retried): the engine acknowledges the message only after
+        # this returns, and a file that cannot be had is recorded as its error.
+        media = await self._received_file(tenant_id, session_id, msg)
         doc = InboundDoc(
             id=msg.wa_id,
             session_id=session_id,
@@ -94,6 +105,7 @@ class InboundSink:
             content=msg.content,
             ts=msg.ts,
             from_history=msg.from_history,
+            media=media,
             received_at=self._ctx.clock.now(),
         )
         await self._durable.write(
@@ -125,9 +137,37 @@ class InboundSink:
                 type="message.received",
                 session_id=doc.session_id,
                 created_at=ctx.clock.now(),
-                data=doc.model_dump(mode="json", exclude={"tenant_id"}),
+                data=await self._received_data(doc),
             ),
         )
+
+    async def _received_file(
+        self, tenant_id: str, session_id: str, msg: ev.InboundMessage
+    ) -> InboundMediaDoc | None:
+        if msg.media is None:
+            return None
+        if self._ctx.media is None:
+            return InboundMediaDoc(
+                mime_type=received_type(msg.media.mime_type),
+                size=msg.media.size,
+                filename=msg.media.filename,
+                error=InboundMediaError(
+                    code="not_configured", message="this runner has no media bucket"
+                ),
+            )
+        return await self._ctx.media.download(tenant_id, session_id, msg)
+
+    async def _received_data(self, doc: InboundDoc) -> dict[str, Any]:
+        """The event's data: the stored document, and for a stored file a fresh signed URL
+        (signed when announced, so a replay after an outage carries a live one)."""
+        data = doc.model_dump(mode="json", exclude={"tenant_id"})
+        if doc.media is not None:
+            signed = None
+            if doc.media.media_id and self._ctx.media is not None:
+                signed = await self._ctx.media.signed_url(doc.tenant_id, doc.media.media_id)
+            data["media"]["url"] = signed.url if signed else None
+            data["media"]["url_expires_at"] = signed.expires_at.isoformat() if signed else None
+        return data
 
     async def replay_inbound(self, entries: list[Entry]) -> None:
         for entry in entries:

@@ -5,6 +5,7 @@ a refused request answers `{"error": "..."}` with 400 or 404.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, TypeVar
 
@@ -13,6 +14,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.errors import SimulatorError
+from simulator.media import SHELF, MediaFile
 from simulator.protocol import REASONS
 from simulator.sockets import WORLD
 from simulator.world import World
@@ -43,6 +45,16 @@ class Unlink(Body):
     jid: str
 
 
+class InboundFile(Body):
+    """The file of an inbound media message, served by the simulator's media host."""
+
+    data: str = Field(description="the file, base64")
+    mime_type: str = Field(min_length=3, max_length=127)
+    filename: str | None = Field(None, max_length=255)
+    fail_first: int = Field(0, ge=0, le=100, description="downloads answered 503 first")
+    gone: bool = Field(False, description="every download answers 404")
+
+
 class Inbound(Body):
     to_phone: str
     from_: str = Field(alias="from")
@@ -50,6 +62,7 @@ class Inbound(Body):
     content: dict[str, Any] = Field(default_factory=lambda: {"body": ""})
     id: str | None = Field(None, min_length=1, max_length=128)
     addressing: Literal["pn", "lid"] = "pn"
+    media: InboundFile | None = None
 
 
 class Target(Body):
@@ -165,8 +178,16 @@ async def unlink(request: web.Request) -> web.Response:
 
 async def inbound(request: web.Request) -> web.Response:
     body = await _body(request, Inbound)
+    media = None
+    if body.media is not None:
+        try:
+            data = base64.b64decode(body.media.data, validate=True)
+        except ValueError as e:
+            raise SimulatorError("media.data must be base64") from e
+        file = MediaFile(data, body.media.mime_type, body.media.fail_first, body.media.gone)
+        media = request.app[SHELF].put(file, body.media.filename)
     result = _world(request).inbound(
-        body.to_phone, body.from_, body.kind, body.content, body.id, body.addressing
+        body.to_phone, body.from_, body.kind, body.content, body.id, body.addressing, media
     )
     return _ok(result)
 
@@ -281,6 +302,7 @@ async def devices(request: web.Request) -> web.Response:
 
 async def reset(request: web.Request) -> web.Response:
     _world(request).reset()
+    request.app[SHELF].clear()
     return _ok()
 
 

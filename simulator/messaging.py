@@ -210,6 +210,7 @@ class MessageRules(WorldState):
         content: dict[str, Any],
         wa_id: str | None = None,
         addressing: str = "pn",
+        media: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Someone sends a message to the account `to_phone`: every linked device gets it
         (offline ones when they reconnect). The same id from the same sender arrives once.
@@ -237,6 +238,7 @@ class MessageRules(WorldState):
             "content": content,
             "ts": time.time(),
             "from_me": False,
+            **({"media": media} if media else {}),  # a file on the media host (simulator/media.py)
         }
         account.history.append(record)
         self._deliver_to_account(account, {"t": "msg", **record})

@@ -71,7 +71,10 @@ class ControlClient:
         kind: str = "text",
         wa_id: str | None = None,
         addressing: str = "pn",
+        media: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """`media`: the file of a media message, as /control/inbound takes it (`data` base64,
+        `mime_type`, optional `filename`, `fail_first`, `gone`)."""
         body = {
             "to_phone": to_phone,
             "from": sender,
@@ -79,6 +82,7 @@ class ControlClient:
             "content": content,
             "id": wa_id,
             "addressing": addressing,
+            **({"media": media} if media else {}),
         }
         result: dict[str, Any] = await self.post("/control/inbound", **body)
         return result

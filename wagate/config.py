@@ -53,6 +53,30 @@ class Settings(BaseSettings):
     backup_bucket: str = Field("wagate-backups", description="Bucket of encrypted session backups")
     media_bucket: str = Field("wagate-media", description="Bucket of uploaded media")
 
+    # --- inbound media (docs/messaging.md, "Inbound media")
+    inbound_media_max_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1,
+        le=100 * 1024 * 1024,
+        description="Received files larger than this are not downloaded (the event says so)",
+    )
+    inbound_media_attempts: int = Field(
+        4, ge=1, le=20, description="Download attempts of a received file before it is given up"
+    )
+    media_url_ttl_s: int = Field(
+        3600, ge=60, le=7 * 24 * 3600, description="Lifetime of the signed URLs in events"
+    )
+    media_signing_key: SecretStr | None = Field(
+        None,
+        description="Locally: a service-account JSON key that signs media URLs (the cloud signs "
+        "with IAM signBlob as the runner's own account instead)",
+    )
+    media_url_endpoint: str | None = Field(
+        None,
+        description="Host signed URLs point at (default: the Storage emulator when "
+        "STORAGE_EMULATOR_HOST is set, else https://storage.googleapis.com)",
+    )
+
     # --- runner
     shard_id: int = Field(0, ge=0, description="The shard this runner serves")
     instance_id: str | None = Field(None, description="Lease holder id; defaults to host+pid")

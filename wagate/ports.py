@@ -241,6 +241,20 @@ class BlobStore(Protocol):
 
 
 @dataclass(frozen=True)
+class SignedUrl:
+    url: str
+    expires_at: datetime
+
+
+class UrlSigner(Protocol):
+    """Short-lived download URLs of one bucket's objects (Cloud Storage V4 signed URLs), so a
+    tenant fetches a received file without an API key. Blocking."""
+
+    def sign(self, name: str, ttl_s: int) -> SignedUrl:
+        """DependencyUnavailable if the signature cannot be made now."""
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     queue: str
     name: str

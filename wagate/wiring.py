@@ -4,6 +4,7 @@ checked here, once, so the programs cannot drift apart in what they accept."""
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from wagate.adapters import storage as gcs
 from wagate.adapters import tasks
 from wagate.adapters.guard import DependencyGuard
 from wagate.adapters.keyring import StaticKeyRing
+from wagate.adapters.signed_urls import PUBLIC_ENDPOINT, GcsUrlSigner
 from wagate.config import Settings
 from wagate.services.maintenance import Retention
 
@@ -90,6 +92,22 @@ class Buckets:
 
     def media(self) -> gcs.GcsBlobStore:
         return self.bucket(self._settings.media_bucket)
+
+    def media_signer(self) -> GcsUrlSigner | None:
+        """Signs the media bucket's URLs: as the runtime's service account in the cloud, with
+        WAGATE_MEDIA_SIGNING_KEY locally; None locally without a key (events then carry no
+        URL, GET /v1/media/{id} still serves the file)."""
+        s = self._settings
+        key = s.media_signing_key.get_secret_value() if s.media_signing_key else None
+        if s.env != "cloud" and not key:
+            return None
+        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+        endpoint = s.media_url_endpoint or emulator or PUBLIC_ENDPOINT
+        with self._lock:
+            if self._client is None:
+                self._client = gcs.make_client(s.project_id)
+            client = self._client
+        return GcsUrlSigner(client, s.media_bucket, key_json=key, endpoint=endpoint)
 
 
 def keyring(settings: Settings) -> StaticKeyRing:

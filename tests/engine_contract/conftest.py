@@ -9,6 +9,7 @@ servers) is listed in OFFLINE_ONLY: it runs the tests that need no network, and 
 
 from __future__ import annotations
 
+import base64
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -40,6 +41,12 @@ class Network(Protocol):
 
     async def inbound(self, to_phone: str, sender: str, text: str, wa_id: str) -> None: ...
 
+    async def inbound_media(
+        self, to_phone: str, sender: str, wa_id: str, file: MediaSample
+    ) -> None:
+        """A contact sends a media message (`file.kind`: image, video, audio, voice, document,
+        sticker) whose file the engine must download from the network's media host."""
+
     async def received_ids(self, recipient: str) -> list[str]:
         """Every message id the recipient got, in order (duplicates would repeat)."""
 
@@ -55,6 +62,20 @@ class Network(Protocol):
     async def rate_limit(self, phone: str, per_second: float | None, burst: int) -> None: ...
 
     async def receipt_delays(self, delivered_ms: float, read_ms: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class MediaSample:
+    """A file a contact sends in a contract test."""
+
+    kind: str
+    data: bytes
+    mime_type: str
+    filename: str | None = None
+    caption: str | None = None
+
+    def content(self) -> dict[str, Any]:
+        return {k: v for k, v in (("caption", self.caption), ("filename", self.filename)) if v}
 
 
 @dataclass
@@ -102,6 +123,16 @@ class SimulatorNetwork:
     def lid_of(phone: str) -> str:
         """The LID the simulator gives a number (simulator/PROTOCOL.md)."""
         return f"{100_000_000_000_000 + int(phone.removeprefix('+')) * 7}@lid"
+
+    async def inbound_media(
+        self, to_phone: str, sender: str, wa_id: str, file: MediaSample
+    ) -> None:
+        media = {"data": base64.b64encode(file.data).decode(), "mime_type": file.mime_type}
+        if file.filename:
+            media["filename"] = file.filename
+        await self.control.inbound(
+            to_phone, sender, file.content(), kind=file.kind, wa_id=wa_id, media=media
+        )
 
     async def received_ids(self, recipient: str) -> list[str]:
         return [m["id"] for m in await self.control.received(recipient)]

@@ -8,6 +8,7 @@ and the engine-neutral `Network` for the WhatsApp side.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.engine_contract.conftest import EngineFactory, EngineUnderTest
+from tests.engine_contract.conftest import EngineFactory, EngineUnderTest, MediaSample
 from tests.simulator.harness import EventTap, run
 from wagate.domain.events import (
     AuthStateChanged,
@@ -28,7 +29,7 @@ from wagate.domain.events import (
     Receipt,
 )
 from wagate.domain.sessions import DisconnectReason
-from wagate.errors import PermanentSendError, TransientSendError
+from wagate.errors import PayloadTooLarge, PermanentSendError, TransientSendError
 from wagate.ports import EngineConnection
 
 pytestmark = pytest.mark.integration
@@ -451,6 +452,54 @@ def test_inbound_names_the_senders_phone_and_lid(engine_factory: EngineFactory) 
             bob_phone,
             bob_lid,
         )
+
+    contract(engine_factory, body)
+
+
+# A file of each kind WhatsApp delivers as media (the bytes are random: the engines move files,
+# they do not decode them).
+MEDIA_SAMPLES = (
+    MediaSample("image", b"\xff\xd8\xff" + os.urandom(40_000), "image/jpeg", caption="look"),
+    MediaSample("video", os.urandom(70_000), "video/mp4", caption="a clip"),
+    MediaSample("audio", os.urandom(9_000), "audio/mpeg"),
+    MediaSample("voice", os.urandom(6_000), "audio/ogg; codecs=opus"),
+    MediaSample("document", b"%PDF-1.7\n" + os.urandom(20_000), "application/pdf", "q3.pdf"),
+    MediaSample("sticker", b"RIFF" + os.urandom(3_000), "image/webp"),
+)
+
+
+@needs_whatsapp
+def test_inbound_media_of_every_kind_downloads_the_senders_bytes(
+    engine_factory: EngineFactory,
+) -> None:
+    """Each received file comes with a download of exactly the bytes the contact sent, which
+    refuses to go past the runner's size bound."""
+
+    async def body(c: Contract) -> None:
+        device = await c.pair()
+        for n, sample in enumerate(MEDIA_SAMPLES):
+            await c.network.inbound_media(ME, BOB, f"3EB0MEDIA{n}", sample)
+            msg = await device.tap.next(InboundMessage)
+            assert (msg.wa_id, msg.kind) == (f"3EB0MEDIA{n}", sample.kind)
+            assert msg.media is not None, sample.kind
+            assert msg.media.mime_type == sample.mime_type
+            if sample.filename:
+                assert msg.media.filename == sample.filename
+            if sample.caption:
+                assert msg.content.get("caption") == sample.caption
+            assert await msg.media.fetch(len(sample.data)) == sample.data, sample.kind
+            with pytest.raises(PayloadTooLarge):
+                await msg.media.fetch(len(sample.data) - 1)
+
+    contract(engine_factory, body, timeout=40)
+
+
+@needs_whatsapp
+def test_inbound_text_has_no_media(engine_factory: EngineFactory) -> None:
+    async def body(c: Contract) -> None:
+        device = await c.pair()
+        await c.network.inbound(ME, BOB, "just words", "3EB0NOMEDIA")
+        assert (await device.tap.next(InboundMessage)).media is None
 
     contract(engine_factory, body)
 

@@ -204,6 +204,27 @@ class PendingSend(Document):
         )
 
 
+class InboundMediaError(BaseModel):
+    """Why a received file is not in the media bucket: the message is stored and announced
+    anyway (docs/messaging.md, "Inbound media")."""
+
+    code: str
+    message: str
+
+
+class InboundMediaDoc(BaseModel):
+    """The file of a received media message, stored at media/{tenant}/{media_id} (the layout of
+    uploads, so GET /v1/media/{id} and a send by media_id serve it too); `media_id` is None
+    when the download failed, and `error` says why."""
+
+    media_id: str | None = None
+    mime_type: str
+    size: int | None = None
+    sha256: str | None = None
+    filename: str | None = None
+    error: InboundMediaError | None = None
+
+
 class InboundDoc(Document):
     """sessions/{id}/inbound/{wa_id}: a received message or reaction (deduplicated by id).
     `sender` is the address WhatsApp gave; `sender_phone`/`sender_lid` its phone-number and LID
@@ -219,6 +240,7 @@ class InboundDoc(Document):
     content: dict[str, Any]
     ts: datetime
     from_history: bool = False
+    media: InboundMediaDoc | None = None  # image, video, audio, voice note, document, sticker
     received_at: datetime = Field(default_factory=utcnow)
     expire_at: datetime = Field(default_factory=lambda: utcnow() + INBOUND_RETENTION)
 

@@ -6,6 +6,7 @@ never sees a vendor type.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -49,6 +50,23 @@ class Receipt:
     ts: datetime
 
 
+MediaFetch = Callable[[int], Awaitable[bytes]]
+"""Downloads a received file's plaintext bytes, refusing more than the given number of bytes
+(wagate.errors: PayloadTooLarge when larger, NotFound when gone, DependencyUnavailable else)."""
+
+
+@dataclass(frozen=True)
+class InboundMedia:
+    """The file of a received image, video, audio, voice note, document or sticker: what the
+    message says of it, and how the engine fetches it (the runner stores it in the media bucket,
+    runner/inbound_media.py). `fetch` talks to the engine's media server, so it is not data."""
+
+    mime_type: str
+    fetch: MediaFetch = field(compare=False, repr=False)
+    size: int | None = None  # as the message declares it
+    filename: str | None = None
+
+
 @dataclass(frozen=True)
 class InboundMessage:
     """A received message or reaction. `sender` is the address WhatsApp gave (a phone number's
@@ -65,6 +83,7 @@ class InboundMessage:
     from_me: bool = False
     sender_phone: str | None = None
     sender_lid: str | None = None
+    media: InboundMedia | None = None  # a media message's file, downloaded by the runner
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,13 @@ def whatsapp_message_id(message_id: str) -> str:
     return "3EB0" + hashlib.sha256(message_id.encode()).hexdigest()[:20].upper()
 
 
+def inbound_media_id(session_id: str, wa_id: str) -> str:
+    """The media id of a received message's file: a function of the message, so a redelivered
+    message finds its file stored already instead of storing it twice."""
+    digest = hashlib.sha256(f"inbound-media|{session_id}|{wa_id}".encode()).digest()
+    return new_id("med", int.from_bytes(digest[:6], "big"), digest[6:16])
+
+
 def send_task_name(message_id: str, generation: int = 0) -> str:
     """Cloud Task name for a message's send; `generation` grows only when an operator retries a
     dead letter (Cloud Tasks remembers finished names, so a retry needs a fresh one)."""

@@ -339,12 +339,16 @@ class SimulatedConnection:
         elif kind == "receipt":
             self._emit(frames.receipt(frame), seq)
         elif kind == "msg":
-            self._emit(frames.inbound_message(frame, from_history=False), seq)
+            fetcher = self._engine.media_download
+            self._emit(frames.inbound_message(frame, from_history=False, fetcher=fetcher), seq)
         elif kind == "history":
             messages = [m for m in frame.get("messages", ()) if isinstance(m, dict)]
             for i, message in enumerate(messages):
                 last = i == len(messages) - 1
-                self._emit(frames.inbound_message(message, from_history=True), seq if last else 0)
+                msg = frames.inbound_message(
+                    message, from_history=True, fetcher=self._engine.media_download
+                )
+                self._emit(msg, seq if last else 0)
         elif kind == "keys":
             if self._creds is not None:
                 self._creds.update(frame.get("keys") or {})

@@ -7,6 +7,8 @@ from __future__ import annotations
 import aiohttp
 
 from runner.engines.simulated.connection import SimulatedConnection
+from runner.engines.simulated.media import download
+from wagate.domain.events import MediaFetch
 
 KEEPALIVE_S = 30.0  # SPEC §4
 CONNECT_TIMEOUT_S = 60.0
@@ -30,6 +32,7 @@ class SimulatedEngine:
         query_timeout_s: float = QUERY_TIMEOUT_S,
     ) -> None:
         base = simulator_url.rstrip("/")
+        self.http_url = "http" + base[2:] if base.startswith("ws") else base  # its media host
         if base.startswith("http"):
             base = "ws" + base[len("http") :]
         self.ws_url = f"{base}/ws"
@@ -50,6 +53,14 @@ class SimulatedEngine:
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.connect_timeout_s),
             )
         return self._http
+
+    def media_download(self, path: str) -> MediaFetch:
+        """The download of a file on the simulator's media host (a message frame's `media`)."""
+
+        async def fetch(limit: int) -> bytes:
+            return await download(self.http(), f"{self.http_url}{path}", limit)
+
+        return fetch
 
     def open(self, session_id: str, auth_state: bytes | None) -> SimulatedConnection:
         return SimulatedConnection(self, session_id, auth_state)

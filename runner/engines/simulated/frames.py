@@ -5,10 +5,11 @@ simulator package: the simulator and the runner are separate programs (import-li
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from wagate.domain.events import InboundMessage, Receipt
+from wagate.domain.events import InboundMedia, InboundMessage, MediaFetch, Receipt
 from wagate.errors import PermanentSendError, TransientSendError
 
 CLOSE_CODE_BASE = 4000  # a close code 4000 + N carries wagate's reason N
@@ -40,7 +41,26 @@ def receipt(frame: dict[str, Any]) -> Receipt:
     return Receipt(ids, kind, str(frame.get("chat", "")), timestamp(frame.get("ts")))
 
 
-def inbound_message(frame: dict[str, Any], *, from_history: bool) -> InboundMessage:
+MediaFetcher = Callable[[str], MediaFetch]  # the media host's path of a file → its download
+
+
+def inbound_media(frame: dict[str, Any], fetcher: MediaFetcher) -> InboundMedia | None:
+    """A message frame's file (`media`: path on the simulator's media host, type, size)."""
+    media = frame.get("media")
+    if not isinstance(media, dict) or not isinstance(media.get("path"), str):
+        return None
+    size = media.get("size")
+    return InboundMedia(
+        mime_type=str(media.get("mime_type") or "application/octet-stream"),
+        fetch=fetcher(media["path"]),
+        size=size if isinstance(size, int) else None,
+        filename=_address(media.get("filename")),
+    )
+
+
+def inbound_message(
+    frame: dict[str, Any], *, from_history: bool, fetcher: MediaFetcher | None = None
+) -> InboundMessage:
     content = frame.get("content")
     return InboundMessage(
         wa_id=str(frame.get("id", "")),
@@ -53,6 +73,7 @@ def inbound_message(frame: dict[str, Any], *, from_history: bool) -> InboundMess
         from_me=bool(frame.get("from_me", False)),
         sender_phone=_address(frame.get("sender_phone")),
         sender_lid=_address(frame.get("sender_lid")),
+        media=inbound_media(frame, fetcher) if fetcher else None,
     )
 
 
