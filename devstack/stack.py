@@ -24,6 +24,7 @@ from pathlib import Path
 from devstack.faultproxy import FaultProxy
 from devstack.prereqs import firestore_emulator_dir
 from devstack.processes import LOCALHOST, REPO_ROOT, Service, StackError, free_port
+from wagate.adapters.signed_urls import local_signing_key
 
 # Requests each function serves at once, as deployed (Terraform api_limits/sweeper_limits
 # `concurrency`; the functions framework's gunicorn reads THREADS).
@@ -76,6 +77,8 @@ class Stack:
         self.internal_secret = secrets.token_urlsafe(24)
         self.admin_key = "wg_admin_" + secrets.token_urlsafe(24)
         self.backup_keys = generate_backup_keys()
+        # Signs the media URLs of events; made per stack, never stored (docs/messaging.md).
+        self.media_signing_key = local_signing_key(self.config.project)
 
     # ------------------------------------------------------------ environment
 
@@ -96,6 +99,7 @@ class Stack:
             "WAGATE_INTERNAL_SECRET": self.internal_secret,
             "WAGATE_ADMIN_KEY": self.admin_key,
             "WAGATE_BACKUP_KEYS": self.backup_keys,
+            "WAGATE_MEDIA_SIGNING_KEY": self.media_signing_key,
             "WAGATE_SIMULATOR_URL": f"http://{LOCALHOST}:{self.ports['simulator']}",
             "WAGATE_API_URL": f"http://{LOCALHOST}:{self.ports['api']}",
             "WAGATE_SWEEPER_URL": f"http://{LOCALHOST}:{self.ports['sweeper']}",

@@ -258,6 +258,31 @@ def upload_media(call: Call) -> Any:
 
 
 @router.route(
+    "/v1/media/<media_id>",
+    ["GET"],
+    Doc(
+        'A media file of the tenant, uploaded or received (docs/messaging.md, "Inbound '
+        'media"): the bytes, Content-Type its type, ETag its SHA-256',
+        responses={200: "application/octet-stream"},
+        tags=("messages",),
+    ),
+)
+def get_media(call: Call) -> Any:
+    g = gateway()
+    tenant = auth.tenant(call, g.tenants)
+    view, data = g.media_files.read(tenant.id, call.args["media_id"])
+    headers = {
+        "ETag": f'"{view.sha256}"',
+        "X-Wagate-Sha256": view.sha256,
+        "Cache-Control": "private, max-age=3600",
+        # Served as a download: a received file is whatever a customer sent.
+        "Content-Disposition": "attachment",
+        "X-Content-Type-Options": "nosniff",
+    }
+    return flask.Response(data, mimetype=view.content_type, headers=headers)
+
+
+@router.route(
     "/v1/messages/<message_id>",
     ["GET"],
     Doc("A message's status and history", responses={200: MessageView}, tags=("messages",)),

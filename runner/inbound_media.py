@@ -12,9 +12,9 @@ from tenacity import (
     AsyncRetrying,
     retry_if_exception,
     stop_after_attempt,
-    wait_base,
     wait_random_exponential,
 )
+from tenacity.wait import WaitBaseT
 
 from runner.io import Offload
 from wagate.contracts import InboundMediaDoc, InboundMediaError
@@ -50,7 +50,7 @@ class InboundMediaStore:
     attempts: int = 4
     url_ttl_s: int = 3600
     # Full jitter, 0.5 s doubling to 8 s: four attempts take at most ~14 s of waiting.
-    wait: wait_base = field(default_factory=lambda: wait_random_exponential(multiplier=0.5, max=8))
+    wait: WaitBaseT = field(default_factory=lambda: wait_random_exponential(multiplier=0.5, max=8))
 
     async def download(
         self, tenant_id: str, session_id: str, msg: InboundMessage

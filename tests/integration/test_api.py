@@ -405,6 +405,30 @@ def test_only_media_whatsapp_can_send_is_uploaded(
     assert response.status_code == status, response.get_json()
 
 
+def test_a_media_file_is_served_to_its_tenant_only(api: Api, gcs_env: Any) -> None:
+    """GET /v1/media/{id}: the bytes with their type and SHA-256; another tenant's id, or an id
+    that is not one, is 404 (received files share the layout: tests/e2e/test_inbound_media.py)."""
+    import hashlib
+
+    owner, other = api.tenant()["api_key"], api.tenant()["api_key"]
+    data = b"%PDF-1.7 " + bytes(range(256)) * 40
+    uploaded = api.call(
+        "POST", "/v1/media", owner, data=data, headers={"Content-Type": "application/pdf"}
+    )
+    assert uploaded.status_code == 201, uploaded.get_json()
+    media_id = uploaded.get_json()["id"]
+    got = api.call("GET", f"/v1/media/{media_id}", owner)
+    assert got.status_code == 200 and got.data == data
+    assert got.headers["Content-Type"] == "application/pdf"
+    assert got.headers["X-Wagate-Sha256"] == hashlib.sha256(data).hexdigest()
+    assert got.headers["ETag"] == f'"{hashlib.sha256(data).hexdigest()}"'
+    for key, path in ((other, media_id), (owner, "med_" + "0" * 26), (owner, "..%2Fx")):
+        missing = api.call("GET", f"/v1/media/{path}", key)
+        assert missing.status_code == 404, (path, missing.get_json())
+        assert missing.get_json()["error"]["code"] == "not_found"
+    assert api.call("GET", f"/v1/media/{media_id}", None).status_code == 401
+
+
 def test_recover_under_a_runner_writing_the_session_answers_in_time(api: Api) -> None:
     """The runner writes a pairing session's document often (pairing code, state); a recover
     meanwhile must not wait out retries: 202, or 409/503 with Retry-After, well inside the

@@ -12,6 +12,7 @@ from wagate.contracts.content import MessageContent
 from wagate.contracts.documents import (
     DeliveryState,
     InboundDoc,
+    InboundMediaDoc,
     MessageDoc,
     MessageError,
     SessionDoc,
@@ -135,6 +136,9 @@ class InboundView(ApiModel):
     content: dict[str, Any]
     ts: datetime
     from_history: bool
+    media: InboundMediaDoc | None = Field(
+        None, description="a media message's file: GET /v1/media/{media_id}, or `error`"
+    )
 
     @classmethod
     def of(cls, doc: InboundDoc) -> InboundView:

@@ -45,6 +45,7 @@ MEDIA_TYPES = frozenset(
 )
 
 
+MEDIA_ID = re.compile(r"^med_[0-9A-HJKMNP-TV-Z]{26}$")
 _MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}$")
 
 
@@ -135,11 +136,15 @@ class Media:
 
     def read(self, tenant_id: str, media_id: str) -> tuple[MediaView, bytes]:
         """The file and what is known of it; NotFound for an id of another tenant, too."""
+        if not MEDIA_ID.match(media_id):
+            raise NotFound(f"media {media_id[:64]} not found", field="media_id")
+        name = object_name(tenant_id, media_id)
         try:
-            blob = self._blobs.get(object_name(tenant_id, media_id))
+            # The facts live in the object's metadata, which a download does not return.
+            info = self._blobs.head(name)
+            blob = self._blobs.get(name, generation=info.generation)
         except NotFound:
             raise NotFound(f"media {media_id} not found", field="media_id") from None
-        info = BlobInfo(blob.name, blob.generation, len(blob.data), None, blob.metadata)
         return _view(media_id, info), blob.data
 
     def check(self, tenant_id: str, media_id: str) -> None:
