@@ -65,8 +65,14 @@ WHERE: dict[str, dict[str, str | None]] = {
     "internal_secret": {"api": None, "sweeper": None, "runner": None},
     # The sweeper's maintenance deletes orphan backups.
     "backup_bucket": {"api": None, "sweeper": ENV, "runner": ENV},
-    # The real engines (baileys, whatsmeow) send uploaded media, so they read the bucket.
-    "media_bucket": {"api": ENV, "sweeper": None, "runner": IF},
+    # Every runner stores received files; the real engines also read uploads to send them.
+    "media_bucket": {"api": ENV, "sweeper": None, "runner": ENV},
+    "inbound_media_max_bytes": {"api": None, "sweeper": None, "runner": None},
+    "inbound_media_attempts": {"api": None, "sweeper": None, "runner": None},
+    "media_url_ttl_s": {"api": None, "sweeper": None, "runner": None},
+    # Local only: the cloud signs with IAM signBlob as the runner's account (no key).
+    "media_signing_key": {"api": None, "sweeper": None, "runner": None},
+    "media_url_endpoint": {"api": None, "sweeper": None, "runner": None},
     "shard_id": {"api": None, "sweeper": None, "runner": ENV},
     "instance_id": {"api": None, "sweeper": None, "runner": None},
     "lease_ttl_s": {"api": None, "sweeper": None, "runner": None},
@@ -127,6 +133,11 @@ DEFAULT_IN_CLOUD = {
     "retention_message_body_days": "code default (30 d); docs/operations.md",
     "key_max_age_days": "code default (30 d, the backup bucket's non-current max age)",
     "egress_allow_private": "false in the cloud: only public addresses (docs/security.md)",
+    "inbound_media_max_bytes": "code default (16 MiB, what WhatsApp sends as media)",
+    "inbound_media_attempts": "tuned in code (4 downloads, full-jitter backoff)",
+    "media_url_ttl_s": "code default (1 h signed URLs in events)",
+    "media_signing_key": "local only: the cloud signs with IAM signBlob as the runner",
+    "media_url_endpoint": "https://storage.googleapis.com, the library's default",
 }
 
 _SETTINGS_READ = re.compile(r"settings\.([a-z_]+)")
@@ -482,6 +493,9 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("service_account:tasks_invoker", "roles/iam.serviceAccountUser"),
         ("bucket:backups", "roles/storage.objectAdmin"),
         ("bucket:media", "roles/storage.objectViewer"),  # the real engine sends uploads
+        ("bucket:media", "roles/storage.objectCreator"),  # received files, written once
+        # Signs received files' URLs with IAM signBlob, as itself (it has no key).
+        ("service_account:runner", "roles/iam.serviceAccountTokenCreator"),
         ("secret:backup_keys", "roles/secretmanager.secretAccessor"),
     },
     "tasks_invoker": {
@@ -495,6 +509,7 @@ KNOWN_IAM_RESOURCES = {
     "google_project_iam_member.component",
     "google_cloud_tasks_queue_iam_member.component",
     "google_service_account_iam_member.act_as_tasks_invoker",
+    "google_service_account_iam_member.runner_signs_as_itself",  # signed media URLs
     "google_storage_bucket_iam_member.component",
     "google_secret_manager_secret_iam_member.accessor",
     "google_cloud_run_v2_service_iam_member.invoker_runners",
@@ -543,6 +558,10 @@ def actual_grants() -> dict[str, set[tuple[str, str]]]:
     assert expr(act_as["service_account_id"]) == "google_service_account.tasks_invoker.name"
     for component in loc["component_sa_emails"]:
         grants[component].add(("service_account:tasks_invoker", act_as["role"]))
+    signs = m.resource("google_service_account_iam_member", "runner_signs_as_itself")
+    assert expr(signs["service_account_id"]) == "google_service_account.runner.name"
+    assert signs["member"] == "serviceAccount:${google_service_account.runner.email}"
+    grants["runner"].add(("service_account:runner", signs["role"]))
     for name, target in (("invoker_runners", "runners"), ("invoker_sweeper", "sweeper")):
         binding = m.resource("google_cloud_run_v2_service_iam_member", name)
         assert binding["member"] == "serviceAccount:${google_service_account.tasks_invoker.email}"

@@ -8,7 +8,9 @@
 #                  on the webhook queue; backup objects (maintenance: orphan backups);
 #                  backup-keys (opens webhook secrets to sign deliveries); alert-webhook-secret
 #   runner         Firestore; enqueue webhook tasks (as tasks-invoker); run its pending send
-#                  tasks now after a takeover; backup objects; backup-keys
+#                  tasks now after a takeover; backup objects; backup-keys; media objects
+#                  (reads uploads to send them, creates received files) and signing as itself
+#                  (the signed URLs of received files: IAM signBlob, no key)
 #   tasks-invoker  the identity in Cloud Tasks' and Cloud Scheduler's OIDC tokens: may invoke
 #                  the runners and the sweeper, nothing else
 
@@ -78,7 +80,9 @@ locals {
     sweeper = { backups = ["roles/storage.objectAdmin"] } # maintenance deletes orphan backups
     runner = {
       backups = ["roles/storage.objectAdmin"]
-      media   = ["roles/storage.objectViewer"] # the real engines send uploaded media
+      # The real engines send uploads; every engine stores received files (create-only:
+      # a received file is written once, under a name derived from its message).
+      media = ["roles/storage.objectViewer", "roles/storage.objectCreator"]
     }
   }
 
@@ -200,4 +204,12 @@ resource "google_project_iam_audit_config" "secretmanager" {
   audit_log_config {
     log_type = "DATA_READ"
   }
+}
+
+# The runner signs the URLs of received files (V4 signed URLs) with IAM signBlob as itself: it
+# has no key. Token creator on its own account only, not the project.
+resource "google_service_account_iam_member" "runner_signs_as_itself" {
+  service_account_id = google_service_account.runner.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${google_service_account.runner.email}"
 }

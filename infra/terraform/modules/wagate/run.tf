@@ -17,13 +17,12 @@ locals {
     {
       WAGATE_SWEEPER_URL   = local.sweeper_url
       WAGATE_BACKUP_BUCKET = google_storage_bucket.backups.name
+      WAGATE_MEDIA_BUCKET  = google_storage_bucket.media.name # received files; uploads to send
       WAGATE_ENGINE        = var.engine
       WAGATE_PERSISTENCE   = var.persistence
       WAGATE_STATE_DIR     = "/tmp/wagate-state" # in-memory disk, used by persistence = hybrid
     },
     var.engine == "simulator" ? { WAGATE_SIMULATOR_URL = var.simulator_url } : {},
-    # The real engines send uploaded media themselves (runner.engines.baileys / .whatsmeow).
-    var.engine != "simulator" ? { WAGATE_MEDIA_BUCKET = google_storage_bucket.media.name } : {},
   )
 }
 
