@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import io
-import math
 from typing import Any
 
 import flask
 import segno
 from pydantic import BaseModel
 
-from functions import admin, auth, console, events, health, reference
+from functions import admin, auth, console, contacts, events, groups, health, reference
 from functions.app import gateway
+from functions.limits import rate_limit
 from functions.openapi import build
 from functions.web import Call, Doc, Router
 from wagate.contracts import (
@@ -26,11 +26,10 @@ from wagate.contracts import (
     RetryDeadResult,
     SendMessageRequest,
     SessionView,
-    TenantDoc,
 )
-from wagate.errors import RateLimited, ValidationFailed
+from wagate.errors import ValidationFailed
 from wagate.services.outbox import request_fingerprint
-from wagate.services.ratelimit import QR_FETCHES, SENDS, SESSION_CREATES, Rule
+from wagate.services.ratelimit import QR_FETCHES, SENDS, SESSION_CREATES
 
 router = Router()
 
@@ -44,26 +43,6 @@ PAGING = {
 class SessionList(BaseModel):
     items: list[SessionView]
     next_cursor: str | None = None
-
-
-def rate_limit(call: Call, tenant: TenantDoc, rule: Rule) -> None:
-    """Count one request against the tenant's limit for `rule`; 429 once it is spent. The
-    RateLimit-* headers go on every answer of a limited route, the 429 included."""
-    decision = gateway().limiter.take(tenant.id, rule, tenant.limits)
-    reset = max(1, math.ceil(decision.reset_s))
-    call.response_headers.update(
-        {
-            "RateLimit-Limit": str(decision.limit),
-            "RateLimit-Remaining": str(decision.remaining),
-            "RateLimit-Reset": str(reset),
-        }
-    )
-    if not decision.allowed:
-        raise RateLimited(
-            f"rate limit reached: {decision.limit} {rule.route.replace('_', ' ')} per "
-            f"{rule.window_s} s; retry in {reset} s",
-            retry_after=reset,
-        )
 
 
 # ------------------------------------------------------------------ sessions
@@ -331,5 +310,8 @@ reference.register(router)
 health.register(router)
 # Event filters, per-session webhooks, the delivery log and redelivery: functions/events.py.
 events.register(router)
+# Number checks (…/contacts:check) and groups (…/groups): functions/contacts.py, groups.py.
+contacts.register(router)
+groups.register(router)
 # The web console (/console): functions/console.py.
 console.register(router)

@@ -12,11 +12,15 @@ from wagate.adapters import firestore as fs
 from wagate.adapters import storage as gcs
 from wagate.adapters.guard import DependencyGuard
 from wagate.adapters.keyring import StaticKeyRing
+from wagate.adapters.runner_client import RunnerClient
 from wagate.clock import SystemClock
 from wagate.config import Settings
+from wagate.services.contacts import NumberChecks
 from wagate.services.deliveries import DeliveryLog, webhook_queue_spec
 from wagate.services.directory import SessionDirectory
+from wagate.services.groups import Groups
 from wagate.services.inbox import Inbox
+from wagate.services.live_queries import LiveQueries
 from wagate.services.media import Media
 from wagate.services.outbox import Outbox, Routing
 from wagate.services.ratelimit import RateLimiter
@@ -45,6 +49,8 @@ class Gateway:
     egress: egress.EgressGuard  # every URL a user gives: webhooks, media (docs/security.md)
     post_json: Poster  # webhook and alert POSTs, through the egress guard
     deliveries: DeliveryLog  # the webhook delivery log (docs/events.md)
+    number_checks: NumberChecks  # POST …/contacts:check (asks the session's runner)
+    groups: Groups  # …/groups (asks the session's runner)
 
     @property
     def guards(self) -> list[DependencyGuard]:
@@ -66,6 +72,8 @@ def build(settings: Settings) -> Gateway:
     guard = egress.EgressGuard.from_settings(settings)
     post_json = functools.partial(egress.post_json, guard)
     deliveries = DeliveryLog(store, clock, webhook_queue_spec(settings.queue_prefix))
+    # Number checks and groups are questions for a live socket: the runner's, asked directly.
+    live = LiveQueries(directory, RunnerClient(settings.runner_url, wiring.task_auth(settings)))
     return Gateway(
         settings=settings,
         store=store,
@@ -93,6 +101,8 @@ def build(settings: Settings) -> Gateway:
         egress=guard,
         post_json=post_json,
         deliveries=deliveries,
+        number_checks=NumberChecks(store, clock, live),
+        groups=Groups(store, clock, live),
     )
 
 

@@ -24,6 +24,7 @@ from runner import http_errors
 from runner.lease import LeaseKeeper
 from runner.monitor import RunnerMonitor
 from runner.parking import TaskRef
+from runner.queries import QueryEndpoint
 from runner.send_results import SendOutcome, SendResult
 from runner.sending import SendHandler
 from runner.shard import Shard
@@ -75,13 +76,21 @@ class RunnerApp:
                 web.get("/metrics", self.metrics),
                 web.post("/tasks/send", self.send),
                 web.post("/tasks/control", self.control),
+                # The api's questions for a live socket (number checks, groups).
+                *QueryEndpoint(self.shard, self.lease, self._authorize_api).routes(),
             ]
         )
         return app
 
     # ------------------------------------------------------------ internal auth
 
-    def _authorize(self, request: web.Request) -> None:
+    def _authorize_api(self, request: web.Request) -> None:
+        """The api's queries: its own service account's token in the cloud."""
+        self._authorize(request, {self.shard.ctx.settings.api_service_account or ""})
+
+    def _authorize(self, request: web.Request, callers: set[str] | None = None) -> None:
+        """A Google-signed OIDC token of Cloud Tasks' account (or of `callers`) in the cloud,
+        the internal secret header locally."""
         settings = self.shard.ctx.settings
         if settings.env == "cloud":
             from wagate.adapters.oidc import verify_google_oidc
@@ -93,7 +102,7 @@ class RunnerApp:
             verify_google_oidc(
                 token,
                 audience=settings.runner_url(settings.shard_id),
-                allowed_emails={settings.tasks_service_account or ""},
+                allowed_emails=callers or {settings.tasks_service_account or ""},
             )
             return
         secret = settings.internal_secret.get_secret_value() if settings.internal_secret else ""

@@ -30,6 +30,7 @@ from wagate.domain.sessions import (
 from wagate.errors import IllegalTransition, TransientSendError, WagateError
 from wagate.logs import get_logger
 from wagate.ports import EngineConnection
+from wagate.services.events import group_participants_event
 from wagate.services.monitoring import (
     RECONNECTS,
     SEND_TIMINGS,
@@ -67,6 +68,11 @@ class SessionSupervisor:
     @property
     def connected(self) -> bool:
         return self._connected.is_set() and self._conn is not None
+
+    @property
+    def live_connection(self) -> EngineConnection | None:
+        """The socket while it is connected (the api's queries ask it: runner/queries.py)."""
+        return self._conn if self.connected else None
 
     @property
     def ended(self) -> bool:
@@ -197,6 +203,9 @@ class SessionSupervisor:
                 return reason
             case ev.MessageAck():
                 pass  # the engine resolves the waiting send itself
+            case ev.GroupParticipantsChanged():
+                notice = group_participants_event(self.session_id, event)
+                await self._inbound.events.announce_or_log(self.tenant_id, notice)
             case ev.Receipt() | ev.InboundMessage():
                 if isinstance(event, ev.Receipt):
                     SEND_TIMINGS.receipt(event.kind, event.wa_ids, event.ts)

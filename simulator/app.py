@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from simulator import control, media, sockets
+from simulator import control, group_control, media, sockets
 from simulator.protocol import GOING_AWAY, WS_PATH
 from simulator.settings import Settings
 from simulator.sockets import WORLD
@@ -55,6 +55,7 @@ def build_app(settings: Settings | None = None) -> web.Application:
     app.router.add_get(WS_PATH, sockets.handle)
     control.add_routes(app)
     media.add_routes(app)
+    group_control.add_routes(app)
     app.cleanup_ctx.append(_background)
     app.on_shutdown.append(_close_sockets)
     return app

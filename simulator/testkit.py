@@ -143,6 +143,31 @@ class ControlClient:
         result: dict[str, Any] = await self._call("POST", "/control/config", changes)
         return result
 
+    # ------------------------------------------------------------ groups (group_control.py)
+
+    async def create_group(self, owner: str, subject: str, members: list[str]) -> str:
+        """A group made on `owner`'s phone; returns its jid."""
+        result = await self.post("/control/groups", owner=owner, subject=subject, members=members)
+        return str(result["jid"])
+
+    async def change_participants(
+        self, group: str, action: str, participants: list[str], by: str | None = None
+    ) -> list[dict[str, Any]]:
+        result = await self.post(
+            "/control/group-participants",
+            group=group,
+            action=action,
+            participants=participants,
+            by=by,
+        )
+        results: list[dict[str, Any]] = result["results"]
+        return results
+
+    async def groups(self) -> list[dict[str, Any]]:
+        result = await self.get("/control/groups")
+        groups: list[dict[str, Any]] = result["groups"]
+        return groups
+
     # ------------------------------------------------------------ inspection
 
     async def received(self, recipient: str) -> list[dict[str, Any]]:

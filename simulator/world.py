@@ -14,12 +14,13 @@ import time
 from typing import Any
 
 from simulator.faults import FaultControls
+from simulator.groups import GroupRules
 from simulator.model import Link
 from simulator.pairing import PairingRules
 from simulator.protocol import close_code, encode
 
 
-class World(PairingRules, FaultControls):
+class World(PairingRules, FaultControls, GroupRules):
     """One simulated WhatsApp server; addresses are canonical digits (normalize_address)."""
 
     def attach(self, link: Link) -> None:
@@ -95,6 +96,8 @@ class World(PairingRules, FaultControls):
                 self._trim(device, seq)
         elif kind == "ping":
             link.push(encode({"t": "pong", "id": frame.get("id")}))
+        elif kind == "query":
+            self.on_query(link, device, frame)
         elif kind == "pair_code_request":
             self.request_pair_code(link, frame.get("phone"))
         elif kind == "logout" and device is not None:

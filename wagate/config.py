@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     tasks_service_account: str | None = Field(
         None, description="Service account email Cloud Tasks signs OIDC tokens as (cloud)"
     )
+    api_service_account: str | None = Field(
+        None,
+        description="Runner: the api's service account, whose OIDC tokens may ask /queries (cloud)",
+    )
     internal_secret: SecretStr | None = Field(
         None, description="Shared secret for internal endpoints when env=local"
     )

@@ -13,6 +13,13 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from wagate.contracts import Document, MessageDoc, ShardLease
+from wagate.contracts.directory import RunnerQuery
+from wagate.domain.directory import (
+    GroupInfo,
+    NumberStatus,
+    ParticipantAction,
+    ParticipantResult,
+)
 from wagate.domain.events import EngineEvent, MessageAck
 from wagate.domain.messages import MessageChange, MessageState
 from wagate.errors import NotFound
@@ -343,6 +350,40 @@ class EngineConnection(Protocol):
     async def logout(self) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class DirectoryQueries(Protocol):
+    """The synchronous questions a connected socket answers (docs/messaging.md, "Groups and
+    number checks"). A connection that lacks them does not implement this protocol; the runner
+    then answers 501. Each raises DependencyUnavailable when the socket is not connected or
+    WhatsApp does not answer within `timeout`, NotFound for an unknown group, Forbidden when the
+    session may not do it (not an admin)."""
+
+    async def check_numbers(self, numbers: Sequence[str], *, timeout: float) -> list[NumberStatus]:
+        """`numbers` are digits (E.164 without +); one NumberStatus each, in order."""
+
+    async def groups(self, *, timeout: float) -> list[GroupInfo]: ...
+
+    async def group(self, jid: str, *, timeout: float) -> GroupInfo: ...
+
+    async def create_group(
+        self, subject: str, participants: Sequence[str], *, timeout: float
+    ) -> GroupInfo: ...
+
+    async def update_participants(
+        self, jid: str, action: ParticipantAction, participants: Sequence[str], *, timeout: float
+    ) -> list[ParticipantResult]: ...
+
+    async def invite_code(self, jid: str, *, timeout: float) -> str: ...
+
+
+class RunnerLink(Protocol):
+    """The api's line to a shard's runner (wagate/adapters/runner_client.py)."""
+
+    def ask(self, shard: int, query: RunnerQuery) -> Any:
+        """The runner's answer (JSON data); the runner's refusal as the same WagateError;
+        DependencyUnavailable when it cannot be reached or does not answer in time."""
 
 
 class WhatsAppEngine(Protocol):

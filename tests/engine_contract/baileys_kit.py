@@ -136,5 +136,18 @@ class FakeNetwork:
     async def receipt_delays(self, delivered_ms: float, read_ms: float) -> None:
         await self.call("config", receipt_delay_ms=delivered_ms, read_delay_ms=read_ms)
 
+    async def create_group(self, owner: str, subject: str, members: list[str]) -> str:
+        return str((await self.call("group", owner=owner, subject=subject, members=members))["jid"])
+
+    async def change_participants(
+        self, group: str, action: str, participants: list[str], *, by: str | None
+    ) -> None:
+        results = (
+            await self.call(
+                "group_participants", group=group, action=action, participants=participants, by=by
+            )
+        )["results"]
+        assert all(r["status"] == 200 for r in results), results
+
     async def stats(self) -> dict[str, Any]:
         return await self.call("stats")

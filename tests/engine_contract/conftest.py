@@ -63,6 +63,14 @@ class Network(Protocol):
 
     async def receipt_delays(self, delivered_ms: float, read_ms: float) -> None: ...
 
+    async def create_group(self, owner: str, subject: str, members: list[str]) -> str:
+        """A group made on `owner`'s phone with `members` (phone numbers); its jid."""
+
+    async def change_participants(
+        self, group: str, action: str, participants: list[str], *, by: str | None
+    ) -> None:
+        """Someone on a phone changes the group: `by` an admin, or None (joined or left)."""
+
 
 @dataclass(frozen=True)
 class MediaSample:
@@ -151,6 +159,15 @@ class SimulatorNetwork:
 
     async def receipt_delays(self, delivered_ms: float, read_ms: float) -> None:
         await self.control.config(receipt_delay_ms=delivered_ms, read_delay_ms=read_ms)
+
+    async def create_group(self, owner: str, subject: str, members: list[str]) -> str:
+        return await self.control.create_group(owner, subject, members)
+
+    async def change_participants(
+        self, group: str, action: str, participants: list[str], *, by: str | None
+    ) -> None:
+        results = await self.control.change_participants(group, action, participants, by)
+        assert all(r["status"] == 200 for r in results), results
 
 
 def _closed_port_url() -> str:

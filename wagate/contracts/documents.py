@@ -32,6 +32,8 @@ class TenantLimits(BaseModel):
     pacing_per_second: float = Field(1.0, gt=0, le=100)
     pacing_burst: int = Field(5, ge=1, le=1_000)
     max_sessions: int = Field(5, ge=1, le=100_000)  # sessions a tenant may have (not deleted)
+    # Numbers a session may look up on WhatsApp per hour (cached answers do not count).
+    contact_checks_per_hour: int = Field(100, ge=1, le=10_000)
 
 
 class ApiKeyRecord(BaseModel):

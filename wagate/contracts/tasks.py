@@ -16,11 +16,16 @@ if TYPE_CHECKING:
 
 # ---------------------------------------------------------------- events
 
-EventType = Literal["message.received", "message.status", "session.state"]
+EventType = Literal["message.received", "message.status", "session.state", "group.participants"]
 PUBSUB_TOPIC_PATTERN = (
     r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$"
 )
-EVENT_TYPES: tuple[EventType, ...] = ("message.received", "message.status", "session.state")
+EVENT_TYPES: tuple[EventType, ...] = (
+    "message.received",
+    "message.status",
+    "session.state",
+    "group.participants",
+)
 
 
 class SendSnapshot(BaseModel):

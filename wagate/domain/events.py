@@ -87,6 +87,19 @@ class InboundMessage:
 
 
 @dataclass(frozen=True)
+class GroupParticipantsChanged:
+    """Members joined, left, or became or stopped being admins of a group the session is in
+    (`action`: add | remove | promote | demote; `by` is who did it, None when they joined by
+    link or left on their own)."""
+
+    group: str
+    action: Literal["add", "remove", "promote", "demote"]
+    participants: tuple[str, ...]
+    by: str | None
+    ts: datetime
+
+
+@dataclass(frozen=True)
 class AuthStateChanged:
     """The engine's credentials/keys changed; `state` is the engine's opaque serialized store."""
 
@@ -102,4 +115,5 @@ EngineEvent = (
     | Receipt
     | InboundMessage
     | AuthStateChanged
+    | GroupParticipantsChanged
 )

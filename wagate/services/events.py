@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from wagate.contracts import EventType, SessionDoc, TenantDoc, WebhookEvent
+from wagate.domain.events import GroupParticipantsChanged
 from wagate.domain.sessions import DisconnectReason, SessionState
 
 
@@ -84,4 +85,26 @@ def session_state_event(
         session_id=session_id,
         created_at=at,
         data=data,
+    )
+
+
+def group_participants_event(session_id: str, change: GroupParticipantsChanged) -> WebhookEvent:
+    """Members joined, left, were promoted or demoted. The id covers the group, the action,
+    the members and the time WhatsApp gave, so a notice delivered twice is one event."""
+    people = sorted(change.participants)
+    return WebhookEvent(
+        id=event_id(
+            session_id, "group", change.group, change.action, *people, change.ts.isoformat()
+        ),
+        type="group.participants",
+        session_id=session_id,
+        created_at=change.ts,
+        data={
+            "chat": change.group,
+            "group": change.group,
+            "action": change.action,
+            "participants": list(change.participants),
+            "by": change.by,
+            "ts": change.ts.isoformat(),
+        },
     )

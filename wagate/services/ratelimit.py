@@ -54,6 +54,8 @@ class Rule:
 SENDS = Rule("sends", 60, lambda limits: limits.sends_per_minute)
 SESSION_CREATES = Rule("session_creates", 60, lambda limits: limits.session_creates_per_minute)
 QR_FETCHES = Rule("qr_fetches", 300, lambda limits: limits.qr_fetches_per_5_minutes)
+# Per session, one token per number asked of WhatsApp (wagate/services/contacts.py).
+CONTACT_CHECKS = Rule("contact_checks", 3600, lambda limits: limits.contact_checks_per_hour)
 
 
 class RateLimitShard(Document):

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from runner.engines import directory
 from runner.engines.event_stream import EventQueue, new_waiter, resolve_waiter
 from runner.engines.simulated import frames
+from runner.engines.simulated.queries import QueryChannel, SimulatedDirectory
 from wagate.domain.events import (
     AuthStateChanged,
     Connected,
@@ -41,8 +43,8 @@ ACK_EVERY = 64  # acknowledge consumed frames at least this often under load
 NOT_CONNECTED_RETRY_S = 5.0
 
 
-class SimulatedConnection:
-    """One linked device's socket (wagate.ports.EngineConnection)."""
+class SimulatedConnection(SimulatedDirectory):
+    """One linked device's socket (wagate.ports.EngineConnection, DirectoryQueries)."""
 
     __slots__ = (
         "_acked_seq",
@@ -56,6 +58,7 @@ class SimulatedConnection:
         "_local_reason",
         "_pair_code",
         "_pending",
+        "_queries",
         "_reader",
         "_ready",
         "_received_seq",
@@ -84,6 +87,7 @@ class SimulatedConnection:
         self._events = EventQueue()
         self._pending: dict[str, asyncio.Future[MessageAck]] = {}
         self._pair_code: asyncio.Future[str] | None = None
+        self._queries = QueryChannel()
         self._ready: asyncio.Future[None] | None = None
         self._local_reason: tuple[int, str] | None = None
         self._connected = False
@@ -317,6 +321,7 @@ class SimulatedConnection:
                 future.set_exception(error)
         if self._pair_code is not None and not self._pair_code.done():
             self._pair_code.set_exception(DependencyUnavailable("the connection closed"))
+        self._queries.fail_all()
         resolve_waiter(self._ready)
         if reason is not None and reason[0] == LOGGED_OUT and self._creds is not None:
             self._engine.consumed.pop(str(self._creds.get("secret")), None)  # a dead device
@@ -336,6 +341,11 @@ class SimulatedConnection:
             self._on_ack(frame)
         elif kind == "nack":
             self._on_nack(frame)
+        elif kind == "result":
+            self._queries.answer(frame)
+        elif kind == "group_participants":
+            if (notice := directory.participants_event(frame)) is not None:
+                self._emit(notice, seq)
         elif kind == "receipt":
             self._emit(frames.receipt(frame), seq)
         elif kind == "msg":
