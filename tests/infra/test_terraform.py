@@ -34,6 +34,8 @@ from wagate.contracts import (
     SessionDoc,
     WebhookDeliveryDoc,
 )
+from wagate.contracts.directory import ContactDoc
+from wagate.services.groups import GroupCreateDoc
 from wagate.services.ratelimit import RateLimitShard
 
 COMPONENTS = ("api", "sweeper", "runner")
@@ -63,6 +65,8 @@ WHERE: dict[str, dict[str, str | None]] = {
     "runner_urls": {"api": ENV, "sweeper": ENV, "runner": ENV},
     "tasks_service_account": {"api": ENV, "sweeper": ENV, "runner": ENV},
     "internal_secret": {"api": None, "sweeper": None, "runner": None},
+    # A runner accepts the api's tokens on POST /queries (number checks, groups).
+    "api_service_account": {"api": None, "sweeper": None, "runner": ENV},
     # The sweeper's maintenance deletes orphan backups.
     "backup_bucket": {"api": None, "sweeper": ENV, "runner": ENV},
     # Every runner stores received files; the real engines also read uploads to send them.
@@ -440,7 +444,8 @@ def test_runner_service_shape() -> None:
     assert template["session_affinity"] is False
     assert template["timeout"] == "${var.runner_request_timeout_seconds}s"
     assert expr(template["service_account"]) == "google_service_account.runner.email"
-    assert run["ingress"] == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+    # All traffic, but only tasks-invoker and the api may invoke (the IAM grants above).
+    assert run["ingress"] == "INGRESS_TRAFFIC_ALL"
     container = block(template, "containers")
     resources = block(container, "resources")
     assert resources["cpu_idle"] is False
@@ -476,6 +481,7 @@ EXPECTED_GRANTS: dict[str, set[tuple[str, str]]] = {
         ("bucket:media", "roles/storage.objectAdmin"),
         ("secret:backup_keys", "roles/secretmanager.secretAccessor"),
         ("secret:admin_key", "roles/secretmanager.secretAccessor"),
+        ("run:runners", "roles/run.invoker"),  # POST /queries: number checks and groups
     },
     "sweeper": {
         ("project", "roles/datastore.user"),
@@ -513,6 +519,7 @@ KNOWN_IAM_RESOURCES = {
     "google_storage_bucket_iam_member.component",
     "google_secret_manager_secret_iam_member.accessor",
     "google_cloud_run_v2_service_iam_member.invoker_runners",
+    "google_cloud_run_v2_service_iam_member.api_queries_runners",
     "google_cloud_run_v2_service_iam_member.invoker_sweeper",
     "google_cloud_run_v2_service_iam_member.api_public",
     "google_kms_crypto_key_iam_member.backup_cmek",  # the GCS service agent, for CMEK
@@ -566,6 +573,10 @@ def actual_grants() -> dict[str, set[tuple[str, str]]]:
         binding = m.resource("google_cloud_run_v2_service_iam_member", name)
         assert binding["member"] == "serviceAccount:${google_service_account.tasks_invoker.email}"
         grants["tasks_invoker"].add((f"run:{target}", binding["role"]))
+    queries = m.resource("google_cloud_run_v2_service_iam_member", "api_queries_runners")
+    assert expr(queries["for_each"]) == "google_cloud_run_v2_service.runner"
+    assert queries["member"] == "serviceAccount:${google_service_account.api.email}"
+    grants["api"].add(("run:runners", queries["role"]))
     return grants
 
 
@@ -705,6 +716,8 @@ MODELS: dict[str, type[BaseModel]] = {
     "pending": PendingSend,
     "webhook_deliveries": WebhookDeliveryDoc,
     "events": EventLogDoc,
+    "contacts": ContactDoc,
+    "group_creates": GroupCreateDoc,
 }
 
 

@@ -74,6 +74,8 @@ locals {
     pending          = { collection = "pending", field = "expire_at" }            # due + 35 days
     deliveries       = { collection = "webhook_deliveries", field = "expire_at" } # last attempt + 14 days
     events           = { collection = "events", field = "expire_at" }             # logged + 24 h (stream)
+    contacts         = { collection = "contacts", field = "expire_at" }           # checked + 24 h
+    group_creates    = { collection = "group_creates", field = "expire_at" }      # created + 24 h
   }
 }
 

@@ -3,7 +3,8 @@
 #
 #   api            Firestore; enqueue send + control tasks (as tasks-invoker); list queues
 #                  (/v1/health pings Cloud Tasks); media objects; backup-keys (seals webhook
-#                  secrets) and admin-key
+#                  secrets) and admin-key; invoke the runners (POST /queries: number checks,
+#                  groups, answered by the session's live socket)
 #   sweeper        Firestore; re-enqueue send tasks (as tasks-invoker); enqueue alert notices
 #                  on the webhook queue; backup objects (maintenance: orphan backups);
 #                  backup-keys (opens webhook secrets to sign deliveries); alert-webhook-secret
@@ -160,6 +161,18 @@ resource "google_cloud_run_v2_service_iam_member" "invoker_runners" {
   name     = each.value.name
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_service_account.tasks_invoker.email}"
+}
+
+# The api asks a session's runner directly (runner/queries.py), with an ID token of its own
+# account; the runner accepts only that account's tokens on /queries.
+resource "google_cloud_run_v2_service_iam_member" "api_queries_runners" {
+  for_each = google_cloud_run_v2_service.runner
+
+  project  = var.project_id
+  location = var.region
+  name     = each.value.name
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.api.email}"
 }
 
 # Functions (2nd gen) are served by a Cloud Run service of the same name; invoking it takes

@@ -19,8 +19,10 @@ locals {
       WAGATE_BACKUP_BUCKET = google_storage_bucket.backups.name
       WAGATE_MEDIA_BUCKET  = google_storage_bucket.media.name # received files; uploads to send
       WAGATE_ENGINE        = var.engine
-      WAGATE_PERSISTENCE   = var.persistence
-      WAGATE_STATE_DIR     = "/tmp/wagate-state" # in-memory disk, used by persistence = hybrid
+      # Whose OIDC tokens may ask POST /queries (the api's number checks and groups).
+      WAGATE_API_SERVICE_ACCOUNT = google_service_account.api.email
+      WAGATE_PERSISTENCE         = var.persistence
+      WAGATE_STATE_DIR           = "/tmp/wagate-state" # in-memory disk, used by persistence = hybrid
     },
     var.engine == "simulator" ? { WAGATE_SIMULATOR_URL = var.simulator_url } : {},
   )
@@ -35,7 +37,11 @@ resource "google_cloud_run_v2_service" "runner" {
   description = "wagate runner of shard ${each.key}"
   labels      = merge(local.labels, { shard = each.key })
 
-  ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY" # only Cloud Tasks calls the runners
+  # All traffic, guarded by IAM: only tasks-invoker (Cloud Tasks) and the api (POST /queries:
+  # number checks, groups) hold run.invoker, and the runner checks the token's account too.
+  # Internal-only ingress would refuse the api function, which has no VPC egress
+  # (docs/decisions.md, "The api asks the runner directly").
+  ingress             = "INGRESS_TRAFFIC_ALL"
   deletion_protection = var.deletion_protection
 
   template {
