@@ -152,6 +152,7 @@ def test_someone_elses_changes_to_a_group_arrive_as_participant_events(
 ) -> None:
     async def body(c: Contract) -> None:
         device = await c.pair()
+        queries(c, device.conn)
         group = await c.network.create_group(BOB, "Bob's shop", [ME])
         joined = await device.tap.next(GroupParticipantsChanged)
         assert (joined.group, joined.action, joined.participants) == (

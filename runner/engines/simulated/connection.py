@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from runner.engines import directory
 from runner.engines.event_stream import EventQueue, new_waiter, resolve_waiter
 from runner.engines.simulated import frames
 from runner.engines.simulated.queries import QueryChannel, SimulatedDirectory
@@ -341,11 +340,8 @@ class SimulatedConnection(SimulatedDirectory):
             self._on_ack(frame)
         elif kind == "nack":
             self._on_nack(frame)
-        elif kind == "result":
-            self._queries.answer(frame)
-        elif kind == "group_participants":
-            if (notice := directory.participants_event(frame)) is not None:
-                self._emit(notice, seq)
+        elif kind in ("result", "group_participants"):
+            self._on_directory_frame(frame, seq)
         elif kind == "receipt":
             self._emit(frames.receipt(frame), seq)
         elif kind == "msg":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -14,6 +14,7 @@ from runner.engines import directory
 from runner.engines.event_stream import new_waiter
 from runner.engines.simulated import frames
 from wagate.domain.directory import GroupInfo, NumberStatus, ParticipantAction, ParticipantResult
+from wagate.domain.events import EngineEvent
 from wagate.errors import DependencyUnavailable
 
 
@@ -70,6 +71,17 @@ class SimulatedDirectory:
     _ws: aiohttp.ClientWebSocketResponse | None
     _connected: bool
     _queries: QueryChannel
+
+    if TYPE_CHECKING:
+
+        def _emit(self, event: EngineEvent, seq: int = 0) -> None: ...
+
+    def _on_directory_frame(self, frame: dict[str, Any], seq: int) -> None:
+        """A query's result, or a group notice (a deliverable frame: `seq`)."""
+        if frame.get("t") == "result":
+            self._queries.answer(frame)
+        elif (notice := directory.participants_event(frame)) is not None:
+            self._emit(notice, seq)
 
     async def _ask(self, q: str, timeout: float, **args: Any) -> Any:
         if not self._connected:
