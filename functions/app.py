@@ -22,7 +22,7 @@ from wagate.services.groups import Groups
 from wagate.services.inbox import Inbox
 from wagate.services.live_queries import LiveQueries
 from wagate.services.media import Media
-from wagate.services.outbox import Outbox, Routing
+from wagate.services.outbox import Outbox
 from wagate.services.ratelimit import RateLimiter
 from wagate.services.sessions import Sessions
 from wagate.services.tenants import Tenants
@@ -65,7 +65,7 @@ def build(settings: Settings) -> Gateway:
     queue = wiring.task_queue(settings)
     buckets = wiring.Buckets(settings)
     media = buckets.media()
-    routing = Routing(settings.queue_prefix, settings.runner_url)
+    routing = wiring.routing(settings)
     directory = SessionDirectory(store)
     # Optional here: without it the api still serves, webhooks answer 503 (functions/sweeper.py).
     keyring = wiring.keyring(settings) if settings.backup_keys else None

@@ -42,8 +42,6 @@ def sweep(call: Call) -> Any:
         g.store,
         g.outbox,
         g.clock,
-        g.queue,
-        g.settings.queue_prefix,
         stuck_after=timedelta(seconds=g.settings.sweep_stuck_after_s),
     ).sweep()
     result: dict[str, Any] = dataclasses.asdict(report)

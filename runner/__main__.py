@@ -36,9 +36,11 @@ from wagate.contracts import ShardLease
 from wagate.ports import CallObserver, WhatsAppEngine
 from wagate.services.alerts import QueuedAlertNotifier
 from wagate.services.backups import SessionBackups
+from wagate.services.directory import SessionDirectory
 from wagate.services.leases import Leases
 from wagate.services.media import Media
 from wagate.services.monitoring import CallLatency
+from wagate.services.outbox import Outbox
 
 log = logs.get_logger("wagate.runner")
 SHUTDOWN_BUDGET_S = 8.0  # Cloud Run allows 10 s after SIGTERM
@@ -129,7 +131,10 @@ async def serve(settings: Settings) -> None:
     index = SentIndex()
     gate = OrderGate(store, ctx.io)
     gate.index = index  # messages sent here are not pending, whatever the store says yet
-    shard = Shard(ctx, writes, index, gate)
+    # The takeover nudge gives a pending send whose task is gone a task again, as the api
+    # creates it (wagate/services/outbox.py).
+    outbox = Outbox(store, queue, clock, wiring.routing(settings), SessionDirectory(store))
+    shard = Shard(ctx, writes, index, outbox, gate)
     # Containers often share a hostname and all run as PID 1: a random part keeps two
     # instances from ever looking like the same lease holder.
     holder = settings.instance_id or (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 
 from runner.context import ShardContext
 from runner.group_commit import GroupCommit
@@ -12,13 +13,15 @@ from runner.inbound import InboundSink
 from runner.order_gate import OrderGate
 from runner.sent_index import SentIndex
 from runner.supervisor import SessionSupervisor, desired_running
-from wagate.contracts import ControlTask, PendingSend, SessionDoc
+from runner.writes import MessageEvent
+from wagate.contracts import TASK_SETTLED_AFTER_S, ControlTask, PendingSend, SessionDoc
 from wagate.domain.ids import send_task_name
 from wagate.domain.sessions import DesiredState, SessionState, session_transition
-from wagate.errors import WagateError
+from wagate.errors import NotFound, WagateError
 from wagate.logs import get_logger
 from wagate.ports import Fence, Where
 from wagate.queues import send_queue
+from wagate.services.outbox import Outbox
 
 log = get_logger("wagate.runner.shard")
 NUDGE_AFTER_CONNECT_S = 10.0
@@ -33,9 +36,11 @@ class Shard:
         ctx: ShardContext,
         writes: GroupCommit,
         index: SentIndex,
+        outbox: Outbox,
         gate: OrderGate | None = None,
     ) -> None:
         self.ctx = ctx
+        self.outbox = outbox  # gives a pending send whose task is gone a task again
         self.gate = gate  # learns the shard's pending sends from the takeover listing
         self.inbound = InboundSink(ctx, writes, index)
         self.supervisors: dict[str, SessionSupervisor] = {}
@@ -87,7 +92,9 @@ class Shard:
 
     async def _nudge_pending(self) -> None:
         """After a takeover, run the shard's pending send tasks now instead of waiting for
-        their backoff: recovery is bounded by the lease, not by the queue's retry schedule."""
+        their backoff: recovery is bounded by the lease, not by the queue's retry schedule. A
+        send whose task is gone gets one again now (_enqueue_again), not at the sweeper's
+        stuck pass minutes later."""
         ctx = self.ctx
         supervisors = list(self.supervisors.values())
         await asyncio.gather(
@@ -96,15 +103,21 @@ class Shard:
         )
         sem = asyncio.Semaphore(20)
 
-        async def nudge(doc: PendingSend) -> None:
+        async def nudge(doc: PendingSend) -> bool:
+            """False if its task is gone."""
             queue = send_queue(ctx.settings.queue_prefix, ctx.shard, doc.priority)
             async with sem:
-                with contextlib.suppress(WagateError):  # done meanwhile, or not created yet
+                try:
                     await ctx.io(
                         ctx.queue.run_now, queue, send_task_name(doc.id, doc.task_generation)
                     )
+                except NotFound:
+                    return False
+                except WagateError:  # Cloud Tasks did not answer: the task keeps its schedule
+                    pass
+            return True
 
-        nudged, cursor = 0, None
+        nudged, requeued, cursor = 0, 0, None
         for _ in range(NUDGE_PAGES):  # the whole backlog, a page at a time
             page = await self._pending_page(cursor)
             if page is None:
@@ -113,14 +126,60 @@ class Shard:
                 self.gate.listed(page)
             now = ctx.clock.now()
             due = [d for d in page if d.send_at is None or d.send_at <= now]
-            await asyncio.gather(*(nudge(d) for d in due))
-            nudged += len(due)
+            found = await asyncio.gather(*(nudge(d) for d in due))
+            gone = [d for d, there in zip(due, found, strict=True) if not there]
+            nudged += len(due) - len(gone)
+            requeued += await self._enqueue_again(gone, sem)
             if len(page) < NUDGE_LIMIT:
                 if self.gate is not None:
                     self.gate.shard_listed()
                 break
             cursor = page[-1].id
-        log.info("nudged pending sends", shard=ctx.shard, count=nudged)
+        log.info("nudged pending sends", shard=ctx.shard, count=nudged, requeued=requeued)
+
+    async def _enqueue_again(self, gone: list[PendingSend], sem: asyncio.Semaphore) -> int:
+        """Pending sends whose task RunTask did not find (withdrawn, lost, expired, or never
+        created because Cloud Tasks was down at accept): a task again, as the sweeper gives one
+        (Outbox.enqueue_again: the same names and generations, so never two live tasks).
+        Passed over, for the sweeper: an entry younger than TASK_SETTLED_AFTER_S (the api may
+        still be creating its task) and a send whose outcome waits in this runner's journal
+        (it is not pending; the replay says so). Returns how many got a task."""
+        ctx = self.ctx
+        settled = ctx.clock.now() - timedelta(seconds=TASK_SETTLED_AFTER_S)
+        gone = [e for e in gone if (e.send_at or e.created_at) <= settled]
+        if not gone:
+            return 0
+        try:
+            # The journal first, then the store: an outcome the replay moves from one to the
+            # other in between is seen in the store.
+            journaled = await ctx.io(self._journaled_outcomes)
+            gone = [e for e in gone if e.id not in journaled]
+            docs = await ctx.io(ctx.messages.get_many, [e.id for e in gone])
+        except WagateError as e:
+            log.warning("pending sends without a task left to the sweeper", error=e.message)
+            return 0
+        messages = {doc.id: doc for doc in docs}
+
+        async def again(entry: PendingSend) -> bool:
+            doc = messages.get(entry.id)
+            async with sem:
+                try:
+                    outcome = await ctx.io(self.outbox.enqueue_again, entry, doc)
+                    if outcome == "alive" and doc is not None:  # under the message's generation
+                        queue = send_queue(ctx.settings.queue_prefix, ctx.shard, doc.priority)
+                        name = send_task_name(doc.id, doc.task_generation)
+                        await ctx.io(ctx.queue.run_now, queue, name)
+                except WagateError as e:
+                    log.warning("send task not created again", message_id=entry.id, error=e.message)
+                    return False
+            return outcome in ("created", "regenerated")
+
+        return sum(await asyncio.gather(*(again(e) for e in gone)))
+
+    def _journaled_outcomes(self) -> set[str | None]:
+        """Messages with a status write (a send's outcome, a receipt) waiting in the journal."""
+        entries = self.ctx.durable.journal.entries("message")
+        return {MessageEvent.model_validate_json(e.body).message_id for e in entries}
 
     async def _pending_page(self, cursor: str | None) -> list[PendingSend] | None:
         """A page of the shard's pending/{id} entries (one per unfinished send); None if the

@@ -17,6 +17,7 @@ from wagate.adapters.keyring import StaticKeyRing
 from wagate.adapters.signed_urls import PUBLIC_ENDPOINT, GcsUrlSigner
 from wagate.config import Settings
 from wagate.services.maintenance import Retention
+from wagate.services.outbox import Routing
 
 
 class MissingSetting(RuntimeError):
@@ -64,6 +65,12 @@ def task_queue(settings: Settings, guard: DependencyGuard | None = None) -> task
         task_auth(settings),
         guard or DependencyGuard("tasks"),
     )
+
+
+def routing(settings: Settings) -> Routing:
+    """Where send tasks go: the api creates them, the runner's takeover nudge and the sweeper
+    create them again (wagate/services/outbox.py), all to the same queues and runner URLs."""
+    return Routing(settings.queue_prefix, settings.runner_url)
 
 
 class Buckets:

@@ -90,7 +90,7 @@ class Operator:
 
     @cached_property
     def routing(self) -> Routing:
-        return Routing(self.settings.queue_prefix, self.settings.runner_url)
+        return wiring.routing(self.settings)
 
     @cached_property
     def directory(self) -> SessionDirectory:

@@ -28,6 +28,7 @@ from runner.pacing import Pacer
 from runner.sending import SendHandler
 from runner.sent_index import SentIndex
 from runner.shard import Shard
+from wagate import wiring
 from wagate.adapters import firestore as fs
 from wagate.adapters import storage as gcs
 from wagate.adapters import tasks
@@ -40,8 +41,10 @@ from wagate.contracts import AlertDoc, ShardLease
 from wagate.ports import Clock
 from wagate.services.alerts import Alerts, alert_id
 from wagate.services.backups import SessionBackups
+from wagate.services.directory import SessionDirectory
 from wagate.services.leases import Leases
 from wagate.services.monitoring import RECONNECTS, CallLatency
+from wagate.services.outbox import Outbox
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +96,8 @@ def build_runner(
     )
     writes = GroupCommit(store, ctx.io)
     index = SentIndex()
-    shard = Shard(ctx, writes, index)
+    outbox = Outbox(store, queue, clock, wiring.routing(settings), SessionDirectory(store))
+    shard = Shard(ctx, writes, index, outbox)
     lease = LeaseKeeper(
         Leases(store.collection("shards", ShardLease), clock),
         ctx.io,

@@ -24,6 +24,7 @@ from runner.journal import JOURNAL_FILE, DurableAlerts, DurableWrites, Journal, 
 from runner.sent_index import SentEntry, SentIndex
 from runner.writes import MessageEvent, apply_status_events
 from tests.factories import text_message
+from wagate import wiring
 from wagate.adapters.keyring import StaticKeyRing
 from wagate.adapters.memory import FixedClock, MemoryStore, MemoryTaskQueue
 from wagate.config import Settings
@@ -43,9 +44,11 @@ from wagate.domain.messages import PENDING
 from wagate.domain.messages import MessageStatus as S
 from wagate.domain.sessions import SessionState
 from wagate.errors import DependencyUnavailable
-from wagate.ports import Fence
+from wagate.ports import Fence, TaskQueue
 from wagate.services.alerts import alert_id
 from wagate.services.backups import SessionBackups
+from wagate.services.directory import SessionDirectory
+from wagate.services.outbox import Outbox
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -148,6 +151,18 @@ class World:
         doc = self.memory.collection("messages", MessageDoc).get(mid)
         assert doc is not None
         return doc
+
+    def outbox(self, queue: TaskQueue | None = None) -> Outbox:
+        """The Outbox as the programs wire it (wagate.wiring.routing), on the memory store (not
+        the outage switch: the sweeper's and the nudge's re-enqueues run once the store
+        answered) and this world's queue unless another is given."""
+        return Outbox(
+            self.memory,
+            queue or self.queue,
+            self.clock,
+            wiring.routing(self.ctx.settings),
+            SessionDirectory(self.memory),
+        )
 
     def session(self) -> SessionDoc:
         doc = self.memory.collection("sessions", SessionDoc).get("ses_1")

@@ -6,7 +6,7 @@ sweep, which stops early when Cloud Tasks fails or its time budget is spent."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from tests.unit.test_journal import World
 from wagate.adapters.memory import MemoryStore, MemoryTaskQueue
@@ -15,8 +15,6 @@ from wagate.domain.ids import send_task_name
 from wagate.errors import DependencyUnavailable
 from wagate.ports import TaskSpec
 from wagate.queues import send_queue
-from wagate.services.directory import SessionDirectory
-from wagate.services.outbox import Outbox, Routing
 from wagate.services.sweeper import BATCH, STUCK_AFTER, Sweeper
 
 
@@ -49,7 +47,7 @@ def test_an_entry_gone_during_the_sweep_does_not_stop_the_others_being_touched(
             )
         )
     world.clock.advance(STUCK_AFTER.total_seconds() + 1)
-    sweeper = Sweeper(world.memory, cast(Any, None), world.clock, queue, "wagate")
+    sweeper = Sweeper(world.memory, world.outbox(queue), world.clock)
     report = sweeper.sweep()
     world.io.shutdown()
     assert report.alive == 8 and report.reenqueued == 0
@@ -59,16 +57,6 @@ def test_an_entry_gone_during_the_sweep_does_not_stop_the_others_being_touched(
     assert sweeper.sweep().alive == 0  # all just looked at
 
 
-def _outbox(world: World, queue: MemoryTaskQueue) -> Outbox:
-    return Outbox(
-        world.memory,
-        queue,
-        world.clock,
-        Routing("wagate", lambda shard: f"http://runner-{shard}"),
-        SessionDirectory(world.memory),
-    )
-
-
 def test_one_sweep_reenqueues_a_backlog_larger_than_a_batch(tmp_path: Path) -> None:
     """Cloud Tasks lost every task of 1,200 pending messages: one sweep gives each a task again,
     batch after batch (it used to take one batch of 500 a sweep)."""
@@ -76,7 +64,7 @@ def test_one_sweep_reenqueues_a_backlog_larger_than_a_batch(tmp_path: Path) -> N
     queue = MemoryTaskQueue()
     ids = [world.message(f"msg_{i:05d}").id for i in range(2 * BATCH + 200)]
     world.clock.advance(STUCK_AFTER.total_seconds() + 1)
-    report = Sweeper(world.memory, _outbox(world, queue), world.clock, queue, "wagate").sweep()
+    report = Sweeper(world.memory, world.outbox(queue), world.clock).sweep()
     world.io.shutdown()
     assert report.reenqueued == len(ids) and report.enqueue_failures == 0
     names = sorted(t.name for t in queue.tasks)
@@ -101,7 +89,7 @@ def test_a_sweep_stops_after_the_batch_where_cloud_tasks_failed(tmp_path: Path) 
     for i in range(BATCH + 100):
         world.message(f"msg_{i:05d}")
     world.clock.advance(STUCK_AFTER.total_seconds() + 1)
-    report = Sweeper(world.memory, _outbox(world, queue), world.clock, queue, "wagate").sweep()
+    report = Sweeper(world.memory, world.outbox(queue), world.clock).sweep()
     world.io.shutdown()
     assert queue.asked == BATCH and report.enqueue_failures == BATCH  # no second batch
     assert report.reenqueued == 0
@@ -125,7 +113,7 @@ def test_a_sweep_ends_once_its_time_budget_is_spent(tmp_path: Path) -> None:
     for i in range(BATCH + 100):
         world.message(f"msg_{i:05d}")
     world.clock.advance(STUCK_AFTER.total_seconds() + 1)
-    sweeper = Sweeper(world.memory, _outbox(world, queue), world.clock, queue, "wagate")
+    sweeper = Sweeper(world.memory, world.outbox(queue), world.clock)
     report = sweeper.sweep()  # the first batch alone spends 500 s of a 30 s budget
     assert report.reenqueued == BATCH
     assert sweeper.sweep().reenqueued == 100  # the next sweep takes the rest

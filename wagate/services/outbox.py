@@ -24,6 +24,7 @@ the store stays unreachable past that age — is written down in docs/outage.md.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -44,7 +45,7 @@ from wagate.contracts import (
 )
 from wagate.domain import ids
 from wagate.domain import messages as lifecycle
-from wagate.domain.messages import MessageStatus
+from wagate.domain.messages import PENDING, MessageStatus
 from wagate.errors import (
     AlreadyExists,
     Conflict,
@@ -62,6 +63,8 @@ from wagate.services.directory import SessionDirectory
 
 log = get_logger("wagate.outbox")
 TaskCreation = Literal["created", "exists", "unavailable"]
+# What giving a pending send whose task is gone a task again came to (Outbox.enqueue_again).
+Requeue = Literal["created", "regenerated", "alive", "left_behind", "failed"]
 
 
 SEND_AT_PAST_TOLERANCE = timedelta(minutes=5)
@@ -218,8 +221,51 @@ class Outbox:
         if Cloud Tasks is down. A task name Cloud Tasks already knows counts as enqueued."""
         return self.create_task(doc) != "unavailable"
 
-    def _queue_of(self, doc: MessageDoc) -> str:
-        return send_queue(self._routing.queue_prefix, doc.shard, doc.priority)
+    def _queue_of(self, item: PendingSend | MessageDoc) -> str:
+        return send_queue(self._routing.queue_prefix, item.shard, item.priority)
+
+    def task_alive(self, item: PendingSend | MessageDoc) -> bool:
+        """Its send task is in the queue (waiting for a retry, or its turn in a backlog)."""
+        return self._queue.exists(
+            self._queue_of(item), ids.send_task_name(item.id, item.task_generation)
+        )
+
+    def enqueue_again(self, entry: PendingSend, doc: MessageDoc | None) -> Requeue:
+        """A task again for a pending send whose task is gone (the sweeper's stuck pass, the
+        runner's takeover nudge): `doc` is its message as read after the task was found gone.
+        Under the same name, so Cloud Tasks refuses a second live task; under a new generation
+        only when the name is taken by no live task (a finished one Cloud Tasks remembers).
+        A finished or missing message: "left_behind", the entry is stale (a lost delete)."""
+        if doc is None or doc.status not in PENDING:
+            return "left_behind"
+        try:
+            if doc.task_generation != entry.task_generation and self.task_alive(doc):
+                # Regenerated since the entry was written: its task goes by the message's name.
+                with contextlib.suppress(WagateError):
+                    self._store.patch_many(
+                        [("pending", doc.id, {"task_generation": doc.task_generation})]
+                    )
+                return "alive"
+            outcome = self.create_task(doc)
+            if outcome == "exists":
+                if self.task_alive(doc):  # created meanwhile (by the api, or a sweep)
+                    return "alive"
+                # The name is remembered from a finished task of this message.
+                if self.create_task(self._regenerate(doc)) == "created":
+                    return "regenerated"
+                return "failed"
+        except DependencyUnavailable:
+            return "failed"
+        return "created" if outcome == "created" else "failed"
+
+    def _regenerate(self, doc: MessageDoc) -> MessageDoc:
+        now = self._clock.now()
+        updated = self._lifecycle.update(doc.id, lambda state: lifecycle.renew_task(state, now))
+        with contextlib.suppress(WagateError):  # the next sweep finds it by the message
+            self._store.patch_many(
+                [("pending", doc.id, {"task_generation": updated.task_generation})]
+            )
+        return updated
 
     def create_task(self, doc: MessageDoc) -> TaskCreation:
         """Create the send task of a message that is written: "exists" when Cloud Tasks refuses

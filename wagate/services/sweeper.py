@@ -13,7 +13,8 @@ message's send time, and checked against the queue (one GetTask):
   Cloud Tasks was down, lost by the queue, or completed before the status write landed) → it is
   enqueued under the same name, or, if Cloud Tasks still remembers that name (a finished task's
   name is kept for a while), under a new task generation; finished or missing → the entry was
-  left behind by a lost delete and is removed.
+  left behind by a lost delete and is removed. (Outbox.enqueue_again, which the runner's
+  takeover nudge uses too, for a task it found gone.)
 A sweep takes BATCH entries at a time and goes on with the next batch until none is due, a
 call to Cloud Tasks failed, or SWEEP_BUDGET_S is spent; the GetTask and CreateTask calls of a
 batch run WORKERS at a time. (One sequential batch a sweep re-enqueued at most 500 messages a
@@ -31,11 +32,9 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from wagate.contracts import CountHistory, CountSample, MessageDoc, PendingSend
-from wagate.domain.ids import send_task_name
-from wagate.domain.messages import PENDING, MessageStatus, renew_task
+from wagate.domain.messages import MessageStatus
 from wagate.errors import DependencyUnavailable, NotFound, WagateError
-from wagate.ports import Clock, Store, StoredMessages, TaskQueue, Where
-from wagate.queues import send_queue
+from wagate.ports import Clock, Store, Where
 from wagate.services.alerts import Alerts
 from wagate.services.outbox import Outbox
 
@@ -45,7 +44,6 @@ BATCH = 500
 # so sweeps do not overlap (Cloud Scheduler does not wait for the last one).
 SWEEP_BUDGET_S = 30.0
 WORKERS = 8  # GetTask / CreateTask calls in flight; the local REST client pools 10 connections
-Requeue = Literal["created", "regenerated", "alive", "left_behind", "failed"]
 
 
 @dataclass
@@ -63,20 +61,15 @@ class Sweeper:
         store: Store,
         outbox: Outbox,
         clock: Clock,
-        queue: TaskQueue,
-        queue_prefix: str,
         *,
         stuck_after: timedelta = STUCK_AFTER,
         budget_s: float = SWEEP_BUDGET_S,
     ) -> None:
         self._store = store
         self._messages = store.collection("messages", MessageDoc)
-        self._lifecycle = StoredMessages(store)
         self._entries = store.collection("pending", PendingSend)
         self._outbox = outbox
         self._clock = clock
-        self._queue = queue
-        self._queue_prefix = queue_prefix
         self._stuck_after = stuck_after
         self._budget_s = budget_s
 
@@ -133,7 +126,7 @@ class Sweeper:
 
     def _task_state(self, entry: PendingSend) -> Literal["alive", "gone", "unknown"]:
         try:
-            return "alive" if self._task_alive(entry) else "gone"
+            return "alive" if self._outbox.task_alive(entry) else "gone"
         except DependencyUnavailable:
             return "unknown"
 
@@ -144,9 +137,8 @@ class Sweeper:
         messages = {doc.id: doc for doc in self._messages.get_many([e.id for e in gone])}
         left_behind: list[str] = []
         to_touch: list[str] = []
-        for entry, outcome in zip(
-            gone, pool.map(lambda e: self._enqueue_again(e, messages.get(e.id)), gone), strict=True
-        ):
+        outcomes = pool.map(lambda e: self._outbox.enqueue_again(e, messages.get(e.id)), gone)
+        for entry, outcome in zip(gone, outcomes, strict=True):
             if outcome == "left_behind":
                 left_behind.append(entry.id)
             elif outcome in ("created", "regenerated"):
@@ -154,7 +146,7 @@ class Sweeper:
                 if outcome == "regenerated":
                     report.regenerated += 1
                 to_touch.append(entry.id)
-            elif outcome == "alive":  # under its newer generation: moved back in the line too
+            elif outcome == "alive":  # under a newer generation, or created meanwhile
                 to_touch.append(entry.id)
             else:
                 report.enqueue_failures += 1
@@ -163,28 +155,6 @@ class Sweeper:
                 self._store.patch_many([], [("pending", i) for i in left_behind])
             report.left_behind += len(left_behind)
         return to_touch
-
-    def _enqueue_again(self, entry: PendingSend, doc: MessageDoc | None) -> Requeue:
-        if doc is None or doc.status not in PENDING:
-            return "left_behind"
-        if doc.task_generation != entry.task_generation:
-            # Regenerated since the entry was written: its task goes by the message's name.
-            try:
-                if self._task_alive(doc):
-                    with contextlib.suppress(WagateError):
-                        self._store.patch_many(
-                            [("pending", doc.id, {"task_generation": doc.task_generation})]
-                        )
-                    return "alive"
-            except DependencyUnavailable:
-                return "failed"
-        outcome = self._outbox.create_task(doc)
-        if outcome == "exists":  # the name is remembered: a finished task of this message
-            doc = self._regenerate(doc)
-            if self._outbox.create_task(doc) == "created":
-                return "regenerated"
-            return "failed"
-        return "created" if outcome == "created" else "failed"
 
     def _touch(self, entry_ids: list[str], now: datetime) -> None:
         """Set checked_at; an entry deleted meanwhile (its message was sent) fails the batch:
@@ -196,20 +166,6 @@ class Sweeper:
                 half = len(entry_ids) // 2
                 self._touch(entry_ids[:half], now)
                 self._touch(entry_ids[half:], now)
-
-    def _task_alive(self, item: PendingSend | MessageDoc) -> bool:
-        """Its send task is in the queue (waiting for a retry, or its turn in a backlog)."""
-        queue = send_queue(self._queue_prefix, item.shard, item.priority)
-        return self._queue.exists(queue, send_task_name(item.id, item.task_generation))
-
-    def _regenerate(self, doc: MessageDoc) -> MessageDoc:
-        now = self._clock.now()
-        updated = self._lifecycle.update(doc.id, lambda state: renew_task(state, now))
-        with contextlib.suppress(WagateError):  # the next sweep finds it by the message
-            self._store.patch_many(
-                [("pending", doc.id, {"task_generation": updated.task_generation})]
-            )
-        return updated
 
 
 # ---------------------------------------------------------------- dead letters growing
