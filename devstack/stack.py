@@ -112,6 +112,7 @@ class Stack:
                 {
                     "WAGATE_ENGINE": "baileys",
                     "WAGATE_BAILEYS_URL": f"ws://{LOCALHOST}:{self.ports['whatsapp']}/ws/chat",
+                    "WAGATE_BAILEYS_MEDIA_URL": f"http://{LOCALHOST}:{self.ports['whatsapp']}",
                 }
                 if c.engine == "baileys"
                 else {}

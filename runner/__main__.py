@@ -66,6 +66,7 @@ def make_engine(
         return BaileysEngine(
             settings.baileys_url,
             sessions_per_worker=settings.baileys_sessions_per_worker,
+            media_url=settings.baileys_media_url,
             media=media,
             egress_guard=EgressGuard.from_settings(settings),  # media URLs (docs/security.md)
         )

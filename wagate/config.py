@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         "wss://web.whatsapp.com/ws/chat",
         description="engine=baileys: WhatsApp's websocket (a local fake in tests and the demo)",
     )
+    baileys_media_url: str = Field(
+        "https://mmg.whatsapp.net",
+        description="engine=baileys: WhatsApp's media host, where received files are downloaded "
+        "(the protocol fake's in tests)",
+    )
     baileys_sessions_per_worker: int = Field(
         50, ge=1, le=1000, description="engine=baileys: sockets per Node worker process"
     )

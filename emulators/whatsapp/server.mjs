@@ -22,6 +22,7 @@ import * as baileys from '@whiskeysockets/baileys'
 import { Noise } from './noise.mjs'
 import { makeBundle, SignalSender } from './contact.mjs'
 import { pairing } from './pairing.mjs'
+import { MEDIA_PREFIX, MediaHost } from './media.mjs'
 
 const {
   Curve, encodeBigEndian, KEY_BUNDLE_TYPE, getBinaryNodeChild, getBinaryNodeChildren, jidDecode,
@@ -103,9 +104,11 @@ class Fake {
     let sender = this.senders.get(pn)
     if (!sender) { sender = new SignalSender(this.bundle(pn)); this.senders.set(pn, sender) }
     const takePreKey = () => { const n = this.preKeysTaken.get(deviceJid) ?? 0; this.preKeysTaken.set(deviceJid, n + 1); return n }
-    const { type, body } = await sender.encrypt(deviceJid, upload, encodeWAMessage({ conversation: text }), takePreKey)
+    // `text`: a string, or {message} for another kind of message (a media message: media.mjs)
+    const message = typeof text === 'string' ? { conversation: text } : text.message
+    const { type, body } = await sender.encrypt(deviceJid, upload, encodeWAMessage(message), takePreKey)
     return {
-      tag: 'message', attrs: { from, id: waId, t: String(now()), type: 'text', notify: 'Contact', ...attrs },
+      tag: 'message', attrs: { from, id: waId, t: String(now()), type: typeof text === 'string' ? 'text' : 'media', notify: 'Contact', ...attrs },
       content: [{ tag: 'enc', attrs: { v: '2', type }, content: body }]
     }
   }
@@ -289,10 +292,11 @@ class Fake {
 
 Object.assign(Fake.prototype, pairing)
 const fake = new Fake()
+const media = new MediaHost() // contacts' media files (media.mjs)
 
 /** The control API: each route takes a JSON body and answers JSON. */
 const routes = {
-  '/_fake/reset': () => { fake.reset(); return {} },
+  '/_fake/reset': () => { fake.reset(); media.reset(); return {} },
   '/_fake/scan': ({ qr, phone }) => { fake.scan(qr, phone); return {} },
   '/_fake/pair_code': async ({ code, phone }) => { await fake.confirmCode(code, phone); return {} },
   '/_fake/received': ({ recipient }) => {
@@ -310,6 +314,11 @@ const routes = {
   },
   '/_fake/config': ({ receipt_delay_ms: d, read_delay_ms: r }) => { fake.receiptMs = { delivered: d ?? 100, read: r ?? 300 }; return {} },
   '/_fake/inbound': async ({ to_phone: to, sender, text, wa_id: id, addressing, alternate }) => ({ delivered: await fake.inbound(to, sender, text, id, addressing ?? 'pn', alternate ?? addressing === 'lid') }),
+  // A contact sends a media message: {to_phone, sender, wa_id, addressing, kind, data_b64, mime_type, ...} (media.mjs)
+  '/_fake/inbound_media': async ({ to_phone: to, sender, wa_id: id, addressing, alternate, ...file }) => ({
+    delivered: await fake.inbound(to, sender, { message: await media.message(file) }, id, addressing ?? 'pn', alternate ?? addressing === 'lid')
+  }),
+  '/_fake/media_stats': () => ({ downloads: media.downloads }),
   '/healthz': () => ({ ok: true }),
   '/_fake/stats': () => ({
     connected: fake.conns.size, pairing: fake.pairing.size, handshakes: fake.handshakes, resent: fake.resent,
@@ -320,6 +329,7 @@ const routes = {
 const args = process.argv.slice(2)
 const opt = (name, dflt) => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : dflt }
 const server = createServer((req, res) => {
+  if (req.method === 'GET' && req.url.startsWith(MEDIA_PREFIX)) return media.serve(req, res)
   const route = routes[req.url]
   let body = ''
   req.on('data', (c) => { body += c })

@@ -218,7 +218,7 @@ def baileys_engine(fake_url: str) -> EngineFactory:
             network = FakeNetwork(fake_url, http)
             await network.reset()
             url = _closed_port_url().replace("http", "ws") if unreachable else network.ws_url
-            engine = BaileysEngine(url, sync_history=False, **options)
+            engine = BaileysEngine(url, sync_history=False, media_url=network.url, **options)
             async with _under_test("baileys", engine, network) as under_test:
                 yield under_test
 

@@ -43,6 +43,31 @@ def wait_for(what: str, check: Callable[[], bool], service: Service, timeout: fl
     raise AssertionError(f"{what} within {timeout}s:\n{service.tail(40)}")
 
 
+def baileys_runner(
+    name: str, emulators: Stack, project: str, fake_url: str, tmp_path: Path
+) -> Service:
+    """A runner process of shard 0 on the Baileys engine, against the fake at `fake_url`."""
+    port = free_port()
+    return Service(
+        name,
+        [sys.executable, "-m", "runner"],
+        f"http://{LOCALHOST}:{port}/healthz",
+        tmp_path / f"{name}.log",
+        {
+            **emulators._child_env(),
+            "PORT": str(port),
+            "GOOGLE_CLOUD_PROJECT": project,
+            "WAGATE_PROJECT_ID": project,
+            "WAGATE_SHARD_ID": "0",
+            "WAGATE_ENGINE": "baileys",
+            "WAGATE_BAILEYS_URL": fake_url.replace("http", "ws") + "/ws/chat",
+            "WAGATE_BAILEYS_MEDIA_URL": fake_url,  # the fake's media host (media.mjs)
+            "WAGATE_STATE_DIR": str(tmp_path / "state"),
+            "WAGATE_PERSISTENCE": "cloud",  # the backup in Cloud Storage is all there is
+        },
+    )
+
+
 def test_a_paired_session_survives_a_runner_sigkill_without_a_qr(
     emulators: Stack, firestore_env: dict[str, str], whatsapp_fake_url: str, tmp_path: Path
 ) -> None:
@@ -61,24 +86,7 @@ def test_a_paired_session_survives_a_runner_sigkill_without_a_qr(
         return found
 
     def runner(name: str) -> Service:
-        port = free_port()
-        return Service(
-            name,
-            [sys.executable, "-m", "runner"],
-            f"http://{LOCALHOST}:{port}/healthz",
-            tmp_path / f"{name}.log",
-            {
-                **emulators._child_env(),
-                "PORT": str(port),
-                "GOOGLE_CLOUD_PROJECT": project,
-                "WAGATE_PROJECT_ID": project,
-                "WAGATE_SHARD_ID": "0",
-                "WAGATE_ENGINE": "baileys",
-                "WAGATE_BAILEYS_URL": whatsapp_fake_url.replace("http", "ws") + "/ws/chat",
-                "WAGATE_STATE_DIR": str(tmp_path / "state"),
-                "WAGATE_PERSISTENCE": "cloud",  # the backup in Cloud Storage is all there is
-            },
-        )
+        return baileys_runner(name, emulators, project, whatsapp_fake_url, tmp_path)
 
     first = runner("runner-baileys-1")
     first.start()

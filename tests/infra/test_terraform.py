@@ -86,6 +86,7 @@ WHERE: dict[str, dict[str, str | None]] = {
     "whatsmeow_proxy": {"api": None, "sweeper": None, "runner": None},
     # engine = baileys: WhatsApp's own websocket and 50 sockets per worker are the defaults.
     "baileys_url": {"api": None, "sweeper": None, "runner": None},
+    "baileys_media_url": {"api": None, "sweeper": None, "runner": None},
     "baileys_sessions_per_worker": {"api": None, "sweeper": None, "runner": None},
     "persistence": {"api": None, "sweeper": None, "runner": ENV},
     "state_dir": {"api": None, "sweeper": None, "runner": ENV},
@@ -120,6 +121,7 @@ WHERE: dict[str, dict[str, str | None]] = {
 DEFAULT_IN_CLOUD = {
     "baileys_url": "WhatsApp's websocket, the library's own default (a fake only in tests)",
     "baileys_sessions_per_worker": "50 sockets per Node worker (docs/engines.md, bench)",
+    "baileys_media_url": "WhatsApp's media host, mmg.whatsapp.net (a fake only in tests)",
     "tasks_endpoint": "the Cloud Tasks emulator's address; unset means the real Cloud Tasks",
     "internal_secret": "the local shared secret; in the cloud internal calls carry OIDC tokens",
     "instance_id": "defaults to hostname-pid (see docs/deploy.md, known issues)",

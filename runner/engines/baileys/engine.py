@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from runner.engines.baileys.inbound_media import DEFAULT_MEDIA_URL, inbound_media
 from runner.engines.event_stream import EventQueue, new_waiter, resolve_waiter
 from runner.engines.outgoing import MEDIA_KINDS, MediaSource, check_recipient, fetch_media
 from runner.engines.whatsmeow import wire
@@ -38,7 +39,12 @@ from wagate.domain.events import (
     QrCode,
 )
 from wagate.domain.sessions import DisconnectReason
-from wagate.errors import PermanentSendError, TransientSendError, WagateError
+from wagate.errors import (
+    DependencyUnavailable,
+    PermanentSendError,
+    TransientSendError,
+    WagateError,
+)
 from wagate.logs import get_logger
 
 log = get_logger("wagate.runner.baileys")
@@ -162,6 +168,7 @@ class BaileysEngine:
     sync_history: bool = True
     node: str = "node"
     media: MediaSource | None = None
+    media_url: str = DEFAULT_MEDIA_URL  # where received files are downloaded (a fake in tests)
     # Media URLs are fetched through the egress guard; without one, the strictest policy.
     egress_guard: egress.EgressGuard = field(default_factory=egress.EgressGuard.strictest)
     workers: list[Worker] = field(default_factory=list, init=False)
@@ -247,11 +254,19 @@ class BaileysConnection:
                     event,
                     sender_phone=_jid(data, "sender_phone"),
                     sender_lid=_jid(data, "sender_lid"),
+                    media=inbound_media(data.get("media"), self._request, self._engine.media_url),
                 )
             if isinstance(event, Connected):
                 self._connected = True
                 self.jid, self.lid = event.jid, data.get("lid")
             self._emit(event)
+
+    async def _request(self, frame: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """An op on this session's worker (a received file's download)."""
+        worker = self._worker
+        if worker is None or not worker.alive:
+            raise DependencyUnavailable("the session's Baileys worker is gone")
+        return await worker.request(frame, timeout=timeout)
 
     def _worker_died(self) -> None:
         self._worker = None

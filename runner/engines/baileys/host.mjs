@@ -9,10 +9,12 @@
 // ends the others. The library's log goes to stderr.
 //
 // Ops: open {sid, auth, url, keepalive_ms}; send {sid, wa_id, to, kind, content, timeout_ms};
-//      pair_phone {sid, phone}; logout {sid}; close {sid}; ping {}.
+//      pair_phone {sid, phone}; logout {sid}; close {sid}; ping {};
+//      download {media, media_url, limit} (a received file: media.mjs).
 
 import { createInterface } from 'node:readline'
 import * as baileys from '@whiskeysockets/baileys'
+import { download, mediaOf } from './media.mjs'
 
 const { makeWASocket, BufferJSON, initAuthCreds, Browsers, jidNormalizedUser, jidDecode, isLidUser, isPnUser } = baileys
 
@@ -209,6 +211,8 @@ class Session {
       }
     }
     if (!kind) return // protocol messages
+    if (kind === 'audio' && msg.audioMessage.ptt) kind = 'voice'
+    const media = mediaOf(msg) // the file the runner downloads (op download, media.mjs)
     const chat = m.key.remoteJid
     const sender = m.key.fromMe ? this.creds.me.id : (m.key.participant || chat)
     const forms = m.key.fromMe
@@ -216,7 +220,8 @@ class Session {
       : addressForms(this.keys.data['lid-mapping'], sender, m.key.participantAlt || m.key.remoteJidAlt)
     this.emit({
       type: 'inbound', wa_id: m.key.id, chat, sender, sender_phone: forms.phone, sender_lid: forms.lid, kind, content: body,
-      ts: Number(m.messageTimestamp ?? Date.now() / 1000), from_history: fromHistory, from_me: Boolean(m.key.fromMe)
+      ts: Number(m.messageTimestamp ?? Date.now() / 1000), from_history: fromHistory, from_me: Boolean(m.key.fromMe),
+      ...(media ? { media } : {})
     })
   }
   async send ({ wa_id: waId, to, kind, content: c, timeout_ms: timeoutMs }) {
@@ -284,6 +289,13 @@ async function handle (req) {
       return {}
     }
     case 'close': { s?.stop(); sessions.delete(req.sid); return {} }
+    case 'download': { // a received file {media (mediaOf), media_url, limit} → its bytes, base64
+      try {
+        return { data_b64: (await download(req.media, req.media_url, req.limit)).toString('base64') }
+      } catch (e) {
+        return { ok: false, error: { code: e.code ?? 'dependency_unavailable', message: String(e.message ?? e) } }
+      }
+    }
   }
   throw new Error(`unknown op ${req.op}`)
 }
