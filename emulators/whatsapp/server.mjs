@@ -23,6 +23,7 @@ import { Noise } from './noise.mjs'
 import { makeBundle, SignalSender } from './contact.mjs'
 import { pairing } from './pairing.mjs'
 import { MEDIA_PREFIX, MediaHost } from './media.mjs'
+import { groups, groupRoutes } from './groups.mjs'
 
 const {
   Curve, encodeBigEndian, KEY_BUNDLE_TYPE, getBinaryNodeChild, getBinaryNodeChildren, jidDecode,
@@ -56,6 +57,7 @@ class Fake {
     this.preKeysTaken = new Map() // device jid -> how many of its uploaded one-time pre-keys are used
     this.offline = new Map() // account digits -> inbound message nodes waiting for a login
     this.senders = new Map() // contact jid -> { store, sessions } (libsignal, sending side)
+    this.groups = new Map() // group id -> { subject, owner, members: Map<digits, role>, invite } (groups.mjs)
   }
   account (digits) {
     let a = this.accounts.get(digits)
@@ -134,7 +136,7 @@ class Fake {
   message (conn, node) {
     const { to, id } = node.attrs
     const from = conn.digits
-    const rcpt = this.pn(to)
+    const rcpt = to.endsWith('@g.us') ? to : this.pn(to) // a group's sends are kept under its jid
     const limit = this.limits.get(from)
     if (limit) {
       const t = Date.now() / 1000
@@ -176,6 +178,7 @@ class Fake {
     const child = Array.isArray(node.content) ? node.content[0] : undefined
     const attrs = { from: node.attrs.to ?? S, id: node.attrs.id, type: 'result', t: String(now()) }
     const xmlns = node.attrs.xmlns
+    if (xmlns === 'w:g2') return this.groupIq(conn, node, attrs)
     if (child?.tag === 'pair-device-sign') { // pairing done: the device must log in afresh
       conn.send({ tag: 'stream:error', attrs: { code: '515' } })
       return conn.ws.close()
@@ -290,7 +293,7 @@ class Fake {
   }
 }
 
-Object.assign(Fake.prototype, pairing)
+Object.assign(Fake.prototype, pairing, groups)
 const fake = new Fake()
 const media = new MediaHost() // contacts' media files (media.mjs)
 
@@ -319,6 +322,7 @@ const routes = {
     delivered: await fake.inbound(to, sender, { message: await media.message(file) }, id, addressing ?? 'pn', alternate ?? addressing === 'lid')
   }),
   '/_fake/media_stats': () => ({ downloads: media.downloads }),
+  ...groupRoutes(fake),
   '/healthz': () => ({ ok: true }),
   '/_fake/stats': () => ({
     connected: fake.conns.size, pairing: fake.pairing.size, handshakes: fake.handshakes, resent: fake.resent,

@@ -28,7 +28,6 @@ T = 10.0  # query timeout
 
 # Engines whose connections do not answer directory queries, and why (the runner answers 501).
 NO_DIRECTORY = {
-    "baileys": "the worker does not carry the queries yet (this branch adds them next)",
     "whatsmeow": "neonize offers IsOnWhatsApp and the group calls, but the host process does "
     "not carry them yet (docs/engines.md)",
 }

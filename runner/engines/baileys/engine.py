@@ -23,7 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from runner.engines import directory
 from runner.engines.baileys.inbound_media import DEFAULT_MEDIA_URL, inbound_media
+from runner.engines.baileys.queries import BaileysDirectory
 from runner.engines.event_stream import EventQueue, new_waiter, resolve_waiter
 from runner.engines.outgoing import MEDIA_KINDS, MediaSource, check_recipient, fetch_media
 from runner.engines.whatsmeow import wire
@@ -207,8 +209,9 @@ class BaileysEngine:
         self.workers = []
 
 
-class BaileysConnection:
-    """One linked device's socket (wagate.ports.EngineConnection) on a worker."""
+class BaileysConnection(BaileysDirectory):
+    """One linked device's socket (wagate.ports.EngineConnection, DirectoryQueries) on a
+    worker."""
 
     def __init__(self, engine: BaileysEngine, session_id: str, auth_state: bytes | None) -> None:
         self._engine = engine
@@ -247,6 +250,10 @@ class BaileysConnection:
             data = frame["event"]
             if data.get("type") == "pairing_code":
                 self._emit(PairingCode(str(data["code"])))
+                return
+            if data.get("type") == "group_participants":  # queries.mjs watchGroups
+                if (notice := directory.participants_event(data)) is not None:
+                    self._emit(notice)
                 return
             event = wire.decode_event(data)
             if isinstance(event, InboundMessage):

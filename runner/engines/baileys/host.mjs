@@ -10,11 +10,13 @@
 //
 // Ops: open {sid, auth, url, keepalive_ms}; send {sid, wa_id, to, kind, content, timeout_ms};
 //      pair_phone {sid, phone}; logout {sid}; close {sid}; ping {};
-//      download {media, media_url, limit} (a received file: media.mjs).
+//      download {media, media_url, limit} (a received file: media.mjs);
+//      query {sid, q, …} (number checks and groups: queries.mjs).
 
 import { createInterface } from 'node:readline'
 import * as baileys from '@whiskeysockets/baileys'
 import { download, mediaOf } from './media.mjs'
+import { runQuery, watchGroups } from './queries.mjs'
 
 const { makeWASocket, BufferJSON, initAuthCreds, Browsers, jidNormalizedUser, jidDecode, isLidUser, isPnUser } = baileys
 
@@ -153,6 +155,7 @@ class Session {
       for (const m of messages) this.inbound(m, type !== 'notify' && type !== 'append')
     })
     sock.ws.on('CB:ack,class:message', (node) => this.onAck(node))
+    watchGroups(this, sock) // group_participants events (queries.mjs)
   }
   onConnection (sock, { connection, lastDisconnect, qr, isNewLogin }) {
     if (sock !== this.sock || this.closed) return
@@ -277,6 +280,7 @@ async function handle (req) {
       return {}
     }
     case 'send': return s ? s.send(req) : { ok: false, error: { permanent: false, message: 'not connected' } }
+    case 'query': return s ? runQuery(s, req) : { ok: false, error: { code: 'not_connected', message: 'not connected' } }
     case 'pair_phone': {
       if (!s?.sock) throw new Error('not connected')
       const code = await s.sock.requestPairingCode(String(req.phone).replace(/\D/g, ''))
