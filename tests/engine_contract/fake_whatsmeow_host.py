@@ -10,6 +10,9 @@ host offline). Behaviour is chosen by the session id:
   send → ok with a WhatsApp id "WA<n>" (body "slow": after 1 s; to NOT_ON_WHATSAPP: permanent
   error; body "rate": whatsmeow's 429 error; body "drop:<code>": closes with that reason), then
   a delivered receipt for the WhatsApp id; logout → closes with 401.
+- `media…`: as anything else, and after connecting a contact sends MEDIA_MESSAGES, each with the
+  `media` reference the real host attaches; download of a reference → its file (the fake's
+  `message_b64` is the file itself), or the error of a `gone` one.
 Every send that reaches it is appended to `<store>.sends`; the names of its environment variables
 are written to `<store>.env`.
 """
@@ -26,10 +29,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from runner.engines.whatsmeow import wire
-from wagate.domain.events import Connected, Disconnected, EngineEvent, Receipt
+from wagate.domain.events import Connected, Disconnected, EngineEvent, InboundMessage, Receipt
 
 ME = "15550500001@s.whatsapp.net"
 NOT_ON_WHATSAPP = "+99955501234"
+# (wa id, kind, file, mime type, gone) of the media a contact sends to a `media…` session.
+MEDIA_MESSAGES = (
+    ("3EB0WMIMAGE", "image", b"\xff\xd8\xff" + bytes(range(256)) * 30, "image/jpeg", False),
+    ("3EB0WMVOICE", "voice", b"OggS" + bytes(range(200)), "audio/ogg; codecs=opus", False),
+    ("3EB0WMGONE", "document", b"%PDF gone", "application/pdf", True),
+)
 
 
 def main() -> None:
@@ -63,6 +72,13 @@ def main() -> None:
     conn.commit()
     event(Connected(ME))
     send({"ev": "hint", "what": "store"})
+    if args.session.startswith("media"):
+        for wa_id, kind, data, mime, _ in MEDIA_MESSAGES:
+            sent_at = datetime.now(UTC)
+            message = InboundMessage(wa_id, ME, "15550500002@s.whatsapp.net", kind, {}, sent_at)
+            ref = {"message_b64": wire.b64(data), "mime_type": mime, "size": len(data)}
+            send({"ev": "event", "event": {**wire.encode_event(message), "media": ref}})
+    gone = {wire.b64(data) for _, _, data, _, is_gone in MEDIA_MESSAGES if is_gone}
 
     counter = 0
     while True:
@@ -73,6 +89,14 @@ def main() -> None:
         if frame.get("op") == "logout":
             event(Disconnected(401, "logged out by request"))
             send({"re": req, "ok": {}})
+            continue
+        if frame.get("op") == "download":
+            ref = frame["media"]["message_b64"]
+            if ref in gone:
+                error = {"code": "not_found", "message": "download failed with status code 404"}
+                send({"re": req, "ok": {"error": error}})
+            else:
+                send({"re": req, "ok": {"data_b64": ref}})
             continue
         if frame.get("op") != "send":
             send({"re": req, "error": "unsupported", "permanent": False})

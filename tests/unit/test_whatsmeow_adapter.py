@@ -371,3 +371,29 @@ def test_events_cross_the_pipe_unchanged() -> None:
 
 def test_the_host_is_started_with_the_runners_own_python() -> None:
     assert WhatsmeowEngine(Path("/tmp/x")).python == sys.executable
+
+
+def test_a_received_file_is_downloaded_through_its_host(tmp_path: Path) -> None:
+    """The host's `media` reference becomes the event's download, which asks that host (op
+    download) and hands back its bytes, or the host's verdict on a file that is gone."""
+    from tests.engine_contract.fake_whatsmeow_host import MEDIA_MESSAGES
+    from wagate.errors import NotFound
+
+    async def body() -> None:
+        engine = fake_engine(tmp_path)
+        conn = engine.open("media-1", linked_store(tmp_path / "made.db"))
+        await conn.connect()
+        tap = EventTap(conn.events())
+        for wa_id, kind, data, mime, gone in MEDIA_MESSAGES:
+            msg = await tap.next(InboundMessage)
+            assert (msg.wa_id, msg.kind) == (wa_id, kind)
+            assert msg.media is not None and msg.media.mime_type == mime
+            assert msg.media.size == len(data)
+            if gone:
+                with pytest.raises(NotFound):
+                    await msg.media.fetch(1_000_000)
+            else:
+                assert await msg.media.fetch(1_000_000) == data
+        await conn.close()
+
+    within(30, body)

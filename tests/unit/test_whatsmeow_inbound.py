@@ -3,6 +3,7 @@ event objects (neonize's protobuf messages, exactly what the host receives from 
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -159,3 +160,75 @@ def test_the_first_qr_lives_60_seconds_and_the_next_ones_20() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     assert inbound.qr_expiry(0, now) == now + timedelta(seconds=60)
     assert inbound.qr_expiry(3, now) == now + timedelta(seconds=20)
+
+
+def test_a_media_message_carries_its_file_reference_for_the_download() -> None:
+    """What download_any needs (the media part of the message, whole) and what the runner needs
+    first (type, declared size, name) cross the pipe; a voice note (PTT) is kind voice."""
+    key, path = bytes(range(32)), "/v/t62.7118-24/abc"
+    document = Message(
+        documentMessage={
+            "mimetype": "application/pdf",
+            "fileName": "q3.pdf",
+            "fileLength": 2048,
+            "mediaKey": key,
+            "directPath": path,
+            "fileSHA256": b"s" * 32,
+            "fileEncSHA256": b"e" * 32,
+        },
+        messageContextInfo={"messageSecret": b"x" * 32},
+    )
+    ref = inbound.message_media(document)
+    assert ref is not None
+    assert (ref["mime_type"], ref["size"], ref["filename"]) == ("application/pdf", 2048, "q3.pdf")
+    sent = Message.FromString(base64.b64decode(ref["message_b64"]))
+    assert sent == Message(documentMessage=document.documentMessage)
+    voice = Message(
+        audioMessage={"mimetype": "audio/ogg; codecs=opus", "PTT": True, "fileLength": 9}
+    )
+    assert inbound.message_content(voice) == ("voice", {"mime_type": "audio/ogg; codecs=opus"})
+    assert inbound.message_media(voice) is not None
+    plain = Message(audioMessage={"mimetype": "audio/mpeg"})
+    assert inbound.message_content(plain) == ("audio", {"mime_type": "audio/mpeg"})
+    assert inbound.message_media(Message(conversation="no file")) is None
+
+
+class _Client:
+    """neonize's client at download_any: it cannot reach WhatsApp's media hosts here."""
+
+    def __init__(self, answer: bytes | Exception) -> None:
+        self.answer = answer
+        self.asked: list[Message] = []
+
+    def download_any(self, message: Message) -> bytes:
+        self.asked.append(message)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+def test_the_hosts_download_answers_the_file_or_a_code_the_retries_go_by() -> None:
+    from neonize.exc import DownloadError
+
+    from runner.engines.whatsmeow.host import download_file
+    from runner.engines.whatsmeow.wire import b64, unb64
+
+    image = Message(imageMessage={"mimetype": "image/jpeg", "fileLength": 3})
+    ref = inbound.message_media(image)
+    assert ref is not None
+    client = _Client(b"abc")
+    assert unb64(download_file(client, ref, 10)["data_b64"]) == b"abc"
+    assert client.asked == [Message(imageMessage=image.imageMessage)]
+    gone = _Client(DownloadError("download failed with status code 404"))
+    assert download_file(gone, ref, 10)["error"]["code"] == "not_found"
+    busy = _Client(DownloadError("failed to download media: connection reset"))
+    assert download_file(busy, ref, 10)["error"]["code"] == "dependency_unavailable"
+    assert download_file(_Client(b"x" * 11), {**ref, "size": 0}, 10)["error"]["code"] == (
+        "payload_too_large"
+    )
+    never = _Client(b"abc")
+    assert download_file(never, ref, 2)["error"]["code"] == "payload_too_large"
+    assert never.asked == []  # declared too large: not downloaded at all
+    assert download_file(never, {"message_b64": b64(b"\xff\xff")}, 10)["error"]["code"] == (
+        "invalid"
+    )

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from runner.engines import directory
-from runner.engines.baileys.inbound_media import DEFAULT_MEDIA_URL, inbound_media
 from runner.engines.baileys.queries import BaileysDirectory
 from runner.engines.event_stream import EventQueue, new_waiter, resolve_waiter
 from runner.engines.outgoing import MEDIA_KINDS, MediaSource, check_recipient, fetch_media
+from runner.engines.received_files import inbound_media
 from runner.engines.whatsmeow import wire
 from wagate.adapters import egress
 from wagate.domain.events import (
@@ -52,6 +52,7 @@ from wagate.logs import get_logger
 log = get_logger("wagate.runner.baileys")
 
 HOST = Path(__file__).with_name("host.mjs")
+DEFAULT_MEDIA_URL = "https://mmg.whatsapp.net"  # WhatsApp's media host (media.mjs)
 ROOT = Path(__file__).resolve().parents[3]  # package.json and node_modules live here
 CONNECT_TIMEOUT_S = 60.0  # SPEC §4
 REQUEST_TIMEOUT_S = 60.0
@@ -261,7 +262,9 @@ class BaileysConnection(BaileysDirectory):
                     event,
                     sender_phone=_jid(data, "sender_phone"),
                     sender_lid=_jid(data, "sender_lid"),
-                    media=inbound_media(data.get("media"), self._request, self._engine.media_url),
+                    media=inbound_media(
+                        data.get("media"), self._request, media_url=self._engine.media_url
+                    ),
                 )
             if isinstance(event, Connected):
                 self._connected = True

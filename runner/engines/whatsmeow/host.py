@@ -10,7 +10,7 @@ all the maps ever hold, and whatever goes wrong ends this socket only: the adapt
 `Disconnected(500)` and the supervisor reconnects. The cost is memory (docs/engines.md).
 
 Protocol (runner.engines.whatsmeow.wire, frames on stdin / the original stdout):
-- in:  {"op": "send"|"pair_phone"|"logout"|"stop", "req": n, …}
+- in:  {"op": "send"|"pair_phone"|"logout"|"download"|"stop", "req": n, …}
 - out: {"re": n, "ok": {…}} or {"re": n, "error": "…", "permanent": bool};
        {"ev": "event", "event": {…}} (wagate events), {"ev": "hint", "what": "store"} (the
        device store probably changed: capture it now).
@@ -32,9 +32,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from google.protobuf.message import DecodeError
 from neonize._binder import ProxySettings
 from neonize.client import NewClient
 from neonize.events import ConnectedEv, HistorySyncEv, MessageEv, PairStatusEv, ReceiptEv
+from neonize.exc import DownloadError
+from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
 from runner.engines.whatsmeow import inbound, outbound, reasons, wire
 from wagate.domain.events import Connected, Disconnected, EngineEvent, QrCode
@@ -142,9 +145,13 @@ class Host:
         with contextlib.suppress(Exception):
             self.client.stop()
 
-    def _emit(self, event: EngineEvent) -> None:
+    def _emit(self, event: EngineEvent, media: dict[str, Any] | None = None) -> None:
+        """`media`: a media message's file (inbound.message_media), downloaded on request."""
         if not self._closed.is_set():
-            self._out.send({"ev": "event", "event": wire.encode_event(event)})
+            encoded = wire.encode_event(event)
+            if media:
+                encoded["media"] = media
+            self._out.send({"ev": "event", "event": encoded})
 
     def _hint_store(self) -> None:
         if not self._closed.is_set():
@@ -196,7 +203,7 @@ class Host:
         elif isinstance(event, MessageEv):
             message = inbound.inbound_message(event)
             if message is not None:
-                self._emit(message)
+                self._emit(message, inbound.message_media(event.Message))
         elif isinstance(event, HistorySyncEv):
             for message in inbound.history_messages(event, self._me):
                 self._emit(message)
@@ -243,6 +250,8 @@ class Host:
             sent = self.client.send_message(to, message)
             self._hint_store()
             return {"id": sent.ID, "ts": float(sent.Timestamp)}
+        if op == "download":
+            return download_file(self.client, dict(frame.get("media") or {}), int(frame["limit"]))
         if op == "pair_phone":
             code = self.client.PairPhone(str(frame["phone"]).removeprefix("+"), True)
             return {"code": str(code)}
@@ -251,6 +260,32 @@ class Host:
             self._close(reasons.Close(DisconnectReason.LOGGED_OUT, "logged out by request"))
             return {}
         raise ValueError(f"unknown op {op!r}")
+
+
+def download_file(client: Any, media: dict[str, Any], limit: int) -> dict[str, Any]:
+    """A received file (inbound.message_media) through neonize's download_any, which fetches it
+    from WhatsApp's media hosts and checks and decrypts it: `data_b64`, or an `error` with the
+    code the runner's retries go by (runner/engines/received_files.py)."""
+
+    def error(code: str, message: str) -> dict[str, Any]:
+        return {"error": {"code": code, "message": message}}
+
+    if int(media.get("size") or 0) > limit:
+        return error("payload_too_large", f"the file has {media['size']} bytes")
+    try:
+        message = Message.FromString(wire.unb64(str(media["message_b64"])))
+        data = client.download_any(message)
+    except (KeyError, ValueError, DecodeError) as e:
+        return error("invalid", f"not a media reference: {e}")
+    except DownloadError as e:
+        text = str(e)
+        gone = any(status in text for status in ("404", "410"))
+        return error("not_found" if gone else "dependency_unavailable", text)
+    if data is None:
+        return error("not_found", "the message has no file")
+    if len(data) > limit:
+        return error("payload_too_large", f"the file has more than {limit} bytes")
+    return {"data_b64": wire.b64(data)}
 
 
 if __name__ == "__main__":

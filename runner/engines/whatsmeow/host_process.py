@@ -9,14 +9,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import os
 import re
 from pathlib import Path
 from typing import Any, Protocol
 
 from runner.engines.event_stream import new_waiter
+from runner.engines.received_files import inbound_media
 from runner.engines.whatsmeow import wire
-from wagate.domain.events import EngineEvent
+from wagate.domain.events import EngineEvent, InboundMessage
 from wagate.errors import PermanentSendError, TransientSendError, WagateError
 from wagate.logs import get_logger
 
@@ -209,7 +211,7 @@ class HostProcess:
                     if "re" in frame:
                         await self._on_reply(frame)
                     elif frame.get("ev") == "event":
-                        await self._listener.on_host_event(wire.decode_event(frame["event"]))
+                        await self._listener.on_host_event(self._event(frame["event"]))
                     elif frame.get("ev") == "hint":
                         self._listener.on_host_store_hint()
                 except (KeyError, TypeError, ValueError) as e:  # one bad frame, not a dead pipe
@@ -219,6 +221,13 @@ class HostProcess:
                 log.warning("bad frame from the host", session_id=self.session_id, error=str(e))
         finally:
             await self._listener.on_host_exit(self)
+
+    def _event(self, data: dict[str, Any]) -> EngineEvent:
+        """A host event; an inbound one's file is downloaded by this host (op download)."""
+        event = wire.decode_event(data)
+        if isinstance(event, InboundMessage) and data.get("media"):
+            return dataclasses.replace(event, media=inbound_media(data["media"], self.request))
+        return event
 
     async def _read_stderr(self) -> None:
         stderr = self.proc.stderr

@@ -5,6 +5,7 @@ exactly what the library hands the host.
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -64,7 +65,8 @@ def message_content(message: Message) -> tuple[str, dict[str, Any]] | None:
         m2 = message.videoMessage
         return "video", _drop_empty({"caption": m2.caption, "mime_type": m2.mimetype})
     if message.HasField("audioMessage"):
-        return "audio", _drop_empty({"mime_type": message.audioMessage.mimetype})
+        kind = "voice" if message.audioMessage.PTT else "audio"  # a voice note is PTT audio
+        return kind, _drop_empty({"mime_type": message.audioMessage.mimetype})
     if message.HasField("documentMessage"):
         d = message.documentMessage
         return "document", _drop_empty(
@@ -88,6 +90,35 @@ def message_content(message: Message) -> tuple[str, dict[str, Any]] | None:
         return "reaction", {"message_id": r.key.ID, "emoji": r.text}
     if message.HasField("stickerMessage"):
         return "sticker", _drop_empty({"mime_type": message.stickerMessage.mimetype})
+    return None
+
+
+_MEDIA_FIELDS = (
+    "imageMessage",
+    "videoMessage",
+    "audioMessage",
+    "documentMessage",
+    "stickerMessage",
+)
+
+
+def message_media(message: Message) -> dict[str, Any] | None:
+    """The file of a media message as the runner's `download` op takes it back (host.py): the
+    media part of the message, which neonize's download_any needs whole (keys, path, hashes),
+    and what it says of the file; None for other messages."""
+    for name in _MEDIA_FIELDS:
+        if message.HasField(name):
+            media = getattr(message, name)
+            return _drop_empty(
+                {
+                    "message_b64": base64.b64encode(
+                        Message(**{name: media}).SerializeToString()
+                    ).decode(),
+                    "mime_type": media.mimetype,
+                    "size": int(media.fileLength),
+                    "filename": getattr(media, "fileName", ""),
+                }
+            )
     return None
 
 
