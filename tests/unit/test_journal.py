@@ -493,3 +493,75 @@ def _patch(fields: dict[str, Any]) -> SessionPatch:
     return SessionPatch(
         session_id="ses_1", fence_shard=0, fence_token=7, fields=to_jsonable_python(fields), at=T0
     )
+
+
+def test_a_received_file_during_an_outage_is_announced_with_a_url_signed_at_the_replay(
+    world: World,
+) -> None:
+    """The file goes to the bucket at once (Cloud Storage is up, Firestore is not); the message
+    waits in the journal with the file's facts, and its announcement after the outage carries a
+    URL signed then, not one that expired meanwhile."""
+    from tenacity import wait_none
+
+    from runner.inbound_media import InboundMediaStore
+    from wagate.adapters.memory import MemoryBlobStore
+    from wagate.ports import SignedUrl
+    from wagate.services.media import Media
+
+    signed: list[str] = []
+
+    class Signer:
+        def sign(self, name: str, ttl_s: int) -> SignedUrl:
+            signed.append(name)
+            return SignedUrl(f"https://signed.example/{name}?n={len(signed)}", T0)
+
+    async def fetch(limit: int) -> bytes:
+        return b"\xff\xd8\xff photo"
+
+    bucket = MemoryBlobStore()
+    world.ctx.media = InboundMediaStore(Media(bucket), Signer(), world.io, wait=wait_none())
+    photo = ev.InboundMessage(
+        wa_id="3EB0PIC",
+        chat="+15552",
+        sender="+15552",
+        kind="image",
+        content={},
+        ts=T0,
+        media=ev.InboundMedia("image/jpeg", fetch, size=12),
+    )
+
+    async def scenario() -> None:
+        world.outage.down = True
+        await world.sink().accept("ten_1", "ses_1", photo)
+        assert world.queue.tasks == [] and signed == []
+        world.outage.down = False
+        await world.replay()
+
+    run(scenario())
+    stored = world.memory.subcollection("sessions", "ses_1", "inbound", InboundDoc).get("3EB0PIC")
+    assert stored is not None and stored.media is not None and stored.media.media_id
+    assert bucket.get(f"media/ten_1/{stored.media.media_id}").data == b"\xff\xd8\xff photo"
+    (task,) = world.queue.tasks
+    media = WebhookTask.model_validate_json(task.body).event.data["media"]
+    assert media["url"] == f"https://signed.example/media/ten_1/{stored.media.media_id}?n=1"
+    assert media["sha256"] == stored.media.sha256 and media["error"] is None
+
+
+def test_a_runner_without_a_media_bucket_announces_the_file_as_not_stored(world: World) -> None:
+    async def fetch(limit: int) -> bytes:
+        raise AssertionError("nothing to download into")
+
+    clip = ev.InboundMessage(
+        wa_id="3EB0CLIP",
+        chat="+15552",
+        sender="+15552",
+        kind="video",
+        content={},
+        ts=T0,
+        media=ev.InboundMedia("video/mp4", fetch, size=9),
+    )
+    run(world.sink().accept("ten_1", "ses_1", clip))
+    (task,) = world.queue.tasks
+    media = WebhookTask.model_validate_json(task.body).event.data["media"]
+    assert media["error"]["code"] == "not_configured" and media["url"] is None
+    assert (media["mime_type"], media["size"], media["media_id"]) == ("video/mp4", 9, None)

@@ -120,6 +120,25 @@ def test_history_sync_yields_every_usable_message_as_history() -> None:
     assert found[1].chat == "15550500002@s.whatsapp.net"
     assert found[1].sender == "15550500001@s.whatsapp.net"
     assert found[0].ts == datetime(2026, 1, 1, tzinfo=UTC)
+    assert inbound.history_media(event) == {}
+
+
+def test_history_sync_media_messages_carry_their_file_references() -> None:
+    event = HistorySyncEv()
+    conversation = event.Data.conversations.add(ID="15550500002@s.whatsapp.net")
+    photo = conversation.messages.add().message
+    photo.key.remoteJID = "15550500002@s.whatsapp.net"
+    photo.key.ID = "3EB0OLDPIC"
+    photo.message.imageMessage.mimetype = "image/jpeg"
+    photo.message.imageMessage.fileLength = 77
+    text = conversation.messages.add().message
+    text.key.ID = "3EB0OLDTXT"
+    text.message.conversation = "no file"
+    files = inbound.history_media(event)
+    assert set(files) == {"3EB0OLDPIC"}
+    assert (files["3EB0OLDPIC"]["mime_type"], files["3EB0OLDPIC"]["size"]) == ("image/jpeg", 77)
+    sent = Message.FromString(base64.b64decode(files["3EB0OLDPIC"]["message_b64"]))
+    assert sent.imageMessage == photo.message.imageMessage
 
 
 @pytest.mark.parametrize(

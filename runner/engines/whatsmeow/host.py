@@ -205,8 +205,9 @@ class Host:
             if message is not None:
                 self._emit(message, inbound.message_media(event.Message))
         elif isinstance(event, HistorySyncEv):
+            files = inbound.history_media(event)
             for message in inbound.history_messages(event, self._me):
-                self._emit(message)
+                self._emit(message, files.get(message.wa_id))
             self._hint_store()
         elif isinstance(event, ReceiptEv):
             receipt = inbound.receipt(event)

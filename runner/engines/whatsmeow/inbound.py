@@ -177,6 +177,18 @@ def history_messages(event: HistorySyncEv, me: str = "") -> list[InboundMessage]
     return found
 
 
+def history_media(event: HistorySyncEv) -> dict[str, dict[str, Any]]:
+    """The file references of a history-sync blob's media messages, by WhatsApp id."""
+    found: dict[str, dict[str, Any]] = {}
+    for conversation in event.Data.conversations:
+        for entry in conversation.messages:
+            info = entry.message
+            media = message_media(info.message)
+            if media is not None and info.key.ID:
+                found[info.key.ID] = media
+    return found
+
+
 _RECEIPT_KINDS: dict[int, Literal["delivered", "read"]] = {
     ReceiptEv.DELIVERED: "delivered",
     ReceiptEv.READ: "read",
