@@ -30,6 +30,7 @@ from wagate.errors import (
 from wagate.logs import get_logger
 from wagate.ports import SignedUrl, UrlSigner
 from wagate.services.media import Media, object_name, received_type
+from wagate.services.monitoring import INBOUND_MEDIA
 
 log = get_logger("wagate.runner.inbound_media")
 
@@ -63,9 +64,11 @@ class InboundMediaStore:
             mime_type=received_type(ref.mime_type), size=ref.size, filename=ref.filename
         )
         media_id = inbound_media_id(session_id, msg.wa_id)
+        outcome = "already_stored"
         try:
             stored = await self.io(self.media.find, tenant_id, media_id)
             if stored is None:
+                outcome = "stored"
                 data = await self._fetch(ref)
                 stored = await self.io(
                     self.media.store_received,
@@ -77,6 +80,7 @@ class InboundMediaStore:
                     wa_id=msg.wa_id,
                 )
         except WagateError as e:
+            INBOUND_MEDIA.labels(e.code).inc()
             log.warning(
                 "received file not stored",
                 session_id=session_id,
@@ -87,6 +91,7 @@ class InboundMediaStore:
             return described.model_copy(
                 update={"error": InboundMediaError(code=e.code, message=e.message)}
             )
+        INBOUND_MEDIA.labels(outcome).inc()
         return described.model_copy(
             update={"media_id": media_id, "size": stored.size, "sha256": stored.sha256}
         )

@@ -18,6 +18,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from prometheus_client import REGISTRY
 from tenacity import wait_none
 
 from runner.inbound_media import InboundMediaStore
@@ -58,6 +59,10 @@ class Downloads:
         return self.data
 
 
+def _outcomes(outcome: str) -> float:
+    return REGISTRY.get_sample_value("wagate_inbound_media_total", {"outcome": outcome}) or 0.0
+
+
 def _message(wa_id: str, downloads: Downloads, mime: str = "image/jpeg") -> InboundMessage:
     media = InboundMedia(mime_type=mime, fetch=downloads.fetch, size=len(downloads.data))
     return InboundMessage(
@@ -87,6 +92,7 @@ def test_a_received_file_is_stored_once_under_the_tenant_with_its_facts(
     data = b"\xff\xd8\xff" + os.urandom(30_000)
     downloads = Downloads(data)
     store = _store(bucket)
+    counted = {o: _outcomes(o) for o in ("stored", "already_stored")}
     first = asyncio.run(store.download(TENANT, SESSION, _message("3EB0A", downloads)))
     assert first is not None and first.error is None
     assert first.media_id == inbound_media_id(SESSION, "3EB0A")
@@ -102,6 +108,7 @@ def test_a_received_file_is_stored_once_under_the_tenant_with_its_facts(
     # Redelivered (at-least-once engines): found in the bucket, not downloaded or written again.
     again = asyncio.run(store.download(TENANT, SESSION, _message("3EB0A", downloads)))
     assert again == first and downloads.calls == 1
+    assert {o: _outcomes(o) - n for o, n in counted.items()} == {"stored": 1, "already_stored": 1}
     assert len(bucket.versions(object_name(TENANT, first.media_id))) == 1
     # Another tenant does not have it.
     with pytest.raises(NotFound):
@@ -185,6 +192,7 @@ def test_the_signed_url_serves_the_same_bytes_from_the_emulator_and_verifies(
     assert query["X-Goog-Expires"] == "900"
     assert query["X-Goog-Credential"].startswith("wagate-media-signer@")
     assert query["X-Goog-SignedHeaders"] == "host"
+    assert query["response-content-disposition"] == "attachment"  # saved, never rendered
     assert abs(signed.expires_at - (before + timedelta(seconds=900))) < timedelta(seconds=5)
     assert signed.url.startswith(f"{os.environ['STORAGE_EMULATOR_HOST']}/{bucket.bucket_name}/")
     with urllib.request.urlopen(signed.url, timeout=10) as response:

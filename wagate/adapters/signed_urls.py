@@ -89,6 +89,8 @@ class GcsUrlSigner:
             "method": "GET",
             "expiration": timedelta(seconds=ttl_s),
             "api_access_endpoint": self._endpoint,
+            # A received file is whatever a customer sent: a browser saves it, never renders it.
+            "response_disposition": "attachment",
         }
         if self._key is not None:
             options["credentials"] = self._key

@@ -58,6 +58,12 @@ BACKUP_SECONDS = Histogram(
     buckets=_LATENCY_BUCKETS,
 )
 BACKUP_FAILURES = Counter("wagate_backup_failures_total", "Session backups that failed", ["kind"])
+INBOUND_MEDIA = Counter(
+    "wagate_inbound_media_total",
+    "Received files by outcome: stored, already_stored (a redelivery), or the error code of one "
+    "announced without its file",
+    ["outcome"],
+)
 LEASE_RENEWALS = Counter(
     "wagate_lease_renewals_total",
     "Shard lease renewals by outcome (ok, fenced_out, store_unreachable)",

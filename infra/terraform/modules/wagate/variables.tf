@@ -356,7 +356,7 @@ variable "backup_kms_key_name" {
 
 variable "media_retention_days" {
   type        = number
-  description = "Days uploaded media are kept before the lifecycle rule deletes them."
+  description = "Days uploaded and received media files are kept before the lifecycle rule deletes them."
   default     = 30
 
   validation {
