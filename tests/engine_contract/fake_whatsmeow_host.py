@@ -27,18 +27,62 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from runner.engines.whatsmeow import wire
-from wagate.domain.events import Connected, Disconnected, EngineEvent, InboundMessage, Receipt
+from wagate.domain.events import (
+    Connected,
+    Disconnected,
+    EngineEvent,
+    GroupParticipantsChanged,
+    InboundMessage,
+    Receipt,
+)
 
 ME = "15550500001@s.whatsapp.net"
 NOT_ON_WHATSAPP = "+99955501234"
+FAKE_GROUP = "120363100000000001@g.us"
 # (wa id, kind, file, mime type, gone) of the media a contact sends to a `media…` session.
 MEDIA_MESSAGES = (
     ("3EB0WMIMAGE", "image", b"\xff\xd8\xff" + bytes(range(256)) * 30, "image/jpeg", False),
     ("3EB0WMVOICE", "voice", b"OggS" + bytes(range(200)), "audio/ogg; codecs=opus", False),
     ("3EB0WMGONE", "document", b"%PDF gone", "application/pdf", True),
 )
+
+
+def directory_answer(frame: wire.Frame, groups: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """A query's reply as the real host gives it (host_directory.run_query's shape)."""
+    q = frame.get("q")
+    if q == "check_numbers":
+        return {
+            "data": [
+                {"number": n, "on_whatsapp": not n.startswith("999"), "jid": f"{n}@s.whatsapp.net"}
+                for n in frame["numbers"]
+            ]
+        }
+    if q == "create_group":
+        groups[FAKE_GROUP] = {ME: "superadmin", **{p: "member" for p in frame["participants"]}}
+    members = groups.get(str(frame.get("group") or FAKE_GROUP))
+    if members is None:
+        return {
+            "refused": {"code": "not_found", "message": "info query returned 404: item-not-found"}
+        }
+    info = {
+        "jid": FAKE_GROUP,
+        "subject": frame.get("subject") or "fake",
+        "participants": [{"jid": j, "role": r} for j, r in members.items()],
+    }
+    if q in ("group", "create_group"):
+        return {"data": info}
+    if q == "update_participants":
+        results = [
+            {"jid": p, "status": 409 if p in members else 200} for p in frame["participants"]
+        ]
+        members.update({p: "member" for p in frame["participants"]})
+        return {"data": results}
+    if q == "invite_code":
+        return {"data": "FAKEINVITECODE0123456789"}
+    return {"refused": {"code": "bad_request", "message": f"unknown query {q!r}"}}
 
 
 def main() -> None:
@@ -81,6 +125,7 @@ def main() -> None:
     gone = {wire.b64(data) for _, _, data, _, is_gone in MEDIA_MESSAGES if is_gone}
 
     counter = 0
+    groups: dict[str, dict[str, str]] = {}  # group jid -> member jid -> role
     while True:
         frame = wire.read_frame(sys.stdin.buffer)
         if frame is None or frame.get("op") == "stop":
@@ -97,6 +142,12 @@ def main() -> None:
                 send({"re": req, "ok": {"error": error}})
             else:
                 send({"re": req, "ok": {"data_b64": ref}})
+            continue
+        if frame.get("op") == "query":
+            send({"re": req, "ok": directory_answer(frame, groups)})
+            if frame.get("q") == "create_group":  # whatsmeow's JoinedGroup for our own group
+                now = datetime.now(UTC)
+                event(GroupParticipantsChanged(FAKE_GROUP, "add", (ME,), ME, now))
             continue
         if frame.get("op") != "send":
             send({"re": req, "error": "unsupported", "permanent": False})

@@ -27,10 +27,7 @@ CAROL_DIGITS = "15550500003"
 T = 10.0  # query timeout
 
 # Engines whose connections do not answer directory queries, and why (the runner answers 501).
-NO_DIRECTORY = {
-    "whatsmeow": "neonize offers IsOnWhatsApp and the group calls, but the host process does "
-    "not carry them yet (docs/engines.md)",
-}
+NO_DIRECTORY: dict[str, str] = {}
 
 
 def jid(digits: str) -> str:

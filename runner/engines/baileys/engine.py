@@ -23,7 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from runner.engines import directory
 from runner.engines.baileys.queries import BaileysDirectory
 from runner.engines.event_stream import EventQueue, new_waiter, resolve_waiter
 from runner.engines.outgoing import MEDIA_KINDS, MediaSource, check_recipient, fetch_media
@@ -251,10 +250,6 @@ class BaileysConnection(BaileysDirectory):
             data = frame["event"]
             if data.get("type") == "pairing_code":
                 self._emit(PairingCode(str(data["code"])))
-                return
-            if data.get("type") == "group_participants":  # queries.mjs watchGroups
-                if (notice := directory.participants_event(data)) is not None:
-                    self._emit(notice)
                 return
             event = wire.decode_event(data)
             if isinstance(event, InboundMessage):

@@ -23,6 +23,7 @@ from runner.engines.outgoing import MEDIA_KINDS, check_recipient
 from runner.engines.whatsmeow import wire
 from runner.engines.whatsmeow.auth_state import AuthStateSync
 from runner.engines.whatsmeow.host_process import HostProcess
+from runner.engines.whatsmeow.queries import WhatsmeowDirectory
 from runner.engines.whatsmeow.store import DeviceStore, NotAStore
 from wagate.domain.events import (
     AuthStateChanged,
@@ -52,8 +53,9 @@ log = get_logger("wagate.runner.whatsmeow")
 NOT_CONNECTED_RETRY_S = 5.0
 
 
-class WhatsmeowConnection:
-    """One linked device's socket (wagate.ports.EngineConnection), held by a host process."""
+class WhatsmeowConnection(WhatsmeowDirectory):
+    """One linked device's socket (wagate.ports.EngineConnection, DirectoryQueries), held by a
+    host process."""
 
     def __init__(self, engine: WhatsmeowEngine, session_id: str, auth_state: bytes | None) -> None:
         self._engine = engine

@@ -39,12 +39,17 @@ from neonize.events import ConnectedEv, HistorySyncEv, MessageEv, PairStatusEv, 
 from neonize.exc import DownloadError
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
-from runner.engines.whatsmeow import inbound, outbound, reasons, wire
+from runner.engines.whatsmeow import host_directory, inbound, outbound, reasons, wire
 from wagate.domain.events import Connected, Disconnected, EngineEvent, QrCode
 from wagate.domain.sessions import DisconnectReason
 
 # Every event the host listens to; neonize forwards only subscribed ones from the Go core.
-SUBSCRIBED = (ConnectedEv, *reasons.CONNECTION_EVENTS, *inbound.MESSAGE_EVENTS)
+SUBSCRIBED = (
+    ConnectedEv,
+    *reasons.CONNECTION_EVENTS,
+    *inbound.MESSAGE_EVENTS,
+    *host_directory.GROUP_EVENTS,
+)
 
 
 class _Out:
@@ -213,6 +218,9 @@ class Host:
             receipt = inbound.receipt(event)
             if receipt is not None:
                 self._emit(receipt)
+        elif isinstance(event, host_directory.GROUP_EVENTS):
+            for change in host_directory.participant_events(event, self._me):
+                self._emit(change)
 
     # ------------------------------------------------------------ requests
 
@@ -256,6 +264,8 @@ class Host:
         if op == "pair_phone":
             code = self.client.PairPhone(str(frame["phone"]).removeprefix("+"), True)
             return {"code": str(code)}
+        if op == "query":  # number checks and groups (host_directory.py)
+            return host_directory.run_query(self.client, frame)
         if op == "logout":
             self.client.logout()
             self._close(reasons.Close(DisconnectReason.LOGGED_OUT, "logged out by request"))

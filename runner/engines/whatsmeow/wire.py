@@ -15,10 +15,12 @@ import struct
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, Literal
 
+from runner.engines.directory import participants_event
 from wagate.domain.events import (
     Connected,
     Disconnected,
     EngineEvent,
+    GroupParticipantsChanged,
     InboundMessage,
     QrCode,
     Receipt,
@@ -106,6 +108,15 @@ def encode_event(event: EngineEvent) -> Frame:
                 "chat": chat,
                 "ts": _ts(ts),
             }
+        case GroupParticipantsChanged() as g:
+            return {
+                "type": "group_participants",
+                "group": g.group,
+                "action": g.action,
+                "participants": list(g.participants),
+                "by": g.by,
+                "ts": _ts(g.ts),
+            }
         case InboundMessage() as m:
             return {
                 "type": "inbound",
@@ -136,6 +147,11 @@ def decode_event(data: Frame) -> EngineEvent:
         return Receipt(
             tuple(str(i) for i in data["wa_ids"]), receipt_kind, str(data["chat"]), _dt(data["ts"])
         )
+    if kind == "group_participants":
+        notice = participants_event(data)
+        if notice is None:
+            raise FrameError(f"unknown group action {data.get('action')!r}")
+        return notice
     if kind == "inbound":
         content = data.get("content")
         return InboundMessage(
