@@ -104,3 +104,33 @@ def test_a_contacts_image_is_downloaded_decrypted_and_stored_under_the_tenant(
     assert lost is not None and lost.media is not None and lost.media.error is not None
     assert (lost.media.error.code, lost.media.media_id) == ("not_found", None)
     assert lost.media.filename == "lost.pdf"
+
+
+@pytest.mark.parametrize(
+    "direct_path",
+    ["//evil.example/mms/image/x", "@evil.example/mms/image/x", "https://evil.example/x", ""],
+)
+def test_the_worker_never_downloads_from_a_host_a_message_names(direct_path: str) -> None:
+    """Only the path comes from the message; one that would leave the configured media host is
+    refused before any connection (runner/engines/baileys/media.mjs)."""
+    import json
+    import subprocess
+
+    from runner.engines.baileys.deps import ROOT, ensure_node_modules
+
+    ensure_node_modules()
+    ref = {"type": "image", "direct_path": direct_path, "media_key": "A" * 44}
+    script = (
+        "import('./runner/engines/baileys/media.mjs').then((m) => m.download("
+        f"{json.dumps(ref)}, 'https://mmg.whatsapp.net', 1000)).then("
+        "() => console.log('downloaded'), (e) => console.log(e.code))"
+    )
+    done = subprocess.run(
+        ["node", "--input-type=module", "-e", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "invalid", done.stderr
