@@ -17,7 +17,7 @@ from tenacity import (
 from tenacity.wait import WaitBaseT
 
 from runner.io import Offload
-from wagate.contracts import InboundMediaDoc, InboundMediaError
+from wagate.contracts import MAX_MEDIA_BYTES, InboundMediaDoc, InboundMediaError
 from wagate.domain.events import InboundMedia, InboundMessage
 from wagate.domain.ids import inbound_media_id
 from wagate.errors import (
@@ -47,10 +47,10 @@ class InboundMediaStore:
     media: Media
     signer: UrlSigner | None
     io: Offload
-    max_bytes: int = 16 * 1024 * 1024
+    max_bytes: int = MAX_MEDIA_BYTES
     attempts: int = 4
     url_ttl_s: int = 3600
-    # Full jitter, 0.5 s doubling to 8 s: four attempts take at most ~14 s of waiting.
+    # Full jitter: waits of up to 0.5, 1, 2 s… (at most 8 s): four attempts wait 3.5 s at most.
     wait: WaitBaseT = field(default_factory=lambda: wait_random_exponential(multiplier=0.5, max=8))
 
     async def download(
