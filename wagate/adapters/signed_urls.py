@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import google.auth
 import google.auth.transport.requests
+from google.auth import exceptions as auth_errors
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth.credentials import Credentials
@@ -99,7 +100,7 @@ class GcsUrlSigner:
         with translated(f"signing a URL of {name}"):
             try:
                 url = blob.generate_signed_url(**options)
-            except (google.auth.exceptions.GoogleAuthError, ValueError) as e:
+            except (auth_errors.GoogleAuthError, ValueError) as e:
                 raise DependencyUnavailable(f"cannot sign a URL of {name}: {e}") from e
         return SignedUrl(url, expiry_of(url))
 
@@ -111,7 +112,7 @@ class GcsUrlSigner:
                     self._runtime, _ = google.auth.default(scopes=_SCOPES)
                 if not self._runtime.valid:
                     self._runtime.refresh(google.auth.transport.requests.Request())
-            except google.auth.exceptions.GoogleAuthError as e:
+            except auth_errors.GoogleAuthError as e:
                 raise DependencyUnavailable(f"no credentials to sign media URLs: {e}") from e
             return {
                 "credentials": self._runtime,
