@@ -17,9 +17,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import google.auth
 import google.auth.transport.requests
-from google.auth import exceptions as auth_errors
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from google.auth import exceptions as auth_errors
 from google.auth.credentials import Credentials
 from google.cloud import storage
 from google.oauth2 import service_account
