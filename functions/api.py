@@ -9,9 +9,19 @@ import flask
 import segno
 from pydantic import BaseModel
 
-from functions import admin, auth, console, contacts, events, groups, health, reference
+from functions import (
+    admin,
+    auth,
+    chat_actions,
+    console,
+    contacts,
+    events,
+    groups,
+    health,
+    reference,
+)
 from functions.app import gateway
-from functions.limits import rate_limit
+from functions.limits import idempotency_key, rate_limit
 from functions.openapi import build
 from functions.web import Call, Doc, Router
 from wagate.contracts import (
@@ -172,11 +182,7 @@ def send_message(call: Call) -> Any:
     rate_limit(call, tenant, SENDS)
     raw = call.raw_body(limit=1024 * 1024)
     body = call.json_body(SendMessageRequest)
-    key = call.request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= 255:
-        raise ValidationFailed(
-            "Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key"
-        )
+    key = idempotency_key(call)
     if isinstance(body.content, MediaContent) and body.content.media_id is not None:
         g.media_files.check(tenant.id, body.content.media_id)
     if isinstance(body.content, MediaContent) and body.content.url is not None:
@@ -313,5 +319,7 @@ events.register(router)
 # Number checks (…/contacts:check) and groups (…/groups): functions/contacts.py, groups.py.
 contacts.register(router)
 groups.register(router)
+# Mark read, presence, edit and revoke: functions/chat_actions.py.
+chat_actions.register(router)
 # The web console (/console): functions/console.py.
 console.register(router)

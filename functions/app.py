@@ -16,6 +16,7 @@ from wagate.adapters.runner_client import RunnerClient
 from wagate.clock import SystemClock
 from wagate.config import Settings
 from wagate.services.contacts import NumberChecks
+from wagate.services.chat_actions import ChatActions
 from wagate.services.deliveries import DeliveryLog, webhook_queue_spec
 from wagate.services.directory import SessionDirectory
 from wagate.services.groups import Groups
@@ -51,6 +52,7 @@ class Gateway:
     deliveries: DeliveryLog  # the webhook delivery log (docs/events.md)
     number_checks: NumberChecks  # POST …/contacts:check (asks the session's runner)
     groups: Groups  # …/groups (asks the session's runner)
+    chat_actions: ChatActions  # mark read, presence, edit, revoke (docs/messaging.md)
 
     @property
     def guards(self) -> list[DependencyGuard]:
@@ -74,6 +76,7 @@ def build(settings: Settings) -> Gateway:
     deliveries = DeliveryLog(store, clock, webhook_queue_spec(settings.queue_prefix))
     # Number checks and groups are questions for a live socket: the runner's, asked directly.
     live = LiveQueries(directory, RunnerClient(settings.runner_url, wiring.task_auth(settings)))
+    outbox = Outbox(store, queue, clock, routing, directory)
     return Gateway(
         settings=settings,
         store=store,
@@ -82,7 +85,7 @@ def build(settings: Settings) -> Gateway:
         buckets=buckets,
         tenants=Tenants(store, clock),
         directory=directory,
-        outbox=Outbox(store, queue, clock, routing, directory),
+        outbox=outbox,
         sessions=Sessions(
             store,
             queue,
@@ -103,6 +106,7 @@ def build(settings: Settings) -> Gateway:
         deliveries=deliveries,
         number_checks=NumberChecks(store, clock, live),
         groups=Groups(store, clock, live),
+        chat_actions=ChatActions(store, outbox, directory, clock),
     )
 
 

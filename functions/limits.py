@@ -8,7 +8,7 @@ import math
 from functions.app import gateway
 from functions.web import Call
 from wagate.contracts import TenantDoc
-from wagate.errors import RateLimited
+from wagate.errors import RateLimited, ValidationFailed
 from wagate.services.ratelimit import Rule
 
 
@@ -32,3 +32,13 @@ def rate_limit(call: Call, tenant: TenantDoc, rule: Rule, *, subject: str | None
             f"{rule.window_s} s; retry in {reset} s",
             retry_after=reset,
         )
+
+
+def idempotency_key(call: Call) -> str | None:
+    """The request's Idempotency-Key header, if any: 1 to 255 characters."""
+    key = call.request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 255:
+        raise ValidationFailed(
+            "Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key"
+        )
+    return key

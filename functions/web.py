@@ -22,6 +22,7 @@ from werkzeug.exceptions import NotFound as WzNotFound
 from werkzeug.routing import Map, Rule
 
 from wagate import errors
+from wagate.contracts import RECIPIENT_PATTERN
 from wagate.http import render_error, status_for
 from wagate.logs import get_logger
 
@@ -32,6 +33,8 @@ MAX_JSON_BYTES = 1024 * 1024
 # are letters, digits and a few separators. Anything else cannot name a document, and would
 # reach Firestore as a malformed path (a Firestore error, not a client one).
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}")
+# Path parameters that are not ids: a chat is a recipient as `to` takes it (+1555…, a JID, a LID).
+PATH_PARAMETERS = {"chat": re.compile(RECIPIENT_PATTERN)}
 
 
 @dataclass
@@ -182,7 +185,7 @@ class Router:
                     f"{request.method} is not allowed here (allowed: {allowed})", field="method"
                 ) from None
             for name, value in args.items():
-                if not ID.fullmatch(str(value)):
+                if not PATH_PARAMETERS.get(name, ID).fullmatch(str(value)):
                     raise errors.NotFound(f"no such {name.removesuffix('_id')}", field=name)
             call = Call(request, {k: str(v) for k, v in args.items()}, request_id)
             response = _to_response(self._handlers[str(endpoint)](call))

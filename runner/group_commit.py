@@ -29,11 +29,27 @@ class _FieldPatch:
 
 
 @dataclass(frozen=True)
+class _Together:
+    """Patches of several documents that must land in one batch (all or none)."""
+
+    patches: tuple[_FieldPatch, ...]
+
+
+@dataclass(frozen=True)
 class _Discard:
     """A best-effort delete: nobody waits for it."""
 
     collection: str
     doc_id: str
+
+
+_Write = _FieldPatch | _Together | _Discard
+
+
+def _patches(write: _Write) -> tuple[_FieldPatch, ...]:
+    if isinstance(write, _FieldPatch):
+        return (write,)
+    return write.patches if isinstance(write, _Together) else ()
 
 
 class GroupCommit:
@@ -45,7 +61,7 @@ class GroupCommit:
         self._store = store
         self._io = io
         self._limit = limit
-        self._batcher: MicroBatcher[_FieldPatch | _Discard, None] = MicroBatcher(
+        self._batcher: MicroBatcher[_Write, None] = MicroBatcher(
             self._commit, window_s=window_s, fits=self._fits
         )
         self.commits = 0
@@ -53,18 +69,26 @@ class GroupCommit:
     async def patch(self, collection: str, doc_id: str, fields: dict[str, Any]) -> None:
         await self._batcher.submit(_FieldPatch(collection, doc_id, fields))
 
+    async def patch_together(self, patches: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Several documents' patches in one batch: a chat action's `sent` and the change it
+        made to the message it edited or revoked (runner/chat_actions.py)."""
+        if len(patches) == 1:
+            await self.patch(*patches[0])
+            return
+        await self._batcher.submit(_Together(tuple(_FieldPatch(c, d, f) for c, d, f in patches)))
+
     def discard(self, collection: str, doc_id: str) -> None:
         """Delete with the next batch, not waited for: if it is lost, nothing depends on it."""
         self._batcher.submit_unawaited(_Discard(collection, doc_id))
 
-    def _fits(self, group: list[_FieldPatch | _Discard], write: _FieldPatch | _Discard) -> bool:
+    def _fits(self, group: list[_Write], write: _Write) -> bool:
         return sum(type(w) is type(write) for w in group) < self._limit
 
-    async def _commit(self, writes: list[_FieldPatch | _Discard]) -> list[Exception | None]:
+    async def _commit(self, writes: list[_Write]) -> list[Exception | None]:
         merged: dict[Key, dict[str, Any]] = {}
         for w in writes:  # one write per document, later fields win
-            if isinstance(w, _FieldPatch):
-                merged.setdefault((w.collection, w.doc_id), {}).update(w.fields)
+            for p in _patches(w):
+                merged.setdefault((p.collection, p.doc_id), {}).update(p.fields)
         patches = [(c, d, f) for (c, d), f in merged.items()]
         deletes = list(
             dict.fromkeys((w.collection, w.doc_id) for w in writes if isinstance(w, _Discard))
@@ -78,9 +102,7 @@ class GroupCommit:
         self.commits += 1
         return [None] * len(writes)
 
-    async def _each_alone(
-        self, writes: list[_FieldPatch | _Discard], deletes: list[Key]
-    ) -> list[Exception | None]:
+    async def _each_alone(self, writes: list[_Write], deletes: list[Key]) -> list[Exception | None]:
         """Isolate the failing document(s): each patch is retried alone (deletes cannot fail)."""
         results: list[Exception | None] = []
         for w in writes:
@@ -88,7 +110,8 @@ class GroupCommit:
                 results.append(None)
                 continue
             try:
-                await self._io(self._store.patch_many, [(w.collection, w.doc_id, w.fields)])
+                alone = [(p.collection, p.doc_id, p.fields) for p in _patches(w)]
+                await self._io(self._store.patch_many, alone)
                 results.append(None)
             except WagateError as e:
                 results.append(e)

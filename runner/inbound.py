@@ -42,7 +42,7 @@ from wagate.domain.messages import (
 from wagate.errors import AlreadyExists, NotFound, WagateError
 from wagate.logs import get_logger
 from wagate.ports import StoredMessages, Where
-from wagate.services.events import event_id
+from wagate.services.events import event_id, inbound_event_type
 from wagate.services.media import received_type
 
 log = get_logger("wagate.runner.inbound")
@@ -134,7 +134,7 @@ class InboundSink:
             doc.tenant_id,
             WebhookEvent(
                 id=event_id(doc.session_id, "in", doc.id),
-                type="message.received",
+                type=inbound_event_type(doc.kind, doc.content),
                 session_id=doc.session_id,
                 created_at=ctx.clock.now(),
                 data=await self._received_data(doc),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from datetime import datetime
 
+from runner.chat_actions import target_patches
 from runner.context import ShardContext
 from runner.group_commit import GroupCommit
 from runner.order_gate import OrderGate
@@ -64,7 +65,9 @@ class SendRecords:
             # receipts for it wait until this write is durable (SentIndex), so the status
             # cannot move backwards.
             sent = lifecycle.record_sent(doc.lifecycle(), acked_at, self._ctx.clock.now())
-            return self._writes.patch("messages", doc.id, dict(sent.patch))
+            # A sent edit or revoke also lands on the message it changed, in the same batch.
+            changed = target_patches(doc, acked_at)
+            return self._writes.patch_together([("messages", doc.id, dict(sent.patch)), *changed])
 
         return await self._durable.write(
             "message", f"messages/{doc.id}", event, patch_sent if claimed else None

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+from runner.chat_actions import ActionDelivery
 from runner.chat_order import ChatOrder
 from runner.context import ShardContext
 from runner.group_commit import GroupClaim, GroupCommit
@@ -89,6 +90,7 @@ class SendHandler:
         self._durable = ctx.durable
         self._messages = StoredMessages(ctx.store)
         self._records = SendRecords(ctx, writes, gate)
+        self._actions = ActionDelivery(ctx)
         self.parking = Parking(self._run_now)
         self._watched: dict[str, asyncio.Task[None]] = {}
         self.sent = 0
@@ -263,10 +265,9 @@ class SendHandler:
         """Send with the WhatsApp id derived from the message id, wait for the server ack, and
         record the outcome: permanent errors and the last attempt are dead (200, the queue
         must stop), other failures retry."""
-        content = doc.content.model_dump(mode="json", exclude={"type"}, exclude_none=True)
         started = self._ctx.clock.now()
         try:
-            ack = await supervisor.send(doc.wa_id, doc.to, doc.content.type, content)
+            ack = await self._actions.transmit(doc, supervisor)  # a message or a chat action
         except PermanentSendError as e:
             await self._records.failure(
                 doc, fence, MessageStatus.DEAD, e, claimed=claimed, started=started

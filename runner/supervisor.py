@@ -19,6 +19,7 @@ from runner.inbound import InboundSink
 from runner.session_backup import SessionBackup
 from wagate.contracts import SessionDoc
 from wagate.domain import events as ev
+from wagate.domain.chat_actions import ChatAction
 from wagate.domain.sessions import (
     ALERT_AFTER_CONSECUTIVE_FAILURES,
     DesiredState,
@@ -120,6 +121,12 @@ class SessionSupervisor:
         return await conn.send(
             wa_id, to, kind, content, timeout=self._ctx.settings.send_ack_timeout_s
         )
+
+    async def act(self, wa_id: str, to: str, action: ChatAction) -> ev.MessageAck:
+        conn = self._conn
+        if conn is None or not self.connected:
+            raise TransientSendError("the session is not connected", retry_after=5)
+        return await conn.act(wa_id, to, action, timeout=self._ctx.settings.send_ack_timeout_s)
 
     # ------------------------------------------------------------ the loop
 

@@ -290,6 +290,12 @@ async def received(request: web.Request) -> web.Response:
     return _ok({"recipient": recipient, "count": len(messages), "messages": messages})
 
 
+async def chat_events(request: web.Request) -> web.Response:
+    recipient = request.match_info["recipient"]
+    events = _world(request).chat_events(recipient)
+    return _ok({"recipient": recipient, "count": len(events), "events": events})
+
+
 async def stats(request: web.Request) -> web.Response:
     snapshot = _world(request).snapshot()
     snapshot["rss_bytes"] = psutil.Process().memory_info().rss
@@ -328,6 +334,7 @@ def add_routes(app: web.Application) -> None:
             web.get("/control/config", get_config),
             web.post("/control/config", set_config),
             web.get("/control/received/{recipient}", received),
+            web.get("/control/chat-events/{recipient}", chat_events),
             web.get("/control/stats", stats),
             web.get("/control/devices", devices),
             web.post("/control/reset", reset),

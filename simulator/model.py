@@ -128,11 +128,12 @@ class Device:
 class Handset:
     """A simulated phone that receives messages and sends receipts."""
 
-    __slots__ = ("address", "online", "received", "waiting")
+    __slots__ = ("address", "chat_events", "online", "received", "waiting")
 
     def __init__(self, address: str) -> None:
         self.address = address
         self.received: list[dict[str, Any]] = []
+        self.chat_events: list[dict[str, Any]] = []  # read receipts and presences it saw
         self.online = True
         self.waiting: list[tuple[str, str]] = []  # (sender phone, id) awaiting delivery
 

@@ -175,6 +175,12 @@ class ControlClient:
         messages: list[dict[str, Any]] = result["messages"]
         return messages
 
+    async def chat_events(self, recipient: str) -> list[dict[str, Any]]:
+        """The read receipts and presences `recipient` saw, in order."""
+        result = await self.get(f"/control/chat-events/{recipient}")
+        events: list[dict[str, Any]] = result["events"]
+        return events
+
     async def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = await self.get("/control/stats")
         return result

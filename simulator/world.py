@@ -13,6 +13,7 @@ import hmac
 import time
 from typing import Any
 
+from simulator.chat_actions import ChatActionRules
 from simulator.faults import FaultControls
 from simulator.groups import GroupRules
 from simulator.model import Link
@@ -20,7 +21,7 @@ from simulator.pairing import PairingRules
 from simulator.protocol import close_code, encode
 
 
-class World(PairingRules, FaultControls, GroupRules):
+class World(PairingRules, FaultControls, GroupRules, ChatActionRules):
     """One simulated WhatsApp server; addresses are canonical digits (normalize_address)."""
 
     def attach(self, link: Link) -> None:
@@ -90,6 +91,8 @@ class World(PairingRules, FaultControls, GroupRules):
         device = link.device
         if kind == "send" and device is not None:
             self._on_send(device, frame)
+        elif kind in ("read", "presence") and device is not None:
+            self._on_chat_action(device, frame)
         elif kind == "acked" and device is not None:
             seq = frame.get("seq")
             if isinstance(seq, int):
@@ -102,7 +105,7 @@ class World(PairingRules, FaultControls, GroupRules):
             self.request_pair_code(link, frame.get("phone"))
         elif kind == "logout" and device is not None:
             self.unlink(device, "logged out")
-        elif kind in ("send", "acked", "logout"):
+        elif kind in ("send", "read", "presence", "acked", "logout"):
             pass  # a replaced or not yet linked socket: ignored, as the real server does
         else:
             link.push(encode({"t": "error", "code": "bad_frame", "message": f"unknown {kind!r}"}))

@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from wagate.contracts import Document, MessageDoc, ShardLease
 from wagate.contracts.directory import RunnerQuery
+from wagate.domain.chat_actions import ChatAction
 from wagate.domain.directory import (
     GroupInfo,
     NumberStatus,
@@ -344,6 +345,13 @@ class EngineConnection(Protocol):
     ) -> MessageAck:
         """Send with a caller-chosen WhatsApp id and wait for the server ack.
         Raises PermanentSendError or TransientSendError (wagate.errors subclasses)."""
+
+    async def act(self, wa_id: str, to: str, action: ChatAction, *, timeout: float) -> MessageAck:
+        """Carry out a chat action in the chat `to` (wagate.domain.chat_actions). An edit or a
+        revoke is a message with its own caller-chosen WhatsApp id, acked like a send (a resend
+        is deduplicated); a read receipt or a presence is acked as `wa_id` once written (or,
+        where the server acks it, on its ack). Raises as send() does; PermanentSendError for an
+        action the engine cannot carry out."""
 
     async def request_pairing_code(self, phone: str) -> str: ...
 

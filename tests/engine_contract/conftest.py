@@ -50,6 +50,19 @@ class Network(Protocol):
     async def received_ids(self, recipient: str) -> list[str]:
         """Every message id the recipient got, in order (duplicates would repeat)."""
 
+    async def received_messages(self, recipient: str) -> list[dict[str, Any]]:
+        """What the recipient got, in order: {id, kind, content}; an edit's content is
+        {message_id, body}, a revoke's {message_id} (test_chat_actions_contract.py)."""
+
+    async def chat_events(self, recipient: str) -> list[dict[str, Any]]:
+        """The read receipts ({kind: read, ids}) and presences ({kind: presence, state}) the
+        recipient saw of the account, in order."""
+
+    async def inbound_change(
+        self, to_phone: str, sender: str, kind: str, content: dict[str, Any], wa_id: str
+    ) -> None:
+        """A contact edits (`edit`), revokes (`revoke`) or reacts (`reaction`) to a message."""
+
     async def disconnect(self, jid: str, reason: int, *, abrupt: bool = False) -> None:
         """The server closes the device's socket with this reason (abrupt: no close frame)."""
 
@@ -144,6 +157,18 @@ class SimulatorNetwork:
 
     async def received_ids(self, recipient: str) -> list[str]:
         return [m["id"] for m in await self.control.received(recipient)]
+
+    async def received_messages(self, recipient: str) -> list[dict[str, Any]]:
+        got = await self.control.received(recipient)
+        return [{"id": m["id"], "kind": m["kind"], "content": m["content"]} for m in got]
+
+    async def chat_events(self, recipient: str) -> list[dict[str, Any]]:
+        return await self.control.chat_events(recipient)
+
+    async def inbound_change(
+        self, to_phone: str, sender: str, kind: str, content: dict[str, Any], wa_id: str
+    ) -> None:
+        await self.control.inbound(to_phone, sender, content, kind=kind, wa_id=wa_id)
 
     async def disconnect(self, jid: str, reason: int, *, abrupt: bool = False) -> None:
         assert await self.control.drop(reason, jid=jid, abrupt=abrupt) == 1

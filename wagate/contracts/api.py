@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from wagate.contracts.actions import EditRecord, RevokeRecord, StoredContent
 from wagate.contracts.base import ApiModel, Page
 from wagate.contracts.content import MessageContent
 from wagate.contracts.documents import (
@@ -52,11 +53,15 @@ class MessageView(ApiModel):
     priority: Literal["high", "normal", "bulk"]
     send_at: datetime | None = None
     attempts: int
-    content: MessageContent
+    content: StoredContent
     status_times: dict[str, datetime]
     errors: list[MessageError]
     dead_reason: str | None = None
     created_at: datetime
+    edits: list[EditRecord] = Field(
+        default_factory=list, description="Edits WhatsApp took, oldest first (PATCH)"
+    )
+    revoked: RevokeRecord | None = Field(None, description="Revoked for everyone (DELETE)")
 
     @classmethod
     def of(cls, doc: MessageDoc) -> MessageView:
@@ -74,6 +79,8 @@ class MessageView(ApiModel):
             errors=doc.errors,
             dead_reason=doc.dead_reason,
             created_at=doc.created_at,
+            edits=sorted(doc.edits.values(), key=lambda e: (e.at, e.action_id)),
+            revoked=doc.revoked,
         )
 
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from wagate.contracts.actions import EditRecord, RevokeRecord, StoredContent
 from wagate.contracts.base import (
     IDEMPOTENCY_TTL,
     INBOUND_RETENTION,
@@ -17,7 +18,6 @@ from wagate.contracts.base import (
     Document,
     utcnow,
 )
-from wagate.contracts.content import MessageContent
 from wagate.contracts.tasks import EventType, WebhookEvent
 from wagate.domain.messages import MessageState, MessageStatus, SendError, chat_key
 from wagate.domain.sessions import DesiredState, SessionState
@@ -118,7 +118,7 @@ class MessageDoc(Document):
     session_id: str
     shard: int
     to: str
-    content: MessageContent
+    content: StoredContent
     priority: Literal["high", "normal", "bulk"] = "normal"
     send_at: datetime | None = None
     idempotency_key: str | None = None
@@ -133,6 +133,10 @@ class MessageDoc(Document):
     updated_at: datetime = Field(default_factory=utcnow)
     # Set when maintenance replaced the content of a delivered message by a placeholder.
     content_pruned_at: datetime | None = None
+    # Chat actions WhatsApp took on this message (docs/messaging.md, "Chat actions"), written by
+    # the runner with the action's `sent`: its edits by action id, and its revocation.
+    edits: dict[str, EditRecord] = Field(default_factory=dict)
+    revoked: RevokeRecord | None = None
 
     def lifecycle(self) -> MessageState:
         """The part of this document the message aggregate (wagate.domain.messages) changes."""

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from wagate.contracts.actions import StoredContent
 from wagate.contracts.base import ApiModel
-from wagate.contracts.content import MessageContent
 
 if TYPE_CHECKING:
     from wagate.contracts.documents import AlertDoc
@@ -16,7 +16,16 @@ if TYPE_CHECKING:
 
 # ---------------------------------------------------------------- events
 
-EventType = Literal["message.received", "message.status", "session.state", "group.participants"]
+EventType = Literal[
+    "message.received",
+    "message.status",
+    "session.state",
+    "group.participants",
+    # A contact changed a message it sent earlier (docs/events.md).
+    "message.edited",
+    "message.revoked",
+    "reaction.removed",
+]
 PUBSUB_TOPIC_PATTERN = (
     r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$"
 )
@@ -25,6 +34,9 @@ EVENT_TYPES: tuple[EventType, ...] = (
     "message.status",
     "session.state",
     "group.participants",
+    "message.edited",
+    "message.revoked",
+    "reaction.removed",
 )
 
 
@@ -34,7 +46,7 @@ class SendSnapshot(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     tenant_id: str
-    content: MessageContent
+    content: StoredContent
     priority: Literal["high", "normal", "bulk"] = "normal"
     send_at: datetime | None = None
 

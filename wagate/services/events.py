@@ -22,6 +22,18 @@ def event_id(*parts: str) -> str:
     return "evt_" + hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
 
 
+def inbound_event_type(kind: str, content: dict[str, Any]) -> EventType:
+    """What a received message is announced as: a contact's edit or revoke of an earlier message
+    (`content.message_id` names it), a reaction taken back (an empty emoji), or a message."""
+    if kind == "edit":
+        return "message.edited"
+    if kind == "revoke":
+        return "message.revoked"
+    if kind == "reaction" and not content.get("emoji"):
+        return "reaction.removed"
+    return "message.received"
+
+
 def wanted(tenant: TenantDoc | None, session: SessionDoc | None, event_type: EventType) -> bool:
     """Whether the event filters (the session's, else the tenant's) take `event_type`."""
     if session is not None and session.webhook_events is not None:

@@ -30,14 +30,18 @@ from datetime import UTC, datetime, timedelta
 
 from wagate.contracts import (
     ContactContent,
+    EditContent,
     InboundDoc,
     LocationContent,
     MaintenanceReport,
     MediaContent,
-    MessageContent,
     MessageDoc,
+    PresenceContent,
     ReactionContent,
+    ReadContent,
+    RevokeContent,
     SessionDoc,
+    StoredContent,
     TextContent,
     Watermark,
 )
@@ -75,9 +79,13 @@ class Retention:
     expired_keys_alert_over: int = 0
 
 
-def pruned_content(content: MessageContent) -> MessageContent:
+def pruned_content(content: StoredContent) -> StoredContent:
     """The same kind of content with what the user wrote removed."""
     match content:
+        case EditContent():
+            return content.model_copy(update={"body": PLACEHOLDER})
+        case ReadContent() | PresenceContent() | RevokeContent():
+            return content
         case TextContent():
             return TextContent(body=PLACEHOLDER)
         case MediaContent():
@@ -222,7 +230,12 @@ class Maintenance:
                     (
                         "messages",
                         m.id,
-                        {"content": pruned_content(m.content), "content_pruned_at": now},
+                        {
+                            "content": pruned_content(m.content),
+                            "content_pruned_at": now,
+                            # The texts of its edits are what the user wrote too.
+                            **{f"edits.{k}.text": PLACEHOLDER for k in m.edits},
+                        },
                     )
                     for m in todo[start : start + PATCH_BATCH]
                 ]

@@ -150,14 +150,20 @@ class Outbox:
             created_at=now,
             updated_at=now,
         )
+        return self.submit(doc, idempotency_key=idempotency_key, fingerprint=fingerprint)
+
+    def submit(self, doc: MessageDoc, *, idempotency_key: str | None, fingerprint: str) -> Accepted:
+        """Write a new message (a send, or a chat action: wagate/services/chat_actions.py) with
+        its pending entry and idempotency record, and create its task beside the write."""
+        now = doc.created_at
         # The pending/{id} entry the runner's per-chat order check looks for (PendingSend).
         writes: list[tuple[str, Document]] = [("messages", doc), ("pending", PendingSend.of(doc))]
         record: IdempotencyDoc | None = None
         if idempotency_key is not None:
             record = IdempotencyDoc(
-                id=self._idempotency_id(tenant.id, idempotency_key),
-                tenant_id=tenant.id,
-                message_id=message_id,
+                id=self._idempotency_id(doc.tenant_id, idempotency_key),
+                tenant_id=doc.tenant_id,
+                message_id=doc.id,
                 request_sha256=fingerprint,
                 created_at=now,
                 expire_at=now + IDEMPOTENCY_TTL,

@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from runner.engines.baileys.queries import BaileysDirectory
+from runner.engines.chat_actions import action_request
 from runner.engines.event_stream import EventQueue, new_waiter, resolve_waiter
 from runner.engines.outgoing import MEDIA_KINDS, MediaSource, check_recipient, fetch_media
 from runner.engines.received_files import inbound_media
 from runner.engines.whatsmeow import wire
 from wagate.adapters import egress
+from wagate.domain.chat_actions import ChatAction
 from wagate.domain.events import (
     AuthStateChanged,
     Connected,
@@ -319,17 +321,20 @@ class BaileysConnection(BaileysDirectory):
                     self._engine.media, self._engine.egress_guard, self.session_id, content
                 )
             )
+        request = {"op": "send", "wa_id": wa_id, "to": to, "kind": kind, "content": body}
+        return await self._acked(wa_id, request, timeout)
+
+    async def act(self, wa_id: str, to: str, action: ChatAction, *, timeout: float) -> MessageAck:
+        check_recipient(to)
+        if self._closed or not self._connected or self._worker is None:
+            raise TransientSendError("not connected", retry_after=5.0)
+        return await self._acked(wa_id, action_request(wa_id, to, action), timeout)
+
+    async def _acked(self, wa_id: str, request: dict[str, Any], timeout: float) -> MessageAck:
+        """One request to the worker that answers with the server's ack of `wa_id`."""
+        assert self._worker is not None
         reply = await self._worker.request(
-            {
-                "op": "send",
-                "sid": self.cid,
-                "wa_id": wa_id,
-                "to": to,
-                "kind": kind,
-                "content": body,
-                "timeout_ms": int(timeout * 1000),
-            },
-            timeout=timeout + 5,
+            {**request, "sid": self.cid, "timeout_ms": int(timeout * 1000)}, timeout=timeout + 5
         )
         if reply.get("ok"):
             return MessageAck(wa_id, datetime.fromtimestamp(float(reply["ts"]), UTC))

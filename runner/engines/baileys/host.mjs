@@ -9,12 +9,14 @@
 // ends the others. The library's log goes to stderr.
 //
 // Ops: open {sid, auth, url, keepalive_ms}; send {sid, wa_id, to, kind, content, timeout_ms};
+//      act {sid, wa_id, to, kind, content, timeout_ms} (chat actions: actions.mjs);
 //      pair_phone {sid, phone}; logout {sid}; close {sid}; ping {};
 //      download {media, media_url, limit} (a received file: media.mjs);
 //      query {sid, q, …} (number checks and groups: queries.mjs).
 
 import { createInterface } from 'node:readline'
 import * as baileys from '@whiskeysockets/baileys'
+import { act, changeOf } from './actions.mjs'
 import { download, mediaOf } from './media.mjs'
 import { runQuery, watchGroups } from './queries.mjs'
 
@@ -203,7 +205,8 @@ class Session {
     if (!msg || !m.key?.id) return
     let kind = null; let body = {}
     const text = msg.conversation ?? msg.extendedTextMessage?.text
-    if (text != null) { kind = 'text'; body = { body: text } }
+    const change = changeOf(baileys.normalizeMessageContent(msg))
+    if (change) { kind = change.kind; body = change.content } else if (text != null) { kind = 'text'; body = { body: text } }
     else if (msg.reactionMessage) { kind = 'reaction'; body = { emoji: msg.reactionMessage.text, message_id: msg.reactionMessage.key?.id } }
     else if (msg.locationMessage) { kind = 'location'; body = { latitude: msg.locationMessage.degreesLatitude, longitude: msg.locationMessage.degreesLongitude, name: msg.locationMessage.name ?? undefined } }
     else if (msg.contactMessage) { kind = 'contact'; body = { name: msg.contactMessage.displayName, vcard: msg.contactMessage.vcard } }
@@ -235,12 +238,16 @@ class Session {
       if (!found?.exists) return { ok: false, error: { permanent: true, message: `${to} is not on WhatsApp` } }
       this.known.add(jid)
     }
+    return this.sendAcked(waId, jid, content(kind, c), timeoutMs)
+  }
+  /** sendMessage with wagate's id, resolved by the server's ack of that id (or its timeout). */
+  async sendAcked (waId, jid, message, timeoutMs) {
     const acked = new Promise((resolve) => {
       const timer = setTimeout(() => { this.acks.delete(waId); resolve({ ok: false, error: { permanent: false, message: 'no server ack in time' } }) }, timeoutMs ?? 30_000)
       this.acks.set(waId, { resolve, timer })
     })
     try {
-      await this.sock.sendMessage(jid, content(kind, c), { messageId: waId })
+      await this.sock.sendMessage(jid, message, { messageId: waId })
     } catch (e) {
       const p = this.acks.get(waId); if (p) { clearTimeout(p.timer); this.acks.delete(waId) }
       return { ok: false, error: { permanent: Boolean(e.permanent), message: String(e.message ?? e) } }
@@ -281,6 +288,7 @@ async function handle (req) {
     }
     case 'send': return s ? s.send(req) : { ok: false, error: { permanent: false, message: 'not connected' } }
     case 'query': return s ? runQuery(s, req) : { ok: false, error: { code: 'not_connected', message: 'not connected' } }
+    case 'act': return s ? act(s, req, toJid) : { ok: false, error: { permanent: false, message: 'not connected' } }
     case 'pair_phone': {
       if (!s?.sock) throw new Error('not connected')
       const code = await s.sock.requestPairingCode(String(req.phone).replace(/\D/g, ''))

@@ -15,6 +15,7 @@ import aiohttp
 from runner.engines.event_stream import EventQueue, new_waiter, resolve_waiter
 from runner.engines.simulated import frames
 from runner.engines.simulated.queries import QueryChannel, SimulatedDirectory
+from wagate.domain.chat_actions import ChatAction
 from wagate.domain.events import (
     AuthStateChanged,
     Connected,
@@ -167,15 +168,23 @@ class SimulatedConnection(SimulatedDirectory):
     async def send(
         self, wa_id: str, to: str, kind: str, content: dict[str, Any], *, timeout: float
     ) -> MessageAck:
+        message = {"t": "send", "id": wa_id, "to": to, "kind": kind, "content": content}
+        return await self._acked(wa_id, message, timeout)
+
+    async def act(self, wa_id: str, to: str, action: ChatAction, *, timeout: float) -> MessageAck:
+        """Edits and revokes are messages (kind `edit`/`revoke`); reads and presences are
+        frames of their own, acked by id like a send (simulator/PROTOCOL.md)."""
+        return await self._acked(wa_id, frames.action(wa_id, to, action), timeout)
+
+    async def _acked(self, wa_id: str, message: dict[str, Any], timeout: float) -> MessageAck:
+        """Write one frame and wait for the server's ack (or nack) of `wa_id`."""
         ws = self._ws
         if ws is None or not self._connected or ws.closed:
             raise TransientSendError(
                 "the session is not connected", retry_after=NOT_CONNECTED_RETRY_S
             )
         try:
-            frame = frames.encode(
-                {"t": "send", "id": wa_id, "to": to, "kind": kind, "content": content}
-            )
+            frame = frames.encode(message)
         except (TypeError, ValueError) as e:
             raise PermanentSendError(f"the content cannot be encoded: {e}") from e
         future = self._pending.get(wa_id)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from wagate.domain.chat_actions import ChatAction, EditText, MarkRead, Revoke, SetPresence
 from wagate.domain.events import InboundMedia, InboundMessage, MediaFetch, Receipt
 from wagate.errors import PermanentSendError, TransientSendError
 
@@ -94,3 +95,18 @@ def nack_error(frame: dict[str, Any]) -> PermanentSendError | TransientSendError
         details=details,
         retry_after=float(retry_after) if retry_after is not None else None,
     )
+
+
+def action(wa_id: str, to: str, act: ChatAction) -> dict[str, Any]:
+    """A chat action as the simulator's frame: an edit or revoke is a message of its own kind
+    naming its target; a read receipt and a presence are `read` and `presence` frames."""
+    if isinstance(act, EditText):
+        content: dict[str, Any] = {"message_id": act.target_wa_id, "body": act.text}
+        return {"t": "send", "id": wa_id, "to": to, "kind": "edit", "content": content}
+    if isinstance(act, Revoke):
+        content = {"message_id": act.target_wa_id}
+        return {"t": "send", "id": wa_id, "to": to, "kind": "revoke", "content": content}
+    if isinstance(act, MarkRead):
+        return {"t": "read", "id": wa_id, "to": act.chat, "ids": list(act.wa_ids)}
+    assert isinstance(act, SetPresence)
+    return {"t": "presence", "id": wa_id, "to": to, "state": act.state}

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from runner.engines.chat_actions import action_request
 from runner.engines.event_stream import EventQueue, resolve_waiter
 from runner.engines.outgoing import MEDIA_KINDS, check_recipient
 from runner.engines.whatsmeow import wire
@@ -25,6 +26,7 @@ from runner.engines.whatsmeow.auth_state import AuthStateSync
 from runner.engines.whatsmeow.host_process import HostProcess
 from runner.engines.whatsmeow.queries import WhatsmeowDirectory
 from runner.engines.whatsmeow.store import DeviceStore, NotAStore
+from wagate.domain.chat_actions import ChatAction, EditText, Revoke
 from wagate.domain.events import (
     AuthStateChanged,
     Connected,
@@ -39,6 +41,7 @@ from wagate.domain.sessions import DisconnectReason
 from wagate.errors import (
     Conflict,
     DependencyUnavailable,
+    PermanentSendError,
     TransientSendError,
     ValidationFailed,
     WagateError,
@@ -173,6 +176,38 @@ class WhatsmeowConnection(WhatsmeowDirectory):
         except TimeoutError:
             raise TransientSendError(
                 f"no server ack for {wa_id} within {timeout:g}s", retry_after=timeout
+            ) from None
+        return MessageAck(wa_id, datetime.fromtimestamp(float(reply["ts"]), UTC))
+
+    async def act(self, wa_id: str, to: str, action: ChatAction, *, timeout: float) -> MessageAck:
+        """An edit or revoke names its target by whatsmeow's id (the sent-id ledger) and is
+        ledgered itself like a send; a read or presence answers once written."""
+        if not self._connected or self._host is None:
+            raise TransientSendError(
+                "the session is not connected", retry_after=NOT_CONNECTED_RETRY_S
+            )
+        check_recipient(to)
+        frame = action_request(wa_id, to, action)
+        if isinstance(action, EditText | Revoke):
+            prior = await asyncio.to_thread(self.store.sent, wa_id)
+            if prior is not None:
+                ack = MessageAck(wa_id, prior[1])
+                self._emit(ack)
+                return ack
+            ours = await asyncio.to_thread(self.store.is_ours, action.target_wa_id)
+            if ours is None:
+                raise PermanentSendError(
+                    f"message {action.target_wa_id} was not sent from this device",
+                    code="message_unknown",
+                )
+            frame["content"]["message_id"] = ours
+        try:
+            reply = await self._request(
+                frame, timeout, wa_id=wa_id if isinstance(action, EditText | Revoke) else None
+            )
+        except TimeoutError:
+            raise TransientSendError(
+                f"no answer for {wa_id} within {timeout:g}s", retry_after=timeout
             ) from None
         return MessageAck(wa_id, datetime.fromtimestamp(float(reply["ts"]), UTC))
 

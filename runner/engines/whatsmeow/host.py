@@ -10,7 +10,7 @@ all the maps ever hold, and whatever goes wrong ends this socket only: the adapt
 `Disconnected(500)` and the supervisor reconnects. The cost is memory (docs/engines.md).
 
 Protocol (runner.engines.whatsmeow.wire, frames on stdin / the original stdout):
-- in:  {"op": "send"|"pair_phone"|"logout"|"download"|"stop", "req": n, …}
+- in:  {"op": "send"|"act"|"pair_phone"|"logout"|"download"|"stop", "req": n, …} (act: actions.py)
 - out: {"re": n, "ok": {…}} or {"re": n, "error": "…", "permanent": bool};
        {"ev": "event", "event": {…}} (wagate events), {"ev": "hint", "what": "store"} (the
        device store probably changed: capture it now).
@@ -39,7 +39,7 @@ from neonize.events import ConnectedEv, HistorySyncEv, MessageEv, PairStatusEv, 
 from neonize.exc import DownloadError
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
-from runner.engines.whatsmeow import host_directory, inbound, outbound, reasons, wire
+from runner.engines.whatsmeow import actions, host_directory, inbound, outbound, reasons, wire
 from wagate.domain.events import Connected, Disconnected, EngineEvent, QrCode
 from wagate.domain.sessions import DisconnectReason
 
@@ -261,6 +261,10 @@ class Host:
             return {"id": sent.ID, "ts": float(sent.Timestamp)}
         if op == "download":
             return download_file(self.client, dict(frame.get("media") or {}), int(frame["limit"]))
+        if op == "act":
+            result = actions.act(self.client, frame)
+            self._hint_store()
+            return result
         if op == "pair_phone":
             code = self.client.PairPhone(str(frame["phone"]).removeprefix("+"), True)
             return {"code": str(code)}

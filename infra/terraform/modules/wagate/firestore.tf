@@ -15,6 +15,7 @@
 #                            ORDER BY created_at DESC                           → one index per filter set
 #   event stream   events    tenant_id == t [AND session_id == s] AND seq > c AND seq < n
 #                            ORDER BY seq                                       → (tenant_id, [session_id,] seq)
+#   mark read      inbound   chat == c ORDER BY ts DESC                         → (chat, ts DESC)
 # Single-field queries (sessions by shard, tenants/health_alerts by one field, inbound by ts)
 # use the automatic single-field indexes. Equality-only queries could be served by merging
 # single-field indexes, but composite ones keep them cheap and predictable at volume.
@@ -50,6 +51,7 @@ locals {
     deliveries-tenant-session-state = { collection = "webhook_deliveries", fields = ["tenant_id", "session_id", "state", "created_at:DESCENDING"] }
     events-tenant-seq               = { collection = "events", fields = ["tenant_id", "seq"] }
     events-tenant-session-seq       = { collection = "events", fields = ["tenant_id", "session_id", "seq"] }
+    inbound-chat-ts-desc            = { collection = "inbound", fields = ["chat", "ts:DESCENDING"] }
   }
 
   # Large or unqueried fields: no single-field indexes (cheaper writes, no index-entry limits).
