@@ -6,7 +6,8 @@
 // Baileys' own building blocks (binary nodes, protobufs, curve, AES-GCM, HKDF) so the wire is
 // the library's, and takes from crabline only its idea and the captured certificate chain.
 // noise.mjs holds the handshake and transport cipher, contact.mjs a contact's Signal side,
-// pairing.mjs the phone's side of linking a device.
+// pairing.mjs the phone's side of linking a device, actions.mjs what a contact sees of chat
+// actions (edits, revokes, reads, presences) and sends of its own.
 //
 // What the client verifies of the server and what the fake relies on (docs/engines.md): Baileys
 // checks the Noise certificate chain against WhatsApp's root key but does not bind the leaf to
@@ -24,6 +25,7 @@ import { makeBundle, SignalSender } from './contact.mjs'
 import { pairing } from './pairing.mjs'
 import { MEDIA_PREFIX, MediaHost } from './media.mjs'
 import { groups, groupRoutes } from './groups.mjs'
+import { actions, actionRoutes } from './actions.mjs'
 
 const {
   Curve, encodeBigEndian, KEY_BUNDLE_TYPE, getBinaryNodeChild, getBinaryNodeChildren, jidDecode,
@@ -58,6 +60,8 @@ class Fake {
     this.offline = new Map() // account digits -> inbound message nodes waiting for a login
     this.senders = new Map() // contact jid -> { store, sessions } (libsignal, sending side)
     this.groups = new Map() // group id -> { subject, owner, members: Map<digits, role>, invite } (groups.mjs)
+    this.chatEvents = new Map() // recipient digits -> [{ kind: read|presence, … }] (actions.mjs)
+    this.decrypting = Promise.resolve() // the contacts' decryptions, in order (actions.mjs)
   }
   account (digits) {
     let a = this.accounts.get(digits)
@@ -149,7 +153,9 @@ class Fake {
     if (fresh) {
       this.seen.add(key)
       const list = this.received.get(rcpt) ?? []
-      list.push({ id, from, ts: Date.now() / 1000 }); this.received.set(rcpt, list)
+      const entry = { id, from, ts: Date.now() / 1000 }
+      list.push(entry); this.received.set(rcpt, list)
+      this.describeInto(conn, node, rcpt, entry)
     } else this.resent++
     const ack = () => {
       conn.send({ tag: 'ack', attrs: { class: 'message', id, from: to, t: String(now()) } })
@@ -179,6 +185,7 @@ class Fake {
     const attrs = { from: node.attrs.to ?? S, id: node.attrs.id, type: 'result', t: String(now()) }
     const xmlns = node.attrs.xmlns
     if (xmlns === 'w:g2') return this.groupIq(conn, node, attrs)
+    if (xmlns === 'privacy') return this.privacy(conn, attrs)
     if (child?.tag === 'pair-device-sign') { // pairing done: the device must log in afresh
       conn.send({ tag: 'stream:error', attrs: { code: '515' } })
       return conn.ws.close()
@@ -253,6 +260,7 @@ class Fake {
           if (conn.frozenUntil > Date.now()) continue
           if (node.tag === 'iq') this.iq(conn, node)
           else if (node.tag === 'message' && conn.digits) this.message(conn, node)
+          else if ((node.tag === 'receipt' || node.tag === 'chatstate') && conn.digits) this.chatAction(conn, node)
         }
       }).catch(() => ws.terminate())
     })
@@ -293,7 +301,7 @@ class Fake {
   }
 }
 
-Object.assign(Fake.prototype, pairing, groups)
+Object.assign(Fake.prototype, pairing, groups, actions)
 const fake = new Fake()
 const media = new MediaHost() // contacts' media files (media.mjs)
 
@@ -302,7 +310,8 @@ const routes = {
   '/_fake/reset': () => { fake.reset(); media.reset(); return {} },
   '/_fake/scan': ({ qr, phone }) => { fake.scan(qr, phone); return {} },
   '/_fake/pair_code': async ({ code, phone }) => { await fake.confirmCode(code, phone); return {} },
-  '/_fake/received': ({ recipient }) => {
+  '/_fake/received': async ({ recipient }) => {
+    await fake.decrypting
     const messages = fake.received.get(recipient.replace(/^\+/, '')) ?? []
     return { ids: messages.map((m) => m.id), messages }
   },
@@ -323,6 +332,7 @@ const routes = {
   }),
   '/_fake/media_stats': () => ({ downloads: media.downloads }),
   ...groupRoutes(fake),
+  ...actionRoutes(fake),
   '/healthz': () => ({ ok: true }),
   '/_fake/stats': () => ({
     connected: fake.conns.size, pairing: fake.pairing.size, handshakes: fake.handshakes, resent: fake.resent,

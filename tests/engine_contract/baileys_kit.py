@@ -134,6 +134,31 @@ class FakeNetwork:
     async def received_ids(self, recipient: str) -> list[str]:
         return [str(i) for i in (await self.call("received", recipient=recipient))["ids"]]
 
+    async def received_messages(self, recipient: str) -> list[dict[str, Any]]:
+        """What the contact decrypted, in order (emulators/whatsapp/actions.mjs)."""
+        got = (await self.call("received", recipient=recipient))["messages"]
+        # An entry the fake could not decrypt says why in `error`.
+        keys = ("id", "kind", "content", "error")
+        return [{k: m[k] for k in keys if k in m} for m in got]
+
+    async def chat_events(self, recipient: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = (await self.call("chat_events", recipient=recipient))[
+            "events"
+        ]
+        return events
+
+    async def inbound_change(
+        self, to_phone: str, sender: str, kind: str, content: dict[str, Any], wa_id: str
+    ) -> None:
+        await self.call(
+            "inbound_change",
+            to_phone=to_phone,
+            sender=sender,
+            kind=kind,
+            content=content,
+            wa_id=wa_id,
+        )
+
     async def disconnect(self, jid: str, reason: int, *, abrupt: bool = False) -> None:
         assert (await self.call("drop", jid=jid, reason=int(reason), abrupt=abrupt))["dropped"] == 1
 

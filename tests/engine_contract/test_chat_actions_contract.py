@@ -45,7 +45,10 @@ def test_an_edit_reaches_the_recipient_after_the_text_it_changes(
         ack = await act(c, device, "3EB0EDIT1", EditText("3EB0ORIG1", "first, corrected"))
         assert ack.wa_id == "3EB0EDIT1"
         got = await c.network.received_messages(BOB)
-        assert [(m["id"], m["kind"]) for m in got] == [("3EB0ORIG1", "text"), ("3EB0EDIT1", "edit")]
+        assert [(m["id"], m["kind"]) for m in got] == [
+            ("3EB0ORIG1", "text"),
+            ("3EB0EDIT1", "edit"),
+        ], got
         assert got[1]["content"] == {"message_id": "3EB0ORIG1", "body": "first, corrected"}
 
     contract(engine_factory, body)

@@ -238,7 +238,9 @@ class Session {
       if (!found?.exists) return { ok: false, error: { permanent: true, message: `${to} is not on WhatsApp` } }
       this.known.add(jid)
     }
-    return this.sendAcked(waId, jid, content(kind, c), timeoutMs)
+    let message
+    try { message = content(kind, c) } catch (e) { return { ok: false, error: { permanent: Boolean(e.permanent), message: String(e.message ?? e) } } }
+    return this.sendAcked(waId, jid, message, timeoutMs)
   }
   /** sendMessage with wagate's id, resolved by the server's ack of that id (or its timeout). */
   async sendAcked (waId, jid, message, timeoutMs) {
