@@ -15,8 +15,8 @@ from wagate.adapters.keyring import StaticKeyRing
 from wagate.adapters.runner_client import RunnerClient
 from wagate.clock import SystemClock
 from wagate.config import Settings
-from wagate.services.contacts import NumberChecks
 from wagate.services.chat_actions import ChatActions
+from wagate.services.contacts import NumberChecks
 from wagate.services.deliveries import DeliveryLog, webhook_queue_spec
 from wagate.services.directory import SessionDirectory
 from wagate.services.groups import Groups
