@@ -40,6 +40,7 @@ def register(router: Router) -> None:
                 200: CheckNumbersResult,
                 409: "The session is not paired or was stopped (session_not_connected)",
                 503: "The session is reconnecting, or its runner cannot be reached (Retry-After)",
+                501: "The session's engine cannot do this (not_supported)",
             },
             tags=("contacts",),
             rate_limit="100 numbers per hour per session",

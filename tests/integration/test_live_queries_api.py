@@ -4,7 +4,6 @@ Retry-After, at once and with nothing cached; the route's errors keep the error 
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -26,17 +25,12 @@ def closed_port_url() -> str:
 
 
 @pytest.fixture
-def api(emulators: Any, firestore_env: dict[str, str]) -> Iterator[Api]:
+def api(
+    emulators: Any, firestore_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Api]:
     emulators.provision_project(firestore_env["WAGATE_PROJECT_ID"])
-    before = os.environ.get("WAGATE_RUNNER_URLS")
-    os.environ["WAGATE_RUNNER_URLS"] = closed_port_url()
-    try:
-        yield Api()
-    finally:
-        if before is None:
-            os.environ.pop("WAGATE_RUNNER_URLS", None)
-        else:
-            os.environ["WAGATE_RUNNER_URLS"] = before
+    monkeypatch.setenv("WAGATE_RUNNER_URLS", closed_port_url())
+    yield Api()
 
 
 def connected_session(api: Api, key: str) -> str:
