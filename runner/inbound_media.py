@@ -6,6 +6,7 @@ described by its error instead, so the message itself is never lost (docs/messag
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from tenacity import (
@@ -39,7 +40,8 @@ _FINAL = (NotFound, PayloadTooLarge, ValidationFailed)
 
 
 def _worth_retrying(error: BaseException) -> bool:
-    return not isinstance(error, _FINAL)
+    # Not a cancellation (a deadline, a stop): tenacity's attempt context catches those too.
+    return isinstance(error, Exception) and not isinstance(error, _FINAL)
 
 
 @dataclass
@@ -50,6 +52,8 @@ class InboundMediaStore:
     max_bytes: int = MAX_MEDIA_BYTES
     attempts: int = 4
     url_ttl_s: int = 3600
+    # The whole download, every attempt included: the session's next events wait for it.
+    deadline_s: float = 120.0
     # Full jitter: waits of up to 0.5, 1, 2 s… (at most 8 s): four attempts wait 3.5 s at most.
     wait: WaitBaseT = field(default_factory=lambda: wait_random_exponential(multiplier=0.5, max=8))
 
@@ -101,6 +105,20 @@ class InboundMediaStore:
         if ref.size is not None and ref.size > limit:
             raise PayloadTooLarge(f"the file has {ref.size} bytes; at most {limit} are downloaded")
         try:
+            async with asyncio.timeout(self.deadline_s):
+                data = await self._attempts(ref, limit)
+        except TimeoutError as e:
+            raise DependencyUnavailable(
+                f"the download did not finish within {self.deadline_s:g} s"
+            ) from e
+        if len(data) > limit:
+            raise PayloadTooLarge(f"the file has more than {limit} bytes")
+        if not data:
+            raise NotFound("the file is empty")
+        return data
+
+    async def _attempts(self, ref: InboundMedia, limit: int) -> bytes:
+        try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.attempts),
                 wait=self.wait,
@@ -113,10 +131,6 @@ class InboundMediaStore:
             raise
         except Exception as e:  # an engine's own failure (a socket, a worker): as unavailable
             raise DependencyUnavailable(f"download failed: {e!r}") from e
-        if len(data) > limit:
-            raise PayloadTooLarge(f"the file has more than {limit} bytes")
-        if not data:
-            raise NotFound("the file is empty")
         return data
 
     async def signed_url(self, tenant_id: str, media_id: str) -> SignedUrl | None:

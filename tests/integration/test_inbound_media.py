@@ -5,6 +5,7 @@ that serves the same bytes from the Storage emulator and whose signature verifie
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import os
@@ -147,6 +148,44 @@ def test_a_file_larger_than_the_bound_is_not_downloaded(bucket: GcsBlobStore) ->
     result = asyncio.run(store.download(TENANT, SESSION, _message("3EB0E", downloads)))
     assert result is not None and result.error is not None
     assert (result.error.code, downloads.calls) == ("payload_too_large", 0)
+
+
+@pytest.mark.timeout(30)  # a cancellation that is retried would hang here
+def test_a_download_that_hangs_gives_up_at_the_deadline_and_a_stop_is_not_retried(
+    bucket: GcsBlobStore,
+) -> None:
+    calls = 0
+
+    async def hang(limit: int) -> bytes:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(3600)
+        return b""
+
+    hanging = dataclasses.replace(
+        _message("3EB0H", Downloads(b"x")), media=InboundMedia("image/png", hang)
+    )
+    store = _store(bucket, deadline_s=0.3)
+
+    async def timed() -> object:
+        started = asyncio.get_running_loop().time()
+        result = await store.download(TENANT, SESSION, hanging)
+        return result, asyncio.get_running_loop().time() - started
+
+    result, took = asyncio.run(timed())  # type: ignore[misc]
+    assert result.error.code == "dependency_unavailable" and "0.3 s" in result.error.message
+    assert took < 2 and calls == 1
+
+    async def stopped() -> None:  # the session stops mid-download: cancelled, not retried
+        task = asyncio.create_task(_store(bucket).download(TENANT, SESSION, hanging))
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    calls = 0
+    asyncio.run(stopped())
+    assert calls == 1
 
 
 def _canonical_query(pairs: list[tuple[str, str]]) -> str:
