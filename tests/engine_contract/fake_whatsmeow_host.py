@@ -9,7 +9,8 @@ host offline). Behaviour is chosen by the session id:
 - anything else: connects at once as ME, commits a change to the store, and serves requests:
   send → ok with a WhatsApp id "WA<n>" (body "slow": after 1 s; to NOT_ON_WHATSAPP: permanent
   error; body "rate": whatsmeow's 429 error; body "drop:<code>": closes with that reason), then
-  a delivered receipt for the WhatsApp id; logout → closes with 401.
+  a delivered receipt for the WhatsApp id; act (a chat action) → ok, with a WhatsApp id for an
+  edit or revoke, appended to `<store>.acts`; logout → closes with 401.
 - `media…`: as anything else, and after connecting a contact sends MEDIA_MESSAGES, each with the
   `media` reference the real host attaches; download of a reference → its file (the fake's
   `message_b64` is the file itself), or the error of a `gone` one.
@@ -20,6 +21,7 @@ are written to `<store>.env`.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sqlite3
 import sys
@@ -148,6 +150,15 @@ def main() -> None:
             if frame.get("q") == "create_group":  # whatsmeow's JoinedGroup for our own group
                 now = datetime.now(UTC)
                 event(GroupParticipantsChanged(FAKE_GROUP, "add", (ME,), ME, now))
+            continue
+        if frame.get("op") == "act":  # a chat action: logged; an edit or revoke is a message
+            with store.with_name(store.name + ".acts").open("a") as log:
+                log.write(json.dumps({k: frame[k] for k in ("to", "kind", "content")}) + "\n")
+            answer: dict[str, object] = {"ts": datetime.now(UTC).timestamp()}
+            if frame["kind"] in ("edit", "revoke"):
+                counter += 1
+                answer["id"] = f"WA{counter}"
+            send({"re": req, "ok": answer})
             continue
         if frame.get("op") != "send":
             send({"re": req, "error": "unsupported", "permanent": False})

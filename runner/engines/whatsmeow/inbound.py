@@ -53,7 +53,18 @@ def _drop_empty(content: dict[str, Any]) -> dict[str, Any]:
 
 def message_content(message: Message) -> tuple[str, dict[str, Any]] | None:
     """wagate's kind and content of a WhatsApp message; None for protocol-only messages (key
-    distribution, revokes, app-state keys) that carry nothing for the tenant."""
+    distribution, app-state keys) that carry nothing for the tenant. A contact's edit or revoke
+    of an earlier message is kind `edit` / `revoke` naming it (docs/events.md)."""
+    if message.HasField("editedMessage"):  # the edit wrapped as newer clients send it
+        message = message.editedMessage.message
+    if message.HasField("protocolMessage") and message.protocolMessage.key.ID:
+        p = message.protocolMessage
+        if p.type == p.MESSAGE_EDIT:
+            edited = p.editedMessage
+            body = edited.conversation or edited.extendedTextMessage.text
+            return "edit", {"message_id": p.key.ID, "body": body}
+        if p.type == p.REVOKE:
+            return "revoke", {"message_id": p.key.ID}
     if message.conversation:
         return "text", {"body": message.conversation}
     if message.HasField("extendedTextMessage"):
