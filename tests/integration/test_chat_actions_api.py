@@ -200,3 +200,19 @@ def test_presence_takes_typing_recording_paused_and_refuses_the_rest(api: Api) -
     )
     bad_chat = f"/v1/sessions/{session['id']}/chats/not-a-chat:presence"
     assert api.call("POST", bad_chat, key, json={"state": "typing"}).status_code == 404
+
+
+def test_delete_is_idempotent_a_repeat_returns_the_first_revoke(api: Api) -> None:
+    key = api.tenant()["api_key"]
+    session = new_session(api, key)
+    target = sent_text(api, key, session, minutes_ago=1)
+    first = api.call("DELETE", f"/v1/messages/{target}", key)
+    again = api.call("DELETE", f"/v1/messages/{target}", key)
+    assert (first.status_code, again.status_code) == (202, 202)
+    assert first.get_json()["id"] == again.get_json()["id"]
+    # Once the revoke is sent (the runner records it on the message), still the same answer.
+    revoked = {"action_id": first.get_json()["id"], "at": datetime.now(UTC)}
+    store().collection("messages", MessageDoc).patch(target, {"revoked": revoked})
+    later = api.call("DELETE", f"/v1/messages/{target}", key)
+    assert (later.status_code, later.get_json()["id"]) == (202, first.get_json()["id"])
+    assert len([m for m in messages_of(session) if m.content.type == "revoke"]) == 1

@@ -127,6 +127,8 @@ class ChatActions:
         self, tenant: TenantDoc, message_id: str, *, idempotency_key: str | None, fingerprint: str
     ) -> Accepted:
         target = self._outbox.get(tenant.id, message_id)
+        if target.revoked is not None:  # DELETE is idempotent: the revoke that did it
+            return Accepted(self._outbox.get(tenant.id, target.revoked.action_id), created=False)
         if target.content.type in NOT_REVOCABLE:
             raise Unprocessable(
                 f"message {message_id} is a {target.content.type}, which cannot be revoked "
@@ -136,7 +138,10 @@ class ChatActions:
             )
         self._check_changeable(target, REVOKE_WINDOW, "revoke")
         content = RevokeContent(message_id=target.id)
-        return self._queue_on(tenant, target, content, idempotency_key, fingerprint)
+        # Without a key of the caller's, the message's own: a repeated DELETE while the first
+        # revoke waits in the chat returns it instead of queueing another.
+        key = idempotency_key if idempotency_key is not None else f"revoke {target.id}"
+        return self._queue_on(tenant, target, content, key, fingerprint)
 
     # ------------------------------------------------------------ helpers
 
