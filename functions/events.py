@@ -251,8 +251,10 @@ def stream_events(call: Call) -> Any:
         types=event_types(args.get("types")),
         hold_s=g.settings.event_stream_hold_s,
     )
+    # The stream reads the store, never the request: no request context needed (the router
+    # serves without Flask's, functions/server.py).
     return flask.Response(
-        flask.stream_with_context(body),
+        body,
         mimetype="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

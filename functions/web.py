@@ -10,13 +10,12 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import flask
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import MethodNotAllowed as WzMethodNotAllowed
 from werkzeug.exceptions import NotFound as WzNotFound
 from werkzeug.routing import Map, Rule
@@ -25,6 +24,9 @@ from wagate import errors
 from wagate.contracts import RECIPIENT_PATTERN
 from wagate.http import render_error, status_for
 from wagate.logs import get_logger
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 log = get_logger("wagate.http")
 M = TypeVar("M", bound=BaseModel)
@@ -168,6 +170,16 @@ class Router:
 
         return register
 
+    def wsgi_app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """The router as the whole WSGI application (functions/server.py `serve_directly`)."""
+        request = flask.Request(environ)
+        response = self.dispatch(request)
+        if not response.is_streamed:
+            # Read what the handler left unread (an early 401, a 413), as functions-framework's
+            # own view does: a half-read body must not be taken for the next kept-alive request.
+            request.get_data()
+        return response(environ, start_response)
+
     def dispatch(self, request: flask.Request) -> flask.Response:
         started = time.monotonic()
         request_id = _request_id(request)
@@ -205,26 +217,6 @@ class Router:
             ms=ms,
         )
         return response
-
-
-# What functions-framework's own Flask layer refuses before our router runs (a path its
-# catch-all route does not match, an unreadable body) still answers in the error model.
-FRAMEWORK_ERRORS: dict[int, type[errors.WagateError]] = {
-    400: errors.ValidationFailed,
-    404: errors.NotFound,
-    405: errors.MethodNotAllowed,
-    413: errors.PayloadTooLarge,
-}
-
-
-def framework_error(error: HTTPException) -> Any:
-    """Flask error handler (registered in functions.main) rendering through wagate.http."""
-    code = error.code or 500
-    if code < 400:  # a routing redirect is an answer, not an error
-        return error.get_response()
-    fallback = errors.ValidationFailed if code < 500 else errors.Internal
-    wagate_error = FRAMEWORK_ERRORS.get(code, fallback)(error.description or error.name)
-    return _error_response(wagate_error, _request_id(flask.request), None)
 
 
 def _error_response(error: Exception, request_id: str, call: Call | None) -> flask.Response:
