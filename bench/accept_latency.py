@@ -1,6 +1,7 @@
 """`accept-latency`: the api's accept latency (HTTP POST → 202) against its raw Firestore write +
-task create made directly, one after the other. Each round measures both once (and the raw
-pair issued concurrently, for reference), in a shuffled order.
+task create made directly, one after the other. Each round measures both once (and, for
+reference, the raw pair issued concurrently, and the raw pair made with the accept's own
+commit and task), in a shuffled order.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from wagate.adapters.firestore import FirestoreStore, to_fields
 from wagate.adapters.firestore import make_client as firestore_client
 from wagate.adapters.tasks import make_client as tasks_client
 from wagate.config import Settings
-from wagate.contracts import MessageDoc, TextContent
+from wagate.contracts import MessageDoc, PendingSend, SendSnapshot, SendTask, TextContent
 from wagate.domain.ids import new_message_id, whatsapp_message_id
 
 ACCEPT_TARGET = 1.3  # p50; and p99 within ACCEPT_P99_TARGET (SPEC §9)
@@ -77,6 +78,7 @@ def run_accept_latency(quick: bool = False, **_: Any) -> Result:
         wagate_ms: list[float] = []
         raw_ms: list[float] = []
         parallel_ms: list[float] = []
+        same_commit_ms: list[float] = []
         handler_ms: list[float] = []  # the api's own time per request (Server-Timing)
         pool = ThreadPoolExecutor(2)
 
@@ -107,6 +109,46 @@ def run_accept_latency(quick: bool = False, **_: Any) -> Result:
             raw_write(mid)
             raw_task(mid)
 
+        def raw_same_commit(mid: str) -> None:
+            """What the accept itself writes: the message as accepted and its pending/{id}
+            entry in one commit, then a task carrying the message's snapshot (for reference:
+            the baseline above writes one document and an empty task)."""
+            now = datetime.now(UTC)
+            doc = MessageDoc(
+                id=mid,
+                tenant_id=tenant_id,
+                session_id=sid,
+                shard=0,
+                to="+15551230000",
+                content=TextContent(body="latency"),
+                wa_id=whatsapp_message_id(mid),
+                send_at=later,
+                status_times={"accepted": now},
+                created_at=now,
+                updated_at=now,
+            )
+            batch = store.client.batch()
+            batch.create(store.client.collection("raw_accept").document(mid), to_fields(doc))
+            entry = PendingSend.of(doc)
+            batch.create(store.client.collection("raw_pending").document(mid), to_fields(entry))
+            batch.commit()
+            snapshot = SendSnapshot(tenant_id=tenant_id, content=doc.content, send_at=later)
+            body = SendTask(
+                message_id=mid, session_id=sid, to=doc.to, created_at=now, snapshot=snapshot
+            )
+            tasks.create_task(
+                parent=parent,
+                task={
+                    "name": f"{parent}/tasks/raw-{mid.replace('_', '-')}",
+                    "schedule_time": stamp,
+                    "http_request": {
+                        "url": "http://127.0.0.1:9/tasks/send",
+                        "body": body.model_dump_json().encode(),
+                        "headers": {"Content-Type": "application/json"},
+                    },
+                },
+            )
+
         def api_call() -> None:
             status, answer, server_ms = api.post(f"/v1/sessions/{sid}/messages", payload)
             if status != 202 or server_ms is None:
@@ -124,6 +166,7 @@ def run_accept_latency(quick: bool = False, **_: Any) -> Result:
             "api": (api_call, wagate_ms),
             "raw": (lambda: raw_call(new_message_id()), raw_ms),
             "parallel": (raw_parallel, parallel_ms),
+            "same_commit": (lambda: raw_same_commit(new_message_id()), same_commit_ms),
         }
         order = list(sides)
         shuffle = random.Random(5)  # the same sequence every run
@@ -165,5 +208,9 @@ def run_accept_latency(quick: bool = False, **_: Any) -> Result:
             "handler_ratio": round(handler["p50"] / r_["p50"], 3),
             "http_hop_ms_p50": round(w["p50"] - handler["p50"], 3),
             "ratio_vs_parallel_raw": round(w["p50"] / summary(parallel_ms)["p50"], 3),
+            # The accept writes two documents (the message, its pending/{id} entry) and a task
+            # with the message's snapshot; the baseline one document and an empty task.
+            "raw_same_commit_ms": summary(same_commit_ms),
+            "ratio_vs_raw_same_commit": round(w["p50"] / summary(same_commit_ms)["p50"], 3),
         },
     )
