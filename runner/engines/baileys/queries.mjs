@@ -67,13 +67,21 @@ export async function runQuery (session, req) {
   }
 }
 
-/** Group membership notices as {type: 'group_participants', …} events of the session. */
+/**
+ * Group membership notices as {type: 'group_participants', …} events of the session, read from
+ * the raw `w:gp2` notification (Baileys' own group-participants.update carries no time): the
+ * server's `t` makes a notice delivered twice the same event. A member removing themselves, or
+ * a `leave`, was done by nobody else.
+ */
 export function watchGroups (session, sock) {
-  sock.ev.on('group-participants.update', ({ id, author, participants, action }) => {
+  sock.ws.on('CB:notification,type:w:gp2', (node) => {
+    const change = Array.isArray(node.content) ? node.content[0] : undefined
+    const action = change?.tag === 'leave' ? 'remove' : change?.tag
     if (!['add', 'remove', 'promote', 'demote'].includes(action)) return
-    const people = (participants ?? []).map((p) => (typeof p === 'string' ? p : p.id))
-    // A member removing themselves left: nobody else did it.
-    const left = action === 'remove' && people.length === 1 && author && areJidsSameUser(author, people[0])
-    session.emit({ type: 'group_participants', group: id, action, participants: people, by: left ? null : (author ?? null), ts: Date.now() / 1000 })
+    const people = (Array.isArray(change.content) ? change.content : [])
+      .filter((c) => c.tag === 'participant').map((c) => jidNormalizedUser(c.attrs.jid))
+    const author = node.attrs.participant ? jidNormalizedUser(node.attrs.participant) : null
+    const self = change.tag === 'leave' || (people.length === 1 && author && areJidsSameUser(author, people[0]))
+    session.emit({ type: 'group_participants', group: node.attrs.from, action, participants: people, by: self ? null : author, ts: Number(node.attrs.t ?? Date.now() / 1000) })
   })
 }
