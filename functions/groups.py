@@ -8,6 +8,7 @@ from typing import Any
 
 from functions import auth
 from functions.app import gateway
+from functions.limits import rate_limit
 from functions.web import Call, Doc, Router
 from wagate.contracts.directory import (
     ChangeParticipantsRequest,
@@ -19,6 +20,7 @@ from wagate.contracts.directory import (
 )
 from wagate.errors import ValidationFailed
 from wagate.services.outbox import request_fingerprint
+from wagate.services.ratelimit import GROUP_CHANGES
 
 TAGS = ("groups",)
 LIVE = {
@@ -43,6 +45,7 @@ def get_group(call: Call) -> Any:
 def create_group(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
+    rate_limit(call, tenant, GROUP_CHANGES, subject=call.args["session_id"])
     raw = call.raw_body(limit=64 * 1024)
     body = call.json_body(CreateGroupRequest)
     key = call.request.headers.get("Idempotency-Key")
@@ -63,6 +66,7 @@ def create_group(call: Call) -> Any:
 def change_participants(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
+    rate_limit(call, tenant, GROUP_CHANGES, subject=call.args["session_id"])
     body = call.json_body(ChangeParticipantsRequest)
     return g.groups.change(tenant.id, call.args["session_id"], call.args["group_id"], body)
 
@@ -93,6 +97,7 @@ def register(router: Router) -> None:
             responses={201: GroupView, **LIVE, **NOT_SUPPORTED},
             headers={"Idempotency-Key": "a repeat returns the first group, never a second one"},
             tags=TAGS,
+            rate_limit="30 group changes per hour per session",
         ),
     )(create_group)
     router.route(
@@ -114,6 +119,7 @@ def register(router: Router) -> None:
             body=ChangeParticipantsRequest,
             responses={200: ParticipantsResult, **LIVE, **NOT_SUPPORTED},
             tags=TAGS,
+            rate_limit="30 group changes per hour per session",
         ),
     )(change_participants)
     router.route(

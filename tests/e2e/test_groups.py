@@ -73,7 +73,8 @@ def test_a_session_that_is_not_paired_answers_409_not_connected(system: System) 
 
 
 def test_a_group_is_created_once_per_key_changed_and_sent_to(system: System) -> None:
-    key = system.tenant(limits={"pacing_per_second": 50, "pacing_burst": 50})["api_key"]
+    limits = {"pacing_per_second": 50, "pacing_burst": 50, "group_changes_per_hour": 3}
+    key = system.tenant(limits=limits)["api_key"]
     number = phone(64)
     sid = system.paired_session(key, number)["id"]
     bob, carol = phone(65), phone(66)
@@ -99,6 +100,14 @@ def test_a_group_is_created_once_per_key_changed_and_sent_to(system: System) -> 
     )
     assert changed.status_code == 200, changed.text
     assert [r["status"] for r in changed.json()["results"]] == [200, 409]
+    assert changed.headers["RateLimit-Remaining"] == "0"  # create, its repeat, this change
+    over = system.call(
+        "POST",
+        f"{base}/{group['id']}/participants",
+        key,
+        json={"action": "remove", "participants": [carol]},
+    )
+    assert over.status_code == 429 and int(over.headers["Retry-After"]) > 0
     one = system.call("GET", f"{base}/{group['id']}", key).json()
     roles = {m["jid"].split("@")[0]: m["role"] for m in one["participants"]}
     assert roles == {

@@ -34,6 +34,8 @@ class TenantLimits(BaseModel):
     max_sessions: int = Field(5, ge=1, le=100_000)  # sessions a tenant may have (not deleted)
     # Numbers a session may look up on WhatsApp per hour (cached answers do not count).
     contact_checks_per_hour: int = Field(100, ge=1, le=10_000)
+    # Group creates and member changes a session may make per hour.
+    group_changes_per_hour: int = Field(30, ge=1, le=10_000)
 
 
 class ApiKeyRecord(BaseModel):

@@ -56,6 +56,8 @@ SESSION_CREATES = Rule("session_creates", 60, lambda limits: limits.session_crea
 QR_FETCHES = Rule("qr_fetches", 300, lambda limits: limits.qr_fetches_per_5_minutes)
 # Per session, one token per number asked of WhatsApp (wagate/services/contacts.py).
 CONTACT_CHECKS = Rule("contact_checks", 3600, lambda limits: limits.contact_checks_per_hour)
+# Per session: group creates and member changes (functions/groups.py).
+GROUP_CHANGES = Rule("group_changes", 3600, lambda limits: limits.group_changes_per_hour)
 
 
 class RateLimitShard(Document):
