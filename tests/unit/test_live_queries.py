@@ -6,6 +6,7 @@ turns every failure to get an answer into 503 runner_unreachable."""
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 import pytest
@@ -155,6 +156,21 @@ def test_the_runner_client_answers_503_when_the_runner_is_not_there() -> None:
     with pytest.raises(DependencyUnavailable) as refused:
         client.ask(0, RunnerQuery(session_id=SID, q="groups"))
     assert refused.value.code == "runner_unreachable" and refused.value.retry_after == 5
+
+
+def test_a_runner_that_does_not_answer_is_503_within_the_bounded_wait() -> None:
+    with socket.socket() as listener:  # accepts the connection, never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        client = RunnerClient(
+            lambda shard: f"http://127.0.0.1:{port}", SharedSecretAuth("s"), wait_s=0.5
+        )
+        started = time.monotonic()
+        with pytest.raises(DependencyUnavailable) as late:
+            client.ask(0, RunnerQuery(session_id=SID, q="groups"))
+        assert time.monotonic() - started < 3
+    assert late.value.code == "runner_unreachable" and "in time" in late.value.message
 
 
 def test_the_runner_client_authenticates_like_tasks_do() -> None:
