@@ -52,7 +52,10 @@ def make_engine(
     if settings.engine == "simulator":
         from runner.engines.simulated import SimulatedEngine
 
-        return SimulatedEngine(settings.simulator_url)
+        # Link previews are fetched through the egress guard (docs/messaging.md).
+        return SimulatedEngine(
+            settings.simulator_url, egress_guard=EgressGuard.from_settings(settings)
+        )
     from runner.engines.outgoing import BucketMedia
     from wagate.contracts import SessionDoc
 
@@ -68,7 +71,7 @@ def make_engine(
             sessions_per_worker=settings.baileys_sessions_per_worker,
             media_url=settings.baileys_media_url,
             media=media,
-            egress_guard=EgressGuard.from_settings(settings),  # media URLs (docs/security.md)
+            egress_guard=EgressGuard.from_settings(settings),  # media URLs, link previews
         )
     from runner.engines.whatsmeow import WhatsmeowEngine
 
@@ -79,7 +82,7 @@ def make_engine(
         keep_store=settings.persistence != "cloud",
         log_level="DEBUG" if settings.log_level.upper() == "DEBUG" else "WARNING",
         proxy=settings.whatsmeow_proxy,
-        egress_guard=EgressGuard.from_settings(settings),  # media URLs (docs/security.md)
+        egress_guard=EgressGuard.from_settings(settings),  # media URLs, link previews
     )
 
 

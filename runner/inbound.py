@@ -20,6 +20,7 @@ from runner.context import ShardContext
 from runner.events import EventAnnouncer
 from runner.group_commit import GroupCommit
 from runner.journal import Entry
+from runner.poll_votes import POLL_VOTE, named_vote
 from runner.sent_index import SentIndex
 from runner.writes import MessageEvent, replay_step
 from wagate.contracts import (
@@ -117,6 +118,10 @@ class InboundSink:
 
     async def _store_and_announce(self, doc: InboundDoc, *, replay: bool) -> None:
         ctx = self._ctx
+        if doc.kind == POLL_VOTE and "options" not in doc.content:
+            doc = doc.model_copy(
+                update={"content": await named_vote(ctx, doc.session_id, doc.content)}
+            )
         repo = ctx.store.subcollection("sessions", doc.session_id, "inbound", InboundDoc)
         try:
             await ctx.io(repo.create, doc)

@@ -65,6 +65,15 @@ class Inbound(Body):
     media: InboundFile | None = None
 
 
+class Vote(Body):
+    to_phone: str  # the account that sent the poll
+    from_: str = Field(alias="from")  # the voter, who received it
+    poll_id: str = Field(min_length=1, max_length=128)
+    options: list[str] = Field(max_length=12)
+    id: str | None = Field(None, min_length=1, max_length=128)
+    addressing: Literal["pn", "lid"] = "pn"
+
+
 class Target(Body):
     """Which devices a fault hits: one device (`jid`), every device of a number (`phone`), or
     every device (`all`)."""
@@ -188,6 +197,14 @@ async def inbound(request: web.Request) -> web.Response:
         media = request.app[SHELF].put(file, body.media.filename)
     result = _world(request).inbound(
         body.to_phone, body.from_, body.kind, body.content, body.id, body.addressing, media
+    )
+    return _ok(result)
+
+
+async def vote(request: web.Request) -> web.Response:
+    body = await _body(request, Vote)
+    result = _world(request).vote(
+        body.to_phone, body.from_, body.poll_id, body.options, body.id, body.addressing
     )
     return _ok(result)
 
@@ -322,6 +339,7 @@ def add_routes(app: web.Application) -> None:
             web.post("/control/link", link),
             web.post("/control/unlink", unlink),
             web.post("/control/inbound", inbound),
+            web.post("/control/vote", vote),
             web.post("/control/drop", drop),
             web.post("/control/stall", stall),
             web.post("/control/freeze", freeze),

@@ -87,6 +87,22 @@ class ControlClient:
         result: dict[str, Any] = await self.post("/control/inbound", **body)
         return result
 
+    async def vote(
+        self,
+        to_phone: str,
+        voter: str,
+        poll_id: str,
+        options: list[str],
+        *,
+        wa_id: str | None = None,
+        addressing: str = "pn",
+    ) -> dict[str, Any]:
+        """`voter` votes in the poll `poll_id` that `to_phone` sent them (simulator/polls.py)."""
+        body = {"to_phone": to_phone, "from": voter, "poll_id": poll_id, "options": options}
+        body |= {"id": wa_id, "addressing": addressing}
+        result: dict[str, Any] = await self.post("/control/vote", **body)
+        return result
+
     async def recipient_online(self, phone: str, online: bool) -> None:
         await self.post("/control/recipient-online", phone=phone, online=online)
 

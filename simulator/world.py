@@ -18,10 +18,11 @@ from simulator.faults import FaultControls
 from simulator.groups import GroupRules
 from simulator.model import Link
 from simulator.pairing import PairingRules
+from simulator.polls import PollRules
 from simulator.protocol import close_code, encode
 
 
-class World(PairingRules, FaultControls, GroupRules, ChatActionRules):
+class World(PairingRules, FaultControls, GroupRules, ChatActionRules, PollRules):
     """One simulated WhatsApp server; addresses are canonical digits (normalize_address)."""
 
     def attach(self, link: Link) -> None:

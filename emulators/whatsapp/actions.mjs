@@ -8,6 +8,7 @@
 import * as baileys from '@whiskeysockets/baileys'
 import libsignal from 'libsignal'
 import { SignalSender } from './contact.mjs'
+import { seenOf } from './content.mjs'
 
 const { proto, unpadRandomMax16, getBinaryNodeChild, getBinaryNodeChildren, jidDecode, generateSignalPubKey, normalizeMessageContent } = baileys
 
@@ -63,7 +64,9 @@ export const actions = {
       const from = jidDecode(conn.jid)
       const cipher = new libsignal.SessionCipher(this.contactSide(identity).store, new libsignal.ProtocolAddress(from.user, from.device ?? 0))
       const plain = enc.attrs.type === 'pkmsg' ? await cipher.decryptPreKeyWhisperMessage(enc.content) : await cipher.decryptWhisperMessage(enc.content)
-      Object.assign(entry, describe(proto.Message.decode(unpadRandomMax16(plain))))
+      const message = proto.Message.decode(unpadRandomMax16(plain))
+      Object.assign(entry, describe(message))
+      entry.seen = await seenOf(message, this.uploads) // the content kinds' view (content.mjs)
     }).catch((e) => { entry.kind = 'undecrypted'; entry.error = String(e?.message ?? e) })
     return this.decrypting
   },

@@ -7,7 +7,9 @@
 // the library's, and takes from crabline only its idea and the captured certificate chain.
 // noise.mjs holds the handshake and transport cipher, contact.mjs a contact's Signal side,
 // pairing.mjs the phone's side of linking a device, actions.mjs what a contact sees of chat
-// actions (edits, revokes, reads, presences) and sends of its own.
+// actions (edits, revokes, reads, presences) and sends of its own, content.mjs how a contact
+// sums up what it read (kinds, mentions, previews, polls, files), uploads.mjs the https server a
+// device uploads its media to, polls.mjs a contact's poll votes.
 //
 // What the client verifies of the server and what the fake relies on (docs/engines.md): Baileys
 // checks the Noise certificate chain against WhatsApp's root key but does not bind the leaf to
@@ -17,7 +19,7 @@
 //   node emulators/whatsapp/server.mjs --port 0 --ready-file F   (F gets {"url": ...})
 
 import { createServer } from 'node:http'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { WebSocketServer } from 'ws'
 import * as baileys from '@whiskeysockets/baileys'
 import { Noise } from './noise.mjs'
@@ -26,6 +28,8 @@ import { pairing } from './pairing.mjs'
 import { MEDIA_PREFIX, MediaHost } from './media.mjs'
 import { groups, groupRoutes } from './groups.mjs'
 import { actions, actionRoutes } from './actions.mjs'
+import { UploadServer } from './uploads.mjs'
+import { vote } from './polls.mjs'
 
 const {
   Curve, encodeBigEndian, KEY_BUNDLE_TYPE, getBinaryNodeChild, getBinaryNodeChildren, jidDecode,
@@ -136,8 +140,11 @@ class Fake {
     return 1
   }
 
-  /** A client message: recorded once per (sender, id), acked (unless held), then receipts. */
-  message (conn, node) {
+  /**
+   * A client message: recorded once per (sender, id) with what the recipient reads of it
+   * (actions.mjs describeInto, before the ack), acked (unless held), then receipts.
+   */
+  async message (conn, node) {
     const { to, id } = node.attrs
     const from = conn.digits
     const rcpt = to.endsWith('@g.us') ? to : this.pn(to) // a group's sends are kept under its jid
@@ -155,7 +162,7 @@ class Fake {
       const list = this.received.get(rcpt) ?? []
       const entry = { id, from, ts: Date.now() / 1000 }
       list.push(entry); this.received.set(rcpt, list)
-      this.describeInto(conn, node, rcpt, entry)
+      await this.describeInto(conn, node, rcpt, entry)
     } else this.resent++
     const ack = () => {
       conn.send({ tag: 'ack', attrs: { class: 'message', id, from: to, t: String(now()) } })
@@ -209,6 +216,7 @@ class Fake {
       this.preKeysTaken.delete(conn.jid) // a new upload's keys are all unused
       return conn.send({ tag: 'iq', attrs })
     }
+    if (xmlns === 'w:m' && child?.tag === 'media_conn' && this.uploads) return conn.send({ tag: 'iq', attrs, content: [this.uploads.conn()] })
     if (xmlns === 'encrypt' && child?.tag === 'count') return conn.send({ tag: 'iq', attrs, content: [{ tag: 'count', attrs: { value: '50' } }] })
     if (xmlns === 'encrypt' && child?.tag === 'key') {
       const users = getBinaryNodeChildren(child, 'user').map((u) => {
@@ -259,7 +267,7 @@ class Fake {
           const node = await noise.decode(f)
           if (conn.frozenUntil > Date.now()) continue
           if (node.tag === 'iq') this.iq(conn, node)
-          else if (node.tag === 'message' && conn.digits) this.message(conn, node)
+          else if (node.tag === 'message' && conn.digits) await this.message(conn, node)
           else if ((node.tag === 'receipt' || node.tag === 'chatstate') && conn.digits) this.chatAction(conn, node)
         }
       }).catch(() => ws.terminate())
@@ -307,7 +315,7 @@ const media = new MediaHost() // contacts' media files (media.mjs)
 
 /** The control API: each route takes a JSON body and answers JSON. */
 const routes = {
-  '/_fake/reset': () => { fake.reset(); media.reset(); return {} },
+  '/_fake/reset': () => { fake.reset(); media.reset(); fake.uploads?.reset(); return {} },
   '/_fake/scan': ({ qr, phone }) => { fake.scan(qr, phone); return {} },
   '/_fake/pair_code': async ({ code, phone }) => { await fake.confirmCode(code, phone); return {} },
   '/_fake/received': async ({ recipient }) => {
@@ -333,6 +341,7 @@ const routes = {
   '/_fake/media_stats': () => ({ downloads: media.downloads }),
   ...groupRoutes(fake),
   ...actionRoutes(fake),
+  '/_fake/vote': async ({ to_phone: toPhone, voter, poll_id: pollId, options, wa_id: waId }) => ({ delivered: await vote(fake, { toPhone, voter, pollId, options, waId }) }),
   '/healthz': () => ({ ok: true }),
   '/_fake/stats': () => ({
     connected: fake.conns.size, pairing: fake.pairing.size, handshakes: fake.handshakes, resent: fake.resent,
@@ -358,6 +367,8 @@ const server = createServer((req, res) => {
   })
 })
 new WebSocketServer({ server, path: '/ws/chat' }).on('connection', (ws) => fake.accept(ws))
+// Media uploads need https (Baileys' rule): with a certificate, the upload server runs beside.
+if (opt('--tls-cert')) fake.uploads = await new UploadServer({ cert: readFileSync(opt('--tls-cert')), key: readFileSync(opt('--tls-key')) }).listen()
 server.listen(Number(opt('--port', '0')), '127.0.0.1', () => {
   const url = `http://127.0.0.1:${server.address().port}`
   const ready = opt('--ready-file')

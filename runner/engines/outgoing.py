@@ -1,6 +1,7 @@
 """What both real engines (baileys, whatsmeow) do to a message before it goes to their library:
 check the recipient's address, and fetch a media message's bytes — from the media bucket
-(`media_id`, written by POST /v1/media) or from its URL through the egress guard.
+(`media_id`, written by POST /v1/media) or from its URL through the egress guard — checking that
+a voice note is Ogg and a sticker WebP (WhatsApp shows nothing for anything else).
 
 The simulator takes content as it is; the real engines must hand the library a file.
 """
@@ -16,7 +17,12 @@ from wagate.errors import NotFound, PermanentSendError, TransientSendError, Waga
 from wagate.ports import BlobStore, Repository
 from wagate.services.media import object_name
 
-MEDIA_KINDS = ("image", "document", "audio", "video")
+MEDIA_KINDS = ("image", "document", "audio", "video", "voice", "sticker")
+# The file formats WhatsApp requires of some kinds, by their magic bytes (RFC 3533, RIFF/WebP).
+_FORMATS = {
+    "voice": ("Ogg (Opus)", lambda data: data[:4] == b"OggS"),
+    "sticker": ("WebP", lambda data: data[:4] == b"RIFF" and data[8:12] == b"WEBP"),
+}
 
 
 class MediaSource(Protocol):
@@ -50,9 +56,10 @@ async def fetch_media(
     guard: egress.EgressGuard,
     session_id: str,
     content: dict[str, Any],
+    kind: str = "",
 ) -> bytes:
     """The bytes of a media message: from the media bucket (media_id) or its URL, fetched through
-    the egress guard."""
+    the egress guard; a voice note or a sticker must be of WhatsApp's format (check_format)."""
     media_id = content.get("media_id")
     if media_id:
         if media is None:
@@ -74,7 +81,15 @@ async def fetch_media(
         raise PermanentSendError("the media file is empty", field="content")
     if len(data) > MAX_MEDIA_BYTES:
         raise PermanentSendError("the media file is larger than 16 MB", field="content")
+    check_format(kind, data)
     return data
+
+
+def check_format(kind: str, data: bytes) -> None:
+    """A voice note must be Ogg and a sticker WebP: a permanent error otherwise."""
+    required = _FORMATS.get(kind)
+    if required is not None and not required[1](data):
+        raise PermanentSendError(f"a {kind} must be a {required[0]} file", field="content")
 
 
 def check_recipient(to: str) -> None:

@@ -5,15 +5,22 @@ over its control API."""
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from runner.engines.baileys.deps import ROOT, ensure_node_modules
 
@@ -38,16 +45,54 @@ FAKE_CANNOT = {
 }
 
 
+def media_certificate(tmp: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made for this run: the fake's media server speaks
+    https (Baileys uploads only so), and the Baileys workers trust it by NODE_EXTRA_CA_CERTS."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wagate fake media")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp / "media-cert.pem", tmp / "media-key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
 @contextmanager
 def start_fake(tmp: Path) -> Iterator[str]:
-    """Run the fake on a free loopback port; yields its base URL."""
+    """Run the fake on a free loopback port (its media server beside, on https); yields its base
+    URL. The Baileys workers started meanwhile trust the media server's certificate."""
     ensure_node_modules()
     ready = tmp / "whatsapp-fake.json"
+    cert, key = media_certificate(tmp)
     proc = subprocess.Popen(
-        ["node", str(FAKE), "--port", "0", "--ready-file", str(ready)],
+        ["node", str(FAKE), "--port", "0", "--ready-file", str(ready)]
+        + ["--tls-cert", str(cert), "--tls-key", str(key)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
     )
+    trusted = os.environ.get("NODE_EXTRA_CA_CERTS")
+    os.environ["NODE_EXTRA_CA_CERTS"] = str(cert)  # read by each worker (HOST_ENV_KEEP) at start
     try:
         deadline = time.monotonic() + 30
         while not ready.exists() or not ready.read_text():
@@ -56,6 +101,10 @@ def start_fake(tmp: Path) -> Iterator[str]:
             time.sleep(0.05)
         yield str(json.loads(ready.read_text())["url"])
     finally:
+        if trusted is None:
+            os.environ.pop("NODE_EXTRA_CA_CERTS", None)
+        else:
+            os.environ["NODE_EXTRA_CA_CERTS"] = trusted
         proc.terminate()
         proc.wait(10)
 
@@ -189,3 +238,19 @@ class FakeNetwork:
 
     async def stats(self) -> dict[str, Any]:
         return await self.call("stats")
+
+    # ------------------------------------------------------------ content kinds
+
+    async def seen(self, recipient: str) -> list[dict[str, Any]]:
+        """What the recipient read of each message, as the fake decrypted it (content.mjs)."""
+        messages = (await self.call("received", recipient=recipient))["messages"]
+        return [{"id": m["id"], **m["content"]} for m in messages]
+
+    async def vote(
+        self, to_phone: str, voter: str, poll_id: str, options: list[str], wa_id: str
+    ) -> None:
+        """`voter` votes in the poll `poll_id` that `to_phone` sent them (polls.mjs)."""
+        delivered = await self.call(
+            "vote", to_phone=to_phone, voter=voter, poll_id=poll_id, options=options, wa_id=wa_id
+        )
+        assert delivered["delivered"] >= 1

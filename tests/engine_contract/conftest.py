@@ -10,6 +10,7 @@ servers) is listed in OFFLINE_ONLY: it runs the tests that need no network, and 
 from __future__ import annotations
 
 import base64
+import hashlib
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -193,6 +194,46 @@ class SimulatorNetwork:
     ) -> None:
         results = await self.control.change_participants(group, action, participants, by)
         assert all(r["status"] == 200 for r in results), results
+
+    # ------------------------------------------------------------ content kinds
+
+    async def seen(self, recipient: str) -> list[dict[str, Any]]:
+        """What the recipient's handset shows of each message, in the fake's terms
+        (emulators/whatsapp/content.mjs): the simulator forwards media by reference, so the
+        handset downloads it here, as a phone downloads from WhatsApp's media server."""
+        return [await self._shown(m) for m in await self.control.received(recipient)]
+
+    async def _shown(self, message: dict[str, Any]) -> dict[str, Any]:
+        kind, content = message["kind"], message["content"]
+        shown: dict[str, Any] = {"id": message["id"], "kind": kind}
+        if kind == "text":
+            mentions = content.get("mentions") or []
+            shown |= {"body": content["body"], "mentions": [_user_jid(m) for m in mentions]}
+            if preview := content.get("preview"):
+                thumbnail = base64.b64decode(preview.get("thumbnail_b64", ""))
+                shown["preview"] = {
+                    "title": preview["title"],
+                    "description": preview.get("description"),
+                    "url": preview["url"],
+                    "thumbnail_bytes": len(thumbnail),
+                }
+        elif kind == "poll":
+            shown |= {k: content[k] for k in ("question", "options", "selectable_count")}
+        elif "url" in content:
+            async with self.control.http.get(content["url"]) as r:
+                data = await r.read()
+            shown |= {"mime_type": content.get("mime_type"), "size": len(data)}
+            shown["sha256"] = hashlib.sha256(data).hexdigest()
+        return shown
+
+    async def vote(
+        self, to_phone: str, voter: str, poll_id: str, options: list[str], wa_id: str
+    ) -> None:
+        await self.control.vote(to_phone, voter, poll_id, options, wa_id=wa_id)
+
+
+def _user_jid(address: str) -> str:
+    return address if "@" in address else f"{address.removeprefix('+')}@s.whatsapp.net"
 
 
 def _closed_port_url() -> str:

@@ -48,8 +48,10 @@ from wagate.contracts.content import (
     LocationContent,
     MediaContent,
     MessageContent,
+    PollContent,
     ReactionContent,
     TextContent,
+    poll_option_hash,
 )
 from wagate.contracts.documents import (
     DELIVERY_RETENTION,
@@ -139,6 +141,7 @@ __all__ = [
     "MessageView",
     "Page",
     "PendingSend",
+    "PollContent",
     "PresenceContent",
     "PresenceRequest",
     "ReactionContent",
@@ -162,5 +165,6 @@ __all__ = [
     "WebhookDeliveryDoc",
     "WebhookEvent",
     "WebhookTask",
+    "poll_option_hash",
     "utcnow",
 ]

@@ -25,6 +25,7 @@ EventType = Literal[
     "message.edited",
     "message.revoked",
     "reaction.removed",
+    "poll.vote",
 ]
 PUBSUB_TOPIC_PATTERN = (
     r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$"
@@ -37,6 +38,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     "message.edited",
     "message.revoked",
     "reaction.removed",
+    "poll.vote",
 )
 
 

@@ -24,7 +24,10 @@ def event_id(*parts: str) -> str:
 
 def inbound_event_type(kind: str, content: dict[str, Any]) -> EventType:
     """What a received message is announced as: a contact's edit or revoke of an earlier message
-    (`content.message_id` names it), a reaction taken back (an empty emoji), or a message."""
+    (`content.message_id` names it), a reaction taken back (an empty emoji), a vote in a poll
+    (runner/poll_votes.py), or a message."""
+    if kind == "poll_vote":
+        return "poll.vote"
     if kind == "edit":
         return "message.edited"
     if kind == "revoke":

@@ -26,6 +26,7 @@ from typing import Any
 from runner.engines.baileys.queries import BaileysDirectory
 from runner.engines.chat_actions import action_request
 from runner.engines.event_stream import EventQueue, new_waiter, resolve_waiter
+from runner.engines.link_preview import with_link_preview
 from runner.engines.outgoing import MEDIA_KINDS, MediaSource, check_recipient, fetch_media
 from runner.engines.received_files import inbound_media
 from runner.engines.whatsmeow import wire
@@ -173,7 +174,8 @@ class BaileysEngine:
     node: str = "node"
     media: MediaSource | None = None
     media_url: str = DEFAULT_MEDIA_URL  # where received files are downloaded (a fake in tests)
-    # Media URLs are fetched through the egress guard; without one, the strictest policy.
+    # Media URLs and link previews are fetched through the egress guard; without one, the
+    # strictest policy.
     egress_guard: egress.EgressGuard = field(default_factory=egress.EgressGuard.strictest)
     workers: list[Worker] = field(default_factory=list, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -315,12 +317,13 @@ class BaileysConnection(BaileysDirectory):
         if self._closed or not self._connected or self._worker is None:
             raise TransientSendError("not connected", retry_after=5.0)
         body = dict(content)
+        guard = self._engine.egress_guard
         if kind in MEDIA_KINDS:
             body["media_b64"] = wire.b64(
-                await fetch_media(
-                    self._engine.media, self._engine.egress_guard, self.session_id, content
-                )
+                await fetch_media(self._engine.media, guard, self.session_id, content, kind)
             )
+        elif kind == "text":
+            body = await with_link_preview(body, guard)
         request = {"op": "send", "wa_id": wa_id, "to": to, "kind": kind, "content": body}
         return await self._acked(wa_id, request, timeout)
 

@@ -19,6 +19,7 @@ import * as baileys from '@whiskeysockets/baileys'
 import { act, changeOf } from './actions.mjs'
 import { download, mediaOf } from './media.mjs'
 import { runQuery, watchGroups } from './queries.mjs'
+import { decodeVote, inboundPoll, moreContent, textContent } from './kinds.mjs'
 
 const { makeWASocket, BufferJSON, initAuthCreds, Browsers, jidNormalizedUser, jidDecode, isLidUser, isPnUser } = baileys
 
@@ -92,9 +93,11 @@ function addressForms (mapping, ...jids) {
 const toJid = (to) => (to.includes('@') ? to : `${to.replace(/^\+/, '')}@s.whatsapp.net`)
 
 /** wagate's message kinds as Baileys content. Media arrives as bytes (fetched by the runner). */
-function content (kind, c) {
+function content (kind, c, creds, waId) {
+  const more = moreContent(kind, c, creds, waId) // voice notes, stickers, polls (kinds.mjs)
+  if (more) return more
   switch (kind) {
-    case 'text': return { text: String(c.body ?? ''), linkPreview: null } // null: never fetch URLs
+    case 'text': return textContent(c) // mentions, the runner's link preview
     case 'location': return { location: { degreesLatitude: c.latitude, degreesLongitude: c.longitude, name: c.name, address: c.address } }
     case 'contact': return { contacts: { displayName: c.name, contacts: [{ vcard: c.vcard ?? `BEGIN:VCARD\nVERSION:3.0\nFN:${c.name}\nTEL;type=CELL;waid=${String(c.phone ?? '').replace(/\D/g, '')}:${c.phone ?? ''}\nEND:VCARD` }] } }
     case 'reaction': return { react: { text: c.emoji ?? '', key: { remoteJid: toJid(c.chat ?? c.to ?? ''), id: c.message_id, fromMe: c.from_me ?? true } } }
@@ -207,6 +210,8 @@ class Session {
     const text = msg.conversation ?? msg.extendedTextMessage?.text
     const change = changeOf(baileys.normalizeMessageContent(msg))
     if (change) { kind = change.kind; body = change.content } else if (text != null) { kind = 'text'; body = { body: text } }
+    else if (msg.pollUpdateMessage) { kind = 'poll_vote'; body = decodeVote(msg.pollUpdateMessage, { creds: this.creds, voterForms: [m.key.participant || m.key.remoteJid, m.key.participantAlt || m.key.remoteJidAlt] }) }
+    else if (inboundPoll(msg)) { kind = 'poll'; body = inboundPoll(msg) }
     else if (msg.reactionMessage) { kind = 'reaction'; body = { emoji: msg.reactionMessage.text, message_id: msg.reactionMessage.key?.id } }
     else if (msg.locationMessage) { kind = 'location'; body = { latitude: msg.locationMessage.degreesLatitude, longitude: msg.locationMessage.degreesLongitude, name: msg.locationMessage.name ?? undefined } }
     else if (msg.contactMessage) { kind = 'contact'; body = { name: msg.contactMessage.displayName, vcard: msg.contactMessage.vcard } }
@@ -239,7 +244,7 @@ class Session {
       this.known.add(jid)
     }
     let message
-    try { message = content(kind, c) } catch (e) { return { ok: false, error: { permanent: Boolean(e.permanent), message: String(e.message ?? e) } } }
+    try { message = content(kind, c, this.creds, waId) } catch (e) { return { ok: false, error: { permanent: Boolean(e.permanent), message: String(e.message ?? e) } } }
     return this.sendAcked(waId, jid, message, timeoutMs)
   }
   /** sendMessage with wagate's id, resolved by the server's ack of that id (or its timeout). */

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from runner.engines.event_stream import EventQueue, new_waiter, resolve_waiter
+from runner.engines.link_preview import with_link_preview
 from runner.engines.simulated import frames
 from runner.engines.simulated.queries import QueryChannel, SimulatedDirectory
 from wagate.domain.chat_actions import ChatAction
@@ -183,6 +184,8 @@ class SimulatedConnection(SimulatedDirectory):
             raise TransientSendError(
                 "the session is not connected", retry_after=NOT_CONNECTED_RETRY_S
             )
+        if kind == "text":
+            content = await with_link_preview(content, self._engine.egress_guard)
         try:
             frame = frames.encode(message)
         except (TypeError, ValueError) as e:

@@ -8,6 +8,7 @@ import aiohttp
 
 from runner.engines.simulated.connection import SimulatedConnection
 from runner.engines.simulated.media import download
+from wagate.adapters import egress
 from wagate.domain.events import MediaFetch
 
 KEEPALIVE_S = 30.0  # SPEC §4
@@ -30,6 +31,7 @@ class SimulatedEngine:
         keepalive_s: float = KEEPALIVE_S,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
         query_timeout_s: float = QUERY_TIMEOUT_S,
+        egress_guard: egress.EgressGuard | None = None,
     ) -> None:
         base = simulator_url.rstrip("/")
         self.http_url = "http" + base[2:] if base.startswith("ws") else base  # its media host
@@ -39,6 +41,8 @@ class SimulatedEngine:
         self.keepalive_s = keepalive_s
         self.connect_timeout_s = connect_timeout_s
         self.query_timeout_s = query_timeout_s
+        # Link previews are fetched through it (runner/engines/link_preview.py), as on WhatsApp.
+        self.egress_guard = egress_guard or egress.EgressGuard.strictest()
         self._http = http_session
         self._owns_http = http_session is None
         # Per linked device (keyed by its secret, unique per link): the last server sequence

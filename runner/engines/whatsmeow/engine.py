@@ -70,9 +70,9 @@ class WhatsmeowEngine:
     async def aclose(self) -> None:
         """Nothing is pooled: each media download has its own guarded client."""
 
-    async def fetch_media(self, session_id: str, content: dict[str, Any]) -> bytes:
+    async def fetch_media(self, session_id: str, content: dict[str, Any], kind: str = "") -> bytes:
         """The bytes of a media message: from the media bucket (media_id) or its URL."""
-        return await fetch_media(self.media, self.egress_guard, session_id, content)
+        return await fetch_media(self.media, self.egress_guard, session_id, content, kind)
 
 
 class _EventStream:
