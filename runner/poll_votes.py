@@ -16,7 +16,8 @@ POLL_VOTE = "poll_vote"  # the kind of an engine's InboundMessage that is a vote
 async def named_vote(ctx: ShardContext, session_id: str, content: dict[str, Any]) -> dict[str, Any]:
     """The vote with the poll's wagate message id, question and the chosen options' names (in
     the poll's order); all three null when the poll was not sent through wagate (from the phone
-    itself, or pruned). Raises DependencyUnavailable while the store does not answer."""
+    itself, or pruned) or the engine could not decrypt the vote. Raises DependencyUnavailable
+    while the store does not answer."""
     chosen = {str(h) for h in content.get("selected_hashes") or ()}
     found: list[MessageDoc] = await ctx.io(
         ctx.messages.query,
@@ -24,7 +25,7 @@ async def named_vote(ctx: ShardContext, session_id: str, content: dict[str, Any]
         limit=1,
     )
     poll = found[0].content if found else None
-    if not isinstance(poll, PollContent):
+    if not isinstance(poll, PollContent) or content.get("selected_hashes") is None:
         return {**content, "poll_message_id": None, "question": None, "options": None}
     return {
         **content,

@@ -98,8 +98,8 @@ class ControlClient:
         addressing: str = "pn",
     ) -> dict[str, Any]:
         """`voter` votes in the poll `poll_id` that `to_phone` sent them (simulator/polls.py)."""
-        body = {"to_phone": to_phone, "from": voter, "poll_id": poll_id, "options": options}
-        body |= {"id": wa_id, "addressing": addressing}
+        body: dict[str, Any] = {"to_phone": to_phone, "from": voter, "poll_id": poll_id}
+        body |= {"options": options, "id": wa_id, "addressing": addressing}
         result: dict[str, Any] = await self.post("/control/vote", **body)
         return result
 

@@ -9,6 +9,7 @@ The simulator takes content as it is; the real engines must hand the library a f
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from wagate.adapters import egress
@@ -18,10 +19,20 @@ from wagate.ports import BlobStore, Repository
 from wagate.services.media import object_name
 
 MEDIA_KINDS = ("image", "document", "audio", "video", "voice", "sticker")
-# The file formats WhatsApp requires of some kinds, by their magic bytes (RFC 3533, RIFF/WebP).
-_FORMATS = {
-    "voice": ("Ogg (Opus)", lambda data: data[:4] == b"OggS"),
-    "sticker": ("WebP", lambda data: data[:4] == b"RIFF" and data[8:12] == b"WEBP"),
+
+
+def _is_ogg(data: bytes) -> bool:
+    return data[:4] == b"OggS"  # an Ogg page (RFC 3533)
+
+
+def _is_webp(data: bytes) -> bool:
+    return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+
+
+# The file formats WhatsApp requires of some kinds, by their magic bytes.
+_FORMATS: dict[str, tuple[str, Callable[[bytes], bool]]] = {
+    "voice": ("Ogg (Opus)", _is_ogg),
+    "sticker": ("WebP", _is_webp),
 }
 
 

@@ -85,9 +85,9 @@ def start_fake(tmp: Path) -> Iterator[str]:
     ensure_node_modules()
     ready = tmp / "whatsapp-fake.json"
     cert, key = media_certificate(tmp)
+    tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
     proc = subprocess.Popen(
-        ["node", str(FAKE), "--port", "0", "--ready-file", str(ready)]
-        + ["--tls-cert", str(cert), "--tls-key", str(key)],
+        ["node", str(FAKE), "--port", "0", "--ready-file", str(ready), *tls],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
     )

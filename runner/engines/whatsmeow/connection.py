@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from runner.engines.chat_actions import action_request
 from runner.engines.event_stream import EventQueue, resolve_waiter
+from runner.engines.link_preview import with_link_preview
 from runner.engines.outgoing import MEDIA_KINDS, check_recipient
 from runner.engines.whatsmeow import wire
 from runner.engines.whatsmeow.auth_state import AuthStateSync
@@ -32,6 +34,7 @@ from wagate.domain.events import (
     Connected,
     Disconnected,
     EngineEvent,
+    InboundMessage,
     MessageAck,
     PairingCode,
     QrCode,
@@ -158,9 +161,12 @@ class WhatsmeowConnection(WhatsmeowDirectory):
             ack = MessageAck(wa_id, prior[1])
             self._emit(ack)
             return ack
+        if kind == "text":
+            content = await with_link_preview(content, self._engine.egress_guard)
         frame: dict[str, Any] = {"op": "send", "to": to, "kind": kind, "content": dict(content)}
         if kind in MEDIA_KINDS:
-            frame["media"] = wire.b64(await self._engine.fetch_media(self.session_id, content))
+            media = await self._engine.fetch_media(self.session_id, content, kind)
+            frame["media"] = wire.b64(media)
             frame["content"] = {k: v for k, v in content.items() if k not in ("url", "media_id")}
         if kind == "reaction" and content.get("message_id"):
             ours = await asyncio.to_thread(self.store.is_ours, str(content["message_id"]))
@@ -321,6 +327,12 @@ class WhatsmeowConnection(WhatsmeowDirectory):
                 resolve_waiter(self._ready)
                 if host is not None:
                     self._tasks.append(asyncio.create_task(host.stop()))
+            case InboundMessage(kind="poll_vote", content=vote):
+                # The poll's id as wagate knows it (whatsmeow chose the one WhatsApp has).
+                (poll_id,) = await asyncio.to_thread(
+                    self.store.wagate_ids, (str(vote.get("poll_id")),)
+                )
+                self._emit(dataclasses.replace(event, content={**vote, "poll_id": poll_id}))
             case Receipt(wa_ids=wa_ids):
                 try:
                     ours = await asyncio.to_thread(self.store.wagate_ids, wa_ids)

@@ -40,7 +40,7 @@ from neonize.exc import DownloadError
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message
 
 from runner.engines.whatsmeow import actions, host_directory, inbound, outbound, reasons, wire
-from wagate.domain.events import Connected, Disconnected, EngineEvent, QrCode
+from wagate.domain.events import Connected, Disconnected, EngineEvent, InboundMessage, QrCode
 from wagate.domain.sessions import DisconnectReason
 
 # Every event the host listens to; neonize forwards only subscribed ones from the Go core.
@@ -205,6 +205,8 @@ class Host:
             self._me = inbound.jid_str(me.JID) or self._me
             self._hint_store()
             self._emit(Connected(self._me))
+        elif isinstance(event, MessageEv) and event.Message.HasField("pollUpdateMessage"):
+            self._emit(self._poll_vote(event))
         elif isinstance(event, MessageEv):
             message = inbound.inbound_message(event)
             if message is not None:
@@ -221,6 +223,15 @@ class Host:
         elif isinstance(event, host_directory.GROUP_EVENTS):
             for change in host_directory.participant_events(event, self._me):
                 self._emit(change)
+
+    def _poll_vote(self, event: MessageEv) -> InboundMessage:
+        """whatsmeow decrypts a vote with the poll's secret from its store (filed when the poll
+        was sent); a vote in a poll it has no secret for is reported undecrypted."""
+        try:
+            vote = self.client.decrypt_poll_vote(event)
+        except Exception as e:
+            return inbound.poll_vote(event, None, f"the vote cannot be decrypted: {e}")
+        return inbound.poll_vote(event, list(vote.selectedOptions))
 
     # ------------------------------------------------------------ requests
 

@@ -101,6 +101,12 @@ def message_content(message: Message) -> tuple[str, dict[str, Any]] | None:
         return "reaction", {"message_id": r.key.ID, "emoji": r.text}
     if message.HasField("stickerMessage"):
         return "sticker", _drop_empty({"mime_type": message.stickerMessage.mimetype})
+    for field in ("pollCreationMessage", "pollCreationMessageV3", "pollCreationMessageV2"):
+        if message.HasField(field):
+            poll = getattr(message, field)
+            options = [o.optionName for o in poll.options]
+            count = poll.selectableOptionsCount or len(options)
+            return "poll", {"question": poll.name, "options": options, "selectable_count": count}
     return None
 
 
@@ -131,6 +137,31 @@ def message_media(message: Message) -> dict[str, Any] | None:
                 }
             )
     return None
+
+
+def poll_vote(
+    event: MessageEv, selected: list[bytes] | None, error: str | None = None
+) -> InboundMessage:
+    """A vote in a poll (`pollUpdateMessage`), with the options whatsmeow decrypted (their
+    SHA-256s) or None and why; the runner names them (runner/poll_votes.py)."""
+    update = event.Message.pollUpdateMessage
+    content: dict[str, Any] = {
+        "poll_id": update.pollCreationMessageKey.ID,
+        "selected_hashes": [h.hex() for h in selected] if selected is not None else None,
+    }
+    if error is not None:
+        content["error"] = error
+    source = event.Info.MessageSource
+    return InboundMessage(
+        wa_id=event.Info.ID,
+        chat=jid_str(source.Chat),
+        sender=jid_str(source.Sender),
+        kind="poll_vote",
+        content=content,
+        ts=_from_unix(event.Info.Timestamp),
+        from_history=False,
+        from_me=bool(source.IsFromMe),
+    )
 
 
 def inbound_message(event: MessageEv) -> InboundMessage | None:

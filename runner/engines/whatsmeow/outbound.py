@@ -1,9 +1,16 @@
 """wagate's message content → whatsmeow's outgoing message (neonize's protobuf objects); media
 is uploaded first through the library. ContentError is content that can never be sent.
+
+Voice notes are PTT audio, stickers WebP sticker messages, mentions `mentionedJID`, the runner's
+link preview the extended text's title/description/thumbnail; a poll carries a fresh random
+secret, which whatsmeow's SendMessage files in its device store (so in the session's backup) and
+DecryptPollVote finds again for the votes.
 """
 
 from __future__ import annotations
 
+import base64
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -15,10 +22,14 @@ from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
     ContactMessage,
     ContextInfo,
     DocumentMessage,
+    ExtendedTextMessage,
     ImageMessage,
     LocationMessage,
     Message,
+    MessageContextInfo,
+    PollCreationMessage,
     ReactionMessage,
+    StickerMessage,
     VideoMessage,
 )
 from neonize.utils.enum import MediaType
@@ -59,14 +70,62 @@ _MEDIA_TYPE = {
     "image": MediaType.MediaImage,
     "video": MediaType.MediaVideo,
     "audio": MediaType.MediaAudio,
+    "voice": MediaType.MediaAudio,
+    "sticker": MediaType.MediaImage,  # whatsmeow uploads stickers as images
     "document": MediaType.MediaDocument,
 }
 _DEFAULT_MIME = {
     "image": "image/jpeg",
     "video": "video/mp4",
     "audio": "audio/ogg; codecs=opus",
+    "voice": "audio/ogg; codecs=opus",
+    "sticker": "image/webp",
     "document": "application/octet-stream",
 }
+POLL_SECRET_BYTES = 32
+
+
+def _user_jid(address: str) -> str:
+    return address if "@" in address else f"{address.removeprefix('+')}@{USER_SERVER}"
+
+
+def _text(content: dict[str, Any], context: ContextInfo | None) -> Message:
+    """A text: plain, or extended when it quotes, mentions or carries the runner's preview."""
+    body = str(content.get("body", ""))
+    if not body:
+        raise ContentError("a text message needs a body")
+    mentions = [_user_jid(str(m)) for m in content.get("mentions") or ()]
+    preview = content.get("preview") or {}
+    if context is None and not mentions and not preview:
+        return Message(conversation=body)
+    if mentions:
+        context = context or ContextInfo()
+        context.mentionedJID.extend(mentions)
+    extended = ExtendedTextMessage(text=body, contextInfo=context)
+    if preview.get("title"):
+        extended.matchedText = str(preview.get("url", ""))
+        extended.title = str(preview["title"])
+        extended.description = str(preview.get("description") or "")
+        if preview.get("thumbnail_b64"):
+            extended.JPEGThumbnail = base64.b64decode(str(preview["thumbnail_b64"]))
+    return Message(extendedTextMessage=extended)
+
+
+def _poll(content: dict[str, Any], context: ContextInfo | None) -> Message:
+    """A poll, as whatsmeow's BuildPollCreation makes one (V3 for single select)."""
+    options = [str(o) for o in content.get("options") or ()]
+    if not content.get("question") or len(options) < 2:
+        raise ContentError("a poll needs a question and at least two options")
+    poll = PollCreationMessage(
+        name=str(content["question"]),
+        options=[PollCreationMessage.Option(optionName=o) for o in options],
+        selectableOptionsCount=int(content.get("selectable_count") or 1),
+        contextInfo=context,
+    )
+    secret = MessageContextInfo(messageSecret=os.urandom(POLL_SECRET_BYTES))
+    if poll.selectableOptionsCount == 1:
+        return Message(pollCreationMessageV3=poll, messageContextInfo=secret)
+    return Message(pollCreationMessage=poll, messageContextInfo=secret)
 
 
 def build_message(
@@ -82,12 +141,9 @@ def build_message(
     `media` holds the file's bytes, fetched by the adapter from the URL or the media bucket."""
     context = _context(content, quoted_sender=jid_str(to))
     if kind == "text":
-        body = str(content.get("body", ""))
-        if not body:
-            raise ContentError("a text message needs a body")
-        if context is None:
-            return Message(conversation=body)
-        return Message(extendedTextMessage={"text": body, "contextInfo": context})
+        return _text(content, context)
+    if kind == "poll":
+        return _poll(content, context)
     if kind == "location":
         return Message(
             locationMessage=LocationMessage(
@@ -153,8 +209,10 @@ def _media_message(
         return Message(imageMessage=ImageMessage(caption=caption, **common))
     if kind == "video":
         return Message(videoMessage=VideoMessage(caption=caption, **common))
-    if kind == "audio":
-        return Message(audioMessage=AudioMessage(**common))
+    if kind in ("audio", "voice"):
+        return Message(audioMessage=AudioMessage(PTT=kind == "voice", **common))
+    if kind == "sticker":
+        return Message(stickerMessage=StickerMessage(**common))
     filename = str(content.get("filename") or "file")
     document = DocumentMessage(caption=caption, fileName=filename, title=filename, **common)
     return Message(documentMessage=document)
