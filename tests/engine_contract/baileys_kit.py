@@ -242,9 +242,10 @@ class FakeNetwork:
     # ------------------------------------------------------------ content kinds
 
     async def seen(self, recipient: str) -> list[dict[str, Any]]:
-        """What the recipient read of each message, as the fake decrypted it (content.mjs)."""
+        """What the recipient read of each message, as the fake decrypted it (actions.mjs) and
+        summed it up (content.mjs)."""
         messages = (await self.call("received", recipient=recipient))["messages"]
-        return [{"id": m["id"], **m["content"]} for m in messages]
+        return [{"id": m["id"], **m.get("seen", {"kind": m.get("kind")})} for m in messages]
 
     async def vote(
         self, to_phone: str, voter: str, poll_id: str, options: list[str], wa_id: str

@@ -169,6 +169,8 @@ class SimulatedConnection(SimulatedDirectory):
     async def send(
         self, wa_id: str, to: str, kind: str, content: dict[str, Any], *, timeout: float
     ) -> MessageAck:
+        if kind == "text" and self._connected:  # the runner's link preview, if asked for
+            content = await with_link_preview(content, self._engine.egress_guard)
         message = {"t": "send", "id": wa_id, "to": to, "kind": kind, "content": content}
         return await self._acked(wa_id, message, timeout)
 
@@ -184,8 +186,6 @@ class SimulatedConnection(SimulatedDirectory):
             raise TransientSendError(
                 "the session is not connected", retry_after=NOT_CONNECTED_RETRY_S
             )
-        if kind == "text":
-            content = await with_link_preview(content, self._engine.egress_guard)
         try:
             frame = frames.encode(message)
         except (TypeError, ValueError) as e:
