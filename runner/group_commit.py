@@ -82,7 +82,10 @@ class GroupCommit:
         self._batcher.submit_unawaited(_Discard(collection, doc_id))
 
     def _fits(self, group: list[_Write], write: _Write) -> bool:
-        return sum(type(w) is type(write) for w in group) < self._limit
+        if isinstance(write, _Discard):
+            return sum(isinstance(w, _Discard) for w in group) < self._limit
+        # Patches, a _Together's each counted: they stay within the store's first batch.
+        return sum(len(_patches(w)) for w in group) + len(_patches(write)) <= self._limit
 
     async def _commit(self, writes: list[_Write]) -> list[Exception | None]:
         merged: dict[Key, dict[str, Any]] = {}

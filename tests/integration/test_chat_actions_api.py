@@ -185,6 +185,9 @@ def test_mark_read_names_the_chats_received_messages_up_to_the_one_given(api: Ap
     assert error(unknown) == (404, "not_found", "up_to")
     elsewhere = api.call("POST", path, key, json={"up_to": "3EB0ELSE"})
     assert error(elsewhere) == (404, "not_found", "up_to")
+    for malformed in ("..", "a/b", ""):
+        response = api.call("POST", path, key, json={"up_to": malformed})
+        assert error(response) == (400, "validation_failed", "up_to"), malformed
 
 
 def test_presence_takes_typing_recording_paused_and_refuses_the_rest(api: Api) -> None:

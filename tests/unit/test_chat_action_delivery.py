@@ -8,12 +8,17 @@ import asyncio
 from datetime import timedelta
 from typing import Any, cast
 
+from runner.group_commit import GroupCommit
+from runner.io import Offload
 from runner.send_results import SendOutcome
+from tests.factories import text_message
 from tests.unit.test_journal import T0, World
 from tests.unit.test_journal_sending import Phone, handler
 from tests.unit.test_journal_sending import world as world  # the fixture: a minute after T0
+from wagate.adapters.memory import MemoryStore
 from wagate.contracts import (
     EditContent,
+    MessageDoc,
     PendingSend,
     PresenceContent,
     RevokeContent,
@@ -130,3 +135,32 @@ def test_a_contacts_changes_are_announced_as_their_own_event_types() -> None:
     assert inbound_event_type("revoke", {"message_id": "X"}) == "message.revoked"
     assert inbound_event_type("reaction", {"message_id": "X", "emoji": ""}) == "reaction.removed"
     assert inbound_event_type("reaction", {"message_id": "X", "emoji": "👍"}) == "message.received"
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    def patch_many(self, patches: Any, deletes: Any = ()) -> None:
+        self.batches.append([doc_id for _, doc_id, _ in patches])
+        super().patch_many(patches, deletes)
+
+
+def test_an_actions_sent_and_its_change_to_the_target_are_one_batch_within_the_limit() -> None:
+    store = CountingStore()
+    for mid in ("msg_1", "msg_2", "msg_3"):
+        store.collection("messages", MessageDoc).put(text_message(mid))
+    io = Offload(4)
+
+    async def scenario() -> None:
+        writes = GroupCommit(store, io, limit=2)
+        together = [("messages", "msg_1", {"attempts": 1}), ("messages", "msg_2", {"attempts": 2})]
+        # The pair would not fit beside the single patch under a limit of 2: it waits its turn.
+        await asyncio.gather(
+            writes.patch("messages", "msg_3", {"attempts": 3}), writes.patch_together(together)
+        )
+
+    asyncio.run(scenario())
+    io.shutdown()
+    assert sorted(map(sorted, store.batches)) == [["msg_1", "msg_2"], ["msg_3"]]

@@ -25,7 +25,8 @@ class MarkReadRequest(ApiModel):
     up_to: str = Field(
         min_length=1,
         max_length=128,
-        pattern=r"^[A-Za-z0-9._:-]+$",
+        # A letter or digit first: never "." or "..", which no stored document can be named.
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
         description="WhatsApp id of a received message of this chat (the `id` of its "
         "message.received event): it and the earlier received ones are marked read",
         examples=["3EB0C431A1F8E2D4B6"],
