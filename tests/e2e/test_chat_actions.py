@@ -116,3 +116,33 @@ def test_a_contacts_edit_and_revoke_reach_the_webhook_as_their_own_events(
             h for _, h, _, _ in hooks.deliveries if h["X-Wagate-Event-Type"] != "session.state"
         ]
         assert {h["X-Wagate-Event-Type"] for h in changes} >= {"message.edited", "message.revoked"}
+
+
+def test_a_read_and_a_presence_reach_the_contact_through_the_whole_system(
+    system: System, account: tuple[str, dict[str, Any]]
+) -> None:
+    key, session = account
+    contact = recipient(9)
+    me = session["jid"].split(":")[0].split("@")[0]
+    for n in (1, 2):
+        system.control("inbound", to_phone=f"+{me}", **{"from": contact}, id=f"3EB0HELLO{n}")
+
+    def received() -> list[dict[str, Any]] | None:
+        path = f"/v1/sessions/{session['id']}/messages"
+        items = system.call("GET", path, key, params={"direction": "in"}).json()["items"]
+        return items if len(items) >= 2 else None
+
+    eventually(received)
+    chat = f"/v1/sessions/{session['id']}/chats/{contact}"
+    typing = accepted(system.call("POST", f"{chat}:presence", key, json={"state": "typing"}))
+    read = accepted(system.call("POST", f"{chat}:read", key, json={"up_to": "3EB0HELLO2"}))
+    assert read["content"]["wa_ids"] == ["3EB0HELLO1", "3EB0HELLO2"]
+    for done in (typing, read):
+        system.wait_status(key, done["id"], ("sent",))
+
+    response = system.sim.get(f"/control/chat-events/{contact.lstrip('+')}")
+    events = response.json()["events"]
+    assert [(e["kind"], e.get("state"), e.get("ids")) for e in events] == [
+        ("presence", "typing", None),
+        ("read", None, ["3EB0HELLO1", "3EB0HELLO2"]),
+    ]
