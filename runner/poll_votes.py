@@ -27,9 +27,11 @@ async def named_vote(ctx: ShardContext, session_id: str, content: dict[str, Any]
     poll = found[0].content if found else None
     if not isinstance(poll, PollContent) or content.get("selected_hashes") is None:
         return {**content, "poll_message_id": None, "question": None, "options": None}
+    named = [o for o in poll.options if poll_option_hash(o) in chosen]
     return {
         **content,
         "poll_message_id": found[0].id,
         "question": poll.question,
-        "options": [o for o in poll.options if poll_option_hash(o) in chosen],
+        # null when a chosen hash names no option (the poll's words were pruned, docs/events.md)
+        "options": named if len(named) == len(chosen) else None,
     }

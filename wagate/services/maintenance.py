@@ -36,6 +36,7 @@ from wagate.contracts import (
     MaintenanceReport,
     MediaContent,
     MessageDoc,
+    PollContent,
     PresenceContent,
     ReactionContent,
     ReadContent,
@@ -97,6 +98,10 @@ def pruned_content(content: StoredContent) -> StoredContent:
             return ContactContent(name=PLACEHOLDER, phone="000000")
         case ReactionContent():
             return content
+        case PollContent():
+            # Distinct placeholders keep the poll valid; votes arriving later are not named.
+            options = [f"{PLACEHOLDER} {i}" for i in range(1, len(content.options) + 1)]
+            return content.model_copy(update={"question": PLACEHOLDER, "options": options})
     raise AssertionError(f"unknown content {type(content).__name__}")  # pragma: no cover
 
 
