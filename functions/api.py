@@ -184,7 +184,7 @@ def send_message(call: Call) -> Any:
     body = call.json_body(SendMessageRequest)
     key = idempotency_key(call)
     if isinstance(body.content, MediaContent) and body.content.media_id is not None:
-        g.media_files.check(tenant.id, body.content.media_id)
+        g.media_files.check(tenant.id, body.content.media_id, body.content.type)
     if isinstance(body.content, MediaContent) and body.content.url is not None:
         g.egress.check_url(str(body.content.url), field="content.url")
     accepted = g.outbox.accept(

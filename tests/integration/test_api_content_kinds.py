@@ -71,3 +71,31 @@ def test_a_bad_new_kind_is_a_field_error_and_nothing_is_written(
     from functions.app import gateway
 
     assert gateway().store.collection("messages", MessageDoc).query() == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "uploaded_as", "status"),
+    [
+        ("voice", "audio/ogg", 202),
+        ("voice", "audio/mpeg", 400),
+        ("sticker", "image/webp", 202),
+        ("sticker", "image/png", 400),
+        ("image", "image/png", 202),
+    ],
+)
+def test_an_uploaded_voice_note_or_sticker_must_be_of_its_format(
+    api: Api, gcs_env: Any, kind: str, uploaded_as: str, status: int
+) -> None:
+    key = api.tenant()["api_key"]
+    session = new_session(api, key)
+    upload = api.call("POST", "/v1/media", key, data=b"file", headers={"Content-Type": uploaded_as})
+    assert upload.status_code == 201, upload.get_json()
+    media_id = upload.get_json()["id"]
+    content = {"type": kind, "media_id": media_id}
+    path = f"/v1/sessions/{session['id']}/messages"
+    response = api.call("POST", path, key, json={"to": "+15551234567", "content": content})
+    assert response.status_code == status, response.get_json()
+    if status == 400:
+        error = response.get_json()["error"]
+        assert error["code"] == "validation_failed" and uploaded_as in error["message"]
+        assert error["details"][0]["field"] == "content.media_id"

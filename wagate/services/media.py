@@ -9,6 +9,7 @@ import hashlib
 import re
 
 from wagate.contracts import MAX_MEDIA_BYTES, MediaView
+from wagate.contracts.content import KIND_MIME_TYPES
 from wagate.domain.ids import new_id
 from wagate.errors import (
     NotFound,
@@ -147,9 +148,17 @@ class Media:
             raise NotFound(f"media {media_id} not found", field="media_id") from None
         return _view(media_id, info), blob.data
 
-    def check(self, tenant_id: str, media_id: str) -> None:
-        """NotFound unless this tenant uploaded `media_id` (another tenant's id is unknown)."""
+    def check(self, tenant_id: str, media_id: str, kind: str | None = None) -> None:
+        """NotFound unless this tenant uploaded `media_id` (another tenant's id is unknown);
+        for a voice note or a sticker, ValidationFailed unless the file is of its format."""
         try:
-            self._blobs.head(object_name(tenant_id, media_id))
+            info = self._blobs.head(object_name(tenant_id, media_id))
         except NotFound:
             raise NotFound(f"media {media_id} not found", field="content.media_id") from None
+        allowed = KIND_MIME_TYPES.get(kind or "")
+        media_type = info.metadata.get("content_type", "")
+        if allowed and media_type not in allowed:
+            raise ValidationFailed(
+                f"a {kind} must be {' or '.join(allowed)}; media {media_id} is {media_type}",
+                field="content.media_id",
+            )
