@@ -21,13 +21,14 @@ from wagate.contracts import (
     MessageDoc,
     PendingSend,
     PresenceContent,
+    ReadContent,
     RevokeContent,
     SendSnapshot,
     SendTask,
     StoredContent,
 )
 from wagate.domain import events as ev
-from wagate.domain.chat_actions import ChatAction, EditText, Revoke, SetPresence
+from wagate.domain.chat_actions import ChatAction, EditText, MarkRead, Revoke, SetPresence
 from wagate.domain.messages import MessageStatus as S
 from wagate.ports import Fence
 from wagate.services.events import inbound_event_type
@@ -164,3 +165,17 @@ def test_an_actions_sent_and_its_change_to_the_target_are_one_batch_within_the_l
     asyncio.run(scenario())
     io.shutdown()
     assert sorted(map(sorted, store.batches)) == [["msg_1", "msg_2"], ["msg_3"]]
+
+
+def test_during_a_store_outage_a_read_goes_from_its_snapshot_and_an_edit_waits(
+    world: World,
+) -> None:
+    target = sent_target(world, minutes_ago=5)
+    phone = ActingPhone()
+    world.outage.down = True  # the tasks are a minute old: past TASK_SETTLED_AFTER_S
+    read = ReadContent(up_to="3EB0IN", chat_jid="15550001111@s.whatsapp.net", wa_ids=["3EB0IN"])
+    assert deliver(world, queued(world, read), phone).outcome == SendOutcome.SENT_JOURNALED
+    assert [type(a) for _, a in phone.acts] == [MarkRead]
+    edit = queued(world, EditContent(message_id=target, body="later"), offset_s=2)
+    result = deliver(world, edit, phone)
+    assert result.outcome == SendOutcome.FAILED and len(phone.acts) == 1  # retried, not sent
