@@ -19,23 +19,26 @@ export function encryptVote ({ secret, pollId, creatorJid, voterJid, options }) 
 
 /**
  * `voter` (a phone number) votes `options` in the poll `pollId` that account `toPhone` sent it:
- * found among what the voter received (with its secret), checked, encrypted and delivered.
+ * found among what the voter received (with its secret), checked, encrypted and delivered, from
+ * the voter's number (`addressing` pn) or its LID (lid).
  * Returns the number of devices reached.
  */
-export async function vote (fake, { toPhone, voter, pollId, options, waId }) {
+export async function vote (fake, { toPhone, voter, pollId, options, waId, addressing = 'pn' }) {
   const creator = toPhone.replace(/^\+/, ''); const contact = voter.replace(/^\+/, '')
   const poll = (fake.received.get(contact) ?? []).find((m) => m.id === pollId && m.from === creator && m.seen?.kind === 'poll')
   if (!poll) throw Object.assign(new Error(`${voter} received no poll ${pollId} from ${toPhone}`), { status: 404 })
   const unknown = options.filter((o) => !poll.seen.options.includes(o))
   if (unknown.length) throw new Error(`not an option of the poll: ${unknown[0]}`)
   const secret = Buffer.from(poll.seen.secret_b64, 'base64')
-  const voteEnc = encryptVote({ secret, pollId, creatorJid: `${creator}@s.whatsapp.net`, voterJid: `${contact}@s.whatsapp.net`, options })
+  // A LID-addressed chat names both sides by LID, in the vote's key as everywhere else.
+  const jidOf = (digits) => (addressing === 'lid' ? `${fake.lid(digits)}@lid` : `${digits}@s.whatsapp.net`)
+  const voteEnc = encryptVote({ secret, pollId, creatorJid: jidOf(creator), voterJid: jidOf(contact), options })
   const message = {
     pollUpdateMessage: {
-      pollCreationMessageKey: { remoteJid: `${creator}@s.whatsapp.net`, fromMe: false, id: pollId },
+      pollCreationMessageKey: { remoteJid: jidOf(creator), fromMe: false, id: pollId },
       vote: voteEnc,
       senderTimestampMs: Date.now()
     }
   }
-  return fake.inbound(toPhone, voter, { message }, waId)
+  return fake.inbound(toPhone, voter, { message }, waId, addressing)
 }

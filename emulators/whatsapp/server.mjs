@@ -341,7 +341,7 @@ const routes = {
   '/_fake/media_stats': () => ({ downloads: media.downloads }),
   ...groupRoutes(fake),
   ...actionRoutes(fake),
-  '/_fake/vote': async ({ to_phone: toPhone, voter, poll_id: pollId, options, wa_id: waId }) => ({ delivered: await vote(fake, { toPhone, voter, pollId, options, waId }) }),
+  '/_fake/vote': async ({ to_phone: toPhone, voter, poll_id: pollId, options, wa_id: waId, addressing }) => ({ delivered: await vote(fake, { toPhone, voter, pollId, options, waId, addressing }) }),
   '/healthz': () => ({ ok: true }),
   '/_fake/stats': () => ({
     connected: fake.conns.size, pairing: fake.pairing.size, handshakes: fake.handshakes, resent: fake.resent,

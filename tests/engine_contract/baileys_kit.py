@@ -248,10 +248,17 @@ class FakeNetwork:
         return [{"id": m["id"], **m.get("seen", {"kind": m.get("kind")})} for m in messages]
 
     async def vote(
-        self, to_phone: str, voter: str, poll_id: str, options: list[str], wa_id: str
+        self,
+        to_phone: str,
+        voter: str,
+        poll_id: str,
+        options: list[str],
+        wa_id: str,
+        *,
+        addressing: str = "pn",
     ) -> None:
-        """`voter` votes in the poll `poll_id` that `to_phone` sent them (polls.mjs)."""
-        delivered = await self.call(
-            "vote", to_phone=to_phone, voter=voter, poll_id=poll_id, options=options, wa_id=wa_id
-        )
+        """`voter` votes in the poll `poll_id` that `to_phone` sent them (polls.mjs), from its
+        number or its LID (`addressing`)."""
+        body = {"to_phone": to_phone, "voter": voter, "poll_id": poll_id, "options": options}
+        delivered = await self.call("vote", **body, wa_id=wa_id, addressing=addressing)
         assert delivered["delivered"] >= 1

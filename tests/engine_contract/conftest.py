@@ -227,9 +227,18 @@ class SimulatorNetwork:
         return shown
 
     async def vote(
-        self, to_phone: str, voter: str, poll_id: str, options: list[str], wa_id: str
+        self,
+        to_phone: str,
+        voter: str,
+        poll_id: str,
+        options: list[str],
+        wa_id: str,
+        *,
+        addressing: str = "pn",
     ) -> None:
-        await self.control.vote(to_phone, voter, poll_id, options, wa_id=wa_id)
+        await self.control.vote(
+            to_phone, voter, poll_id, options, wa_id=wa_id, addressing=addressing
+        )
 
 
 def _user_jid(address: str) -> str:

@@ -178,6 +178,21 @@ def test_a_poll_arrives_and_each_vote_comes_back_even_after_a_restart(
     contract(engine_factory, body, timeout=30)
 
 
+def test_a_vote_from_a_voter_named_by_lid_is_read_too(engine_factory: EngineFactory) -> None:
+    """WhatsApp names more and more customers by LID only: their votes bind the LIDs."""
+
+    async def body(c: Contract) -> None:
+        device = await c.pair()
+        await send(device, "3EB0POLL2", PollContent(question="Size?", options=["S", "M", "L"]))
+        await c.network.vote(ME, BOB, "3EB0POLL2", ["M"], wa_id="3EB0VOTE3", addressing="lid")
+        vote = await device.tap.next(InboundMessage)
+        assert (vote.wa_id, vote.kind) == ("3EB0VOTE3", "poll_vote")
+        assert (vote.sender, vote.sender_lid) == (c.network.lid_of(BOB),) * 2
+        assert vote.content["selected_hashes"] == [poll_option_hash("M")]
+
+    contract(engine_factory, body)
+
+
 # ------------------------------------------------------------------ link previews
 
 
