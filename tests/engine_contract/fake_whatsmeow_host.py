@@ -10,7 +10,8 @@ host offline). Behaviour is chosen by the session id:
   send → ok with a WhatsApp id "WA<n>" (body "slow": after 1 s; to NOT_ON_WHATSAPP: permanent
   error; body "rate": whatsmeow's 429 error; body "drop:<code>": closes with that reason), then
   a delivered receipt for the WhatsApp id; act (a chat action) → ok, with a WhatsApp id for an
-  edit or revoke, appended to `<store>.acts`; logout → closes with 401.
+  edit or revoke, appended to `<store>.acts`; logout → closes with 401. A poll is voted on at
+  once (the first option), as the real host reports a decrypted vote, naming whatsmeow's id.
 - `media…`: as anything else, and after connecting a contact sends MEDIA_MESSAGES, each with the
   `media` reference the real host attaches; download of a reference → its file (the fake's
   `message_b64` is the file itself), or the error of a `gone` one.
@@ -21,6 +22,7 @@ are written to `<store>.env`.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sqlite3
@@ -183,6 +185,11 @@ def main() -> None:
         now = datetime.now(UTC)
         send({"re": req, "ok": {"id": whatsapp_id, "ts": now.timestamp()}})
         event(Receipt((whatsapp_id,), "delivered", str(frame["to"]), now))
+        if frame["kind"] == "poll":  # the contact votes for the first option, as whatsmeow reports
+            first = hashlib.sha256(str(frame["content"]["options"][0]).encode()).hexdigest()
+            content = {"poll_id": whatsapp_id, "selected_hashes": [first]}
+            voter = "15550500002@s.whatsapp.net"
+            event(InboundMessage(f"VOTE{counter}", voter, voter, "poll_vote", content, now))
     os._exit(0)
 
 

@@ -21,6 +21,7 @@ from runner.engines.whatsmeow import WhatsmeowConnection, WhatsmeowEngine, wire
 from runner.engines.whatsmeow.host_process import classify_send_error
 from tests.engine_contract.whatsmeow_kit import UNREACHABLE_PROXY, linked_store
 from tests.simulator.harness import EventTap, run
+from wagate.contracts import poll_option_hash
 from wagate.domain.events import (
     AuthStateChanged,
     Connected,
@@ -236,6 +237,21 @@ def test_receipts_name_the_message_by_wagates_id(tmp_path: Path) -> None:
         assert (await tap.next(MessageAck)).wa_id == "3EB0RCPT"
         receipt = await tap.next(Receipt)
         assert receipt.wa_ids == ("3EB0RCPT",) and receipt.kind == "delivered"
+        await conn.close()
+
+    within(30, body)
+
+
+def test_a_vote_names_its_poll_by_wagates_id(tmp_path: Path) -> None:
+    """whatsmeow chose the poll's WhatsApp id; the vote must name the one the runner stored."""
+
+    async def body() -> None:
+        _, conn, tap = await connected(tmp_path)
+        poll = {"question": "Lunch?", "options": ["Tea", "Soup"], "selectable_count": 1}
+        await conn.send("3EB0POLLWM", BOB, "poll", poll, timeout=5)
+        vote = await tap.next(InboundMessage)
+        assert vote.kind == "poll_vote" and vote.content["poll_id"] == "3EB0POLLWM"
+        assert vote.content["selected_hashes"] == [poll_option_hash("Tea")]
         await conn.close()
 
     within(30, body)
