@@ -4,6 +4,7 @@ into wagate errors. Shared so the two engines cannot drift apart in what a field
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -12,6 +13,7 @@ from wagate.domain.directory import (
     GroupMember,
     GroupRole,
     NumberStatus,
+    ParticipantAction,
     ParticipantResult,
 )
 from wagate.domain.events import GroupParticipantsChanged
@@ -111,3 +113,46 @@ def participants_event(data: dict[str, Any]) -> GroupParticipantsChanged | None:
         by=_text(data.get("by")),
         ts=_time(data.get("ts")) or datetime.now(UTC),
     )
+
+
+class AskedDirectory:
+    """wagate.ports.DirectoryQueries over an engine's one `_ask(q, timeout, **args)`: the
+    questions and the reading of their answers, written once for every engine."""
+
+    __slots__ = ()
+
+    async def _ask(self, q: str, timeout: float, **args: Any) -> Any:
+        raise NotImplementedError
+
+    async def check_numbers(self, numbers: Sequence[str], *, timeout: float) -> list[NumberStatus]:
+        data = await self._ask("check_numbers", timeout, numbers=list(numbers))
+        return [number_status(d) for d in data]
+
+    async def groups(self, *, timeout: float) -> list[GroupInfo]:
+        return [group_info(d) for d in await self._ask("groups", timeout)]
+
+    async def group(self, jid: str, *, timeout: float) -> GroupInfo:
+        return group_info(await self._ask("group", timeout, group=jid))
+
+    async def create_group(
+        self, subject: str, participants: Sequence[str], *, timeout: float
+    ) -> GroupInfo:
+        data = await self._ask(
+            "create_group", timeout, subject=subject, participants=list(participants)
+        )
+        return group_info(data)
+
+    async def update_participants(
+        self, jid: str, action: ParticipantAction, participants: Sequence[str], *, timeout: float
+    ) -> list[ParticipantResult]:
+        data = await self._ask(
+            "update_participants",
+            timeout,
+            group=jid,
+            action=action,
+            participants=list(participants),
+        )
+        return participant_results(data)
+
+    async def invite_code(self, jid: str, *, timeout: float) -> str:
+        return str(await self._ask("invite_code", timeout, group=jid))

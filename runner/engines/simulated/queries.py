@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -13,7 +12,6 @@ import aiohttp
 from runner.engines import directory
 from runner.engines.event_stream import new_waiter
 from runner.engines.simulated import frames
-from wagate.domain.directory import GroupInfo, NumberStatus, ParticipantAction, ParticipantResult
 from wagate.domain.events import EngineEvent
 from wagate.errors import DependencyUnavailable
 
@@ -64,7 +62,7 @@ class QueryChannel:
                 future.set_exception(directory.not_connected())
 
 
-class SimulatedDirectory:
+class SimulatedDirectory(directory.AskedDirectory):
     """Mixed into SimulatedConnection, whose `_ws`, `_connected` and `_queries` it uses."""
 
     __slots__ = ()
@@ -87,36 +85,3 @@ class SimulatedDirectory:
         if not self._connected:
             raise directory.not_connected()
         return await self._queries.ask(self._ws, q, timeout, **args)
-
-    async def check_numbers(self, numbers: Sequence[str], *, timeout: float) -> list[NumberStatus]:
-        data = await self._ask("check_numbers", timeout, numbers=list(numbers))
-        return [directory.number_status(d) for d in data]
-
-    async def groups(self, *, timeout: float) -> list[GroupInfo]:
-        return [directory.group_info(d) for d in await self._ask("groups", timeout)]
-
-    async def group(self, jid: str, *, timeout: float) -> GroupInfo:
-        return directory.group_info(await self._ask("group", timeout, group=jid))
-
-    async def create_group(
-        self, subject: str, participants: Sequence[str], *, timeout: float
-    ) -> GroupInfo:
-        data = await self._ask(
-            "create_group", timeout, subject=subject, participants=list(participants)
-        )
-        return directory.group_info(data)
-
-    async def update_participants(
-        self, jid: str, action: ParticipantAction, participants: Sequence[str], *, timeout: float
-    ) -> list[ParticipantResult]:
-        data = await self._ask(
-            "update_participants",
-            timeout,
-            group=jid,
-            action=action,
-            participants=list(participants),
-        )
-        return directory.participant_results(data)
-
-    async def invite_code(self, jid: str, *, timeout: float) -> str:
-        return str(await self._ask("invite_code", timeout, group=jid))
