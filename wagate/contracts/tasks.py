@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -30,16 +30,7 @@ EventType = Literal[
 PUBSUB_TOPIC_PATTERN = (
     r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/topics/[A-Za-z][A-Za-z0-9._~+%-]{2,254}$"
 )
-EVENT_TYPES: tuple[EventType, ...] = (
-    "message.received",
-    "message.status",
-    "session.state",
-    "group.participants",
-    "message.edited",
-    "message.revoked",
-    "reaction.removed",
-    "poll.vote",
-)
+EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 
 
 class SendSnapshot(BaseModel):
