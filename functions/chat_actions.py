@@ -4,16 +4,25 @@ GET /v1/messages/{id} shows its status). Registered on the api's router by funct
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from functions import auth
 from functions.app import gateway
 from functions.limits import idempotency_key, rate_limit
 from functions.web import Call, Doc, Router
-from wagate.contracts import EditMessageRequest, MarkReadRequest, MessageView, PresenceRequest
-from wagate.services.outbox import request_fingerprint
+from wagate.contracts import (
+    EditMessageRequest,
+    MarkReadRequest,
+    MessageView,
+    PresenceRequest,
+    TenantDoc,
+)
+from wagate.services.chat_actions import ChatActions
+from wagate.services.outbox import Accepted, request_fingerprint
 from wagate.services.ratelimit import SENDS
 
+MAX_BODY = 64 * 1024
 IDEMPOTENCY = {"Idempotency-Key": "a repeat returns the first result"}
 REFUSED = {
     409: "The message is dead or revoked, or its edit/revoke window has passed (error.code)",
@@ -27,67 +36,55 @@ def fingerprint(call: Call, body: bytes) -> str:
     return request_fingerprint(f"{call.request.method} {call.request.path}\n".encode() + body)
 
 
-def mark_read(call: Call) -> Any:
+@dataclass(frozen=True)
+class Asked:
+    """What every chat action route reads first: the tenant (authenticated, its send limit
+    counted) and its Idempotency-Key."""
+
+    chat_actions: ChatActions
+    tenant: TenantDoc
+    idempotency_key: str | None
+
+    def keys(self, call: Call, body: bytes) -> dict[str, Any]:
+        """What makes a repeat the same request, as the service takes it."""
+        return {"idempotency_key": self.idempotency_key, "fingerprint": fingerprint(call, body)}
+
+
+def asked(call: Call) -> Asked:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
     rate_limit(call, tenant, SENDS)  # each action is a stanza to WhatsApp, like a send
-    raw = call.raw_body(limit=64 * 1024)
-    body = call.json_body(MarkReadRequest)
-    accepted = g.chat_actions.mark_read(
-        tenant,
-        call.args["session_id"],
-        call.args["chat"],
-        body.up_to,
-        idempotency_key=idempotency_key(call),
-        fingerprint=fingerprint(call, raw),
-    )
+    return Asked(g.chat_actions, tenant, idempotency_key(call))
+
+
+def queued(accepted: Accepted) -> Any:
     return MessageView.of(accepted.message), 202
+
+
+def mark_read(call: Call) -> Any:
+    a = asked(call)
+    raw = call.raw_body(limit=MAX_BODY)
+    args = call.args["session_id"], call.args["chat"], call.json_body(MarkReadRequest).up_to
+    return queued(a.chat_actions.mark_read(a.tenant, *args, **a.keys(call, raw)))
 
 
 def set_presence(call: Call) -> Any:
-    g = gateway()
-    tenant = auth.tenant(call, g.tenants)
-    rate_limit(call, tenant, SENDS)  # each action is a stanza to WhatsApp, like a send
-    raw = call.raw_body(limit=64 * 1024)
-    body = call.json_body(PresenceRequest)
-    accepted = g.chat_actions.set_presence(
-        tenant,
-        call.args["session_id"],
-        call.args["chat"],
-        body.state,
-        idempotency_key=idempotency_key(call),
-        fingerprint=fingerprint(call, raw),
-    )
-    return MessageView.of(accepted.message), 202
+    a = asked(call)
+    raw = call.raw_body(limit=MAX_BODY)
+    args = call.args["session_id"], call.args["chat"], call.json_body(PresenceRequest).state
+    return queued(a.chat_actions.set_presence(a.tenant, *args, **a.keys(call, raw)))
 
 
 def edit_message(call: Call) -> Any:
-    g = gateway()
-    tenant = auth.tenant(call, g.tenants)
-    rate_limit(call, tenant, SENDS)  # each action is a stanza to WhatsApp, like a send
-    raw = call.raw_body(limit=64 * 1024)
-    body = call.json_body(EditMessageRequest)
-    accepted = g.chat_actions.edit(
-        tenant,
-        call.args["message_id"],
-        body.text,
-        idempotency_key=idempotency_key(call),
-        fingerprint=fingerprint(call, raw),
-    )
-    return MessageView.of(accepted.message), 202
+    a = asked(call)
+    raw = call.raw_body(limit=MAX_BODY)
+    text = call.json_body(EditMessageRequest).text
+    return queued(a.chat_actions.edit(a.tenant, call.args["message_id"], text, **a.keys(call, raw)))
 
 
 def revoke_message(call: Call) -> Any:
-    g = gateway()
-    tenant = auth.tenant(call, g.tenants)
-    rate_limit(call, tenant, SENDS)  # each action is a stanza to WhatsApp, like a send
-    accepted = g.chat_actions.revoke(
-        tenant,
-        call.args["message_id"],
-        idempotency_key=idempotency_key(call),
-        fingerprint=fingerprint(call, b""),
-    )
-    return MessageView.of(accepted.message), 202
+    a = asked(call)
+    return queued(a.chat_actions.revoke(a.tenant, call.args["message_id"], **a.keys(call, b"")))
 
 
 def register(router: Router) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from simulator.messaging import MessageRules
 from simulator.model import Device
-from simulator.protocol import encode, normalize_address, user_jid
+from simulator.protocol import encode, user_jid
 
 PRESENCE_STATES = frozenset({"typing", "recording", "paused"})
 
@@ -20,15 +20,10 @@ class ChatActionRules(MessageRules):
         """`read` {id, to, ids} or `presence` {id, to, state}: recorded on the other side's
         handset (`chat_events`), acked by id. A read of messages that came from another linked
         account reaches that account as a read receipt."""
-        wa_id = frame.get("id")
-        if not isinstance(wa_id, str) or not wa_id or len(wa_id) > 128:
-            self._nack(device, str(wa_id), "invalid_message", "the action's id is missing")
+        addressed = self._addressed(device, frame)
+        if addressed is None:
             return
-        to = frame.get("to")
-        address = normalize_address(to) if isinstance(to, str) else None
-        if address is None:
-            self._nack(device, wa_id, "invalid_recipient", f"not a WhatsApp address: {to!r}")
-            return
+        wa_id, address = addressed
         account = device.account
         now = time.time()
         event: dict[str, Any] = {"id": wa_id, "kind": frame["t"], "from": account.phone, "ts": now}

@@ -18,17 +18,27 @@ class MessageRules(WorldState):
     """What a send does (dedup, rate limit, delivery to handsets and linked accounts, the
     server ack), the receipts handsets send back, and messages arriving from the phone side."""
 
-    def _on_send(self, device: Device, frame: dict[str, Any]) -> None:
-        account = device.account
+    def _addressed(self, device: Device, frame: dict[str, Any]) -> tuple[str, str] | None:
+        """A frame's id and recipient address (canonical), or None once it has been nacked for
+        a missing id or an address that is none (sends, reads and presences alike)."""
         wa_id = frame.get("id")
         if not isinstance(wa_id, str) or not wa_id or len(wa_id) > 128:
             self._nack(device, str(wa_id), "invalid_message", "the message id is missing")
-            return
+            return None
         to = frame.get("to")
         address = normalize_address(to) if isinstance(to, str) else None
         if address is None:
             self._nack(device, wa_id, "invalid_recipient", f"not a WhatsApp address: {to!r}")
+            return None
+        return wa_id, address
+
+    def _on_send(self, device: Device, frame: dict[str, Any]) -> None:
+        account = device.account
+        addressed = self._addressed(device, frame)
+        if addressed is None:
             return
+        wa_id, address = addressed
+        to = frame["to"]
         if not self.is_on_whatsapp(address):
             self._nack(device, wa_id, "not_on_whatsapp", f"{address} is not on WhatsApp")
             return
