@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import os
 import secrets
 import shutil
@@ -24,6 +25,7 @@ from pathlib import Path
 from devstack.faultproxy import FaultProxy
 from devstack.prereqs import firestore_emulator_dir
 from devstack.processes import LOCALHOST, REPO_ROOT, Service, StackError, free_port
+from devstack.tls import loopback_certificate
 from wagate.adapters.signed_urls import local_signing_key
 
 # Requests each function serves at once, as deployed (Terraform api_limits/sweeper_limits
@@ -80,6 +82,11 @@ class Stack:
         # Signs the media URLs of events; made per stack, never stored (docs/messaging.md).
         self.media_signing_key = local_signing_key(self.config.project)
 
+    @functools.cached_property
+    def media_tls(self) -> tuple[Path, Path]:
+        """The WhatsApp fake's upload server certificate and key (made on first use)."""
+        return loopback_certificate(self.state_root / "tls")
+
     # ------------------------------------------------------------ environment
 
     @property
@@ -113,6 +120,8 @@ class Stack:
                     "WAGATE_ENGINE": "baileys",
                     "WAGATE_BAILEYS_URL": f"ws://{LOCALHOST}:{self.ports['whatsapp']}/ws/chat",
                     "WAGATE_BAILEYS_MEDIA_URL": f"http://{LOCALHOST}:{self.ports['whatsapp']}",
+                    # The workers trust the fake's https upload server (devstack/tls.py).
+                    "NODE_EXTRA_CA_CERTS": str(self.media_tls[0]),
                 }
                 if c.engine == "baileys"
                 else {}
@@ -221,11 +230,13 @@ class Stack:
     def whatsapp_fake_service(self) -> Service:
         """The WhatsApp-protocol fake the Baileys engine talks to (emulators/whatsapp)."""
         port = self.ports["whatsapp"]
+        cert, key = self.media_tls
         argv = [
             "node",
             str(REPO_ROOT / "emulators" / "whatsapp" / "server.mjs"),
             "--port",
             str(port),
+            *("--tls-cert", str(cert), "--tls-key", str(key)),  # its upload server
         ]
         return self._service("whatsapp-fake", argv, f"http://{LOCALHOST}:{port}/healthz")
 

@@ -6,6 +6,8 @@ mentions and the link preview the runner made through the egress guard."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,3 +94,34 @@ def test_mentions_and_the_runners_link_preview_reach_the_contact_through_baileys
     seen = got["seen"]
     assert seen["body"] == text["body"] and seen["mentions"] == ["15550830013@s.whatsapp.net"]
     assert (seen["preview"]["title"], seen["preview"]["url"]) == ("Order 1042 shipped", url)
+
+
+def test_an_uploaded_sticker_and_voice_note_reach_the_contact_through_baileys(
+    baileys_system: System,
+) -> None:
+    """Uploaded to the media bucket, read back by the runner, checked for its format, uploaded
+    by Baileys (over https) to the fake, which decrypts what the contact gets."""
+    system = baileys_system
+    fake = Fake(system.stack.url["whatsapp"])
+    key = system.tenant(name="files-baileys")["api_key"]
+    number, customer = "+15550830021", "+15550830022"
+    sid = _pair(system, fake, key, number)["id"]
+    files = {
+        "sticker": (b"RIFF\x00\x10\x00\x00WEBPVP8 " + os.urandom(4000), "image/webp"),
+        "voice": (b"OggS\x00\x02" + os.urandom(6000), "audio/ogg"),
+    }
+    sent: dict[str, str] = {}
+    for kind, (data, mime) in files.items():
+        upload = system.call("POST", "/v1/media", key, content=data, headers={"Content-Type": mime})
+        assert upload.status_code == 201, upload.text
+        content = {"type": kind, "media_id": upload.json()["id"]}
+        response = system.call(
+            "POST", f"/v1/sessions/{sid}/messages", key, json={"to": customer, "content": content}
+        )
+        assert response.status_code == 202, response.text
+        sent[kind] = response.json()["id"]
+    for mid in sent.values():
+        system.wait_status(key, mid, ("sent", "delivered", "read"), timeout=60)
+    seen = {m["seen"]["kind"]: m["seen"] for m in fake.received(customer)}
+    for kind, (data, _) in files.items():
+        assert seen[kind]["sha256"] == hashlib.sha256(data).hexdigest(), seen

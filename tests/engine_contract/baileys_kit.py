@@ -5,23 +5,18 @@ over its control API."""
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import os
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from devstack.tls import loopback_certificate
 from runner.engines.baileys.deps import ROOT, ensure_node_modules
 
 FAKE = ROOT / "emulators" / "whatsapp" / "server.mjs"
@@ -45,46 +40,13 @@ FAKE_CANNOT = {
 }
 
 
-def media_certificate(tmp: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, made for this run: the fake's media server speaks
-    https (Baileys uploads only so), and the Baileys workers trust it by NODE_EXTRA_CA_CERTS."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wagate fake media")])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp / "media-cert.pem", tmp / "media-key.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_file, key_file
-
-
 @contextmanager
 def start_fake(tmp: Path) -> Iterator[str]:
     """Run the fake on a free loopback port (its media server beside, on https); yields its base
     URL. The Baileys workers started meanwhile trust the media server's certificate."""
     ensure_node_modules()
     ready = tmp / "whatsapp-fake.json"
-    cert, key = media_certificate(tmp)
+    cert, key = loopback_certificate(tmp)
     tls = ["--tls-cert", str(cert), "--tls-key", str(key)]
     proc = subprocess.Popen(
         ["node", str(FAKE), "--port", "0", "--ready-file", str(ready), *tls],
