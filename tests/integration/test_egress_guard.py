@@ -347,34 +347,13 @@ def test_the_whatsmeow_engine_downloads_media_urls_through_the_guard(
 
 def _certificate(name: str) -> tuple[bytes, bytes]:
     """A self-signed certificate (PEM) for `name` and its key: generated per test."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=1))
-        .not_valid_after(now + timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+    from devstack.tls import self_signed
+
+    return self_signed(x509.DNSName(name), valid=timedelta(hours=1))
 
 
 def test_https_keeps_the_name_for_sni_and_the_certificate_while_connecting_to_the_ip(
