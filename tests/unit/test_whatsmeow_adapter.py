@@ -19,6 +19,7 @@ import pytest
 
 from runner.engines.whatsmeow import WhatsmeowConnection, WhatsmeowEngine, wire
 from runner.engines.whatsmeow.host_process import classify_send_error
+from tests.engine_contract.test_engine_contract_kinds import LOOPBACK_GUARD, web_files
 from tests.engine_contract.whatsmeow_kit import UNREACHABLE_PROXY, linked_store
 from tests.simulator.harness import EventTap, run
 from wagate.contracts import poll_option_hash
@@ -253,6 +254,21 @@ def test_a_vote_names_its_poll_by_wagates_id(tmp_path: Path) -> None:
         assert vote.kind == "poll_vote" and vote.content["poll_id"] == "3EB0POLLWM"
         assert vote.content["selected_hashes"] == [poll_option_hash("Tea")]
         await conn.close()
+
+    within(30, body)
+
+
+def test_a_text_asking_for_a_link_preview_reaches_the_host_with_the_runners_preview(
+    tmp_path: Path,
+) -> None:
+    async def body() -> None:
+        async with web_files() as files:
+            engine, conn, _ = await connected(tmp_path, egress_guard=LOOPBACK_GUARD)
+            text = {"body": f"see {files}/sale.html", "link_preview": True}
+            await conn.send("3EB0PREVIEWWM", BOB, "text", text, timeout=5)
+            await conn.close()
+        (sent,) = sends(engine)
+        assert "'title': 'Spring sale & more'" in sent and "'thumbnail_b64'" in sent
 
     within(30, body)
 
