@@ -55,6 +55,14 @@ class InboundRecord(BaseModel):
     doc: InboundDoc
 
 
+class AnnouncedRecord(BaseModel):
+    """An event with nothing stored behind it (a group's membership change), journaled while
+    the store or the queue could not take its announcement."""
+
+    tenant_id: str
+    event: WebhookEvent
+
+
 class InboundSink:
     def __init__(self, ctx: ShardContext, writes: GroupCommit, index: SentIndex) -> None:
         self._ctx = ctx
@@ -67,6 +75,7 @@ class InboundSink:
         self.receipt_count = 0
         self._durable.handle("message", self.replay_status_events, batched=True)
         self._durable.handle("inbound", self.replay_inbound)
+        self._durable.handle("announce", self.replay_announced)
         self._remember_journaled_sends()
 
     def _remember_journaled_sends(self) -> None:
@@ -87,6 +96,24 @@ class InboundSink:
                 await self._receipt(tenant_id, session_id, event)
         except WagateError as e:
             log.warning("inbound event not stored", session_id=session_id, error=e.message)
+
+    async def announce(self, tenant_id: str, event: WebhookEvent) -> None:
+        """Announce an event that only lives in its announcement: journaled (and announced by
+        the replay) when the store or the queue cannot take it, so an outage does not lose it."""
+        try:
+            await self._durable.write(
+                "announce",
+                f"announce/{event.id}",
+                AnnouncedRecord(tenant_id=tenant_id, event=event),
+                lambda: self.events.announce(tenant_id, event),
+            )
+        except WagateError as e:
+            log.warning("event not announced", session_id=event.session_id, error=e.message)
+
+    async def replay_announced(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            record = AnnouncedRecord.model_validate_json(entry.body)
+            await self.events.announce(record.tenant_id, record.event)
 
     # ------------------------------------------------------------ inbound messages
 

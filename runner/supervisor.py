@@ -212,7 +212,7 @@ class SessionSupervisor:
                 pass  # the engine resolves the waiting send itself
             case ev.GroupParticipantsChanged():
                 notice = group_participants_event(self.session_id, event)
-                await self._inbound.events.announce_or_log(self.tenant_id, notice)
+                await self._inbound.announce(self.tenant_id, notice)
             case ev.Receipt() | ev.InboundMessage():
                 if isinstance(event, ev.Receipt):
                     SEND_TIMINGS.receipt(event.kind, event.wa_ids, event.ts)

@@ -48,6 +48,7 @@ from wagate.ports import Fence, TaskQueue
 from wagate.services.alerts import alert_id
 from wagate.services.backups import SessionBackups
 from wagate.services.directory import SessionDirectory
+from wagate.services.events import group_participants_event
 from wagate.services.outbox import Outbox
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -565,3 +566,38 @@ def test_a_runner_without_a_media_bucket_announces_the_file_as_not_stored(world:
     media = WebhookTask.model_validate_json(task.body).event.data["media"]
     assert media["error"]["code"] == "not_configured" and media["url"] is None
     assert (media["mime_type"], media["size"], media["media_id"]) == ("video/mp4", 9, None)
+
+
+def test_group_changes_announced_during_a_store_or_queue_outage_go_out_once_after(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sink = world.sink()
+    joined = ev.GroupParticipantsChanged("123@g.us", "add", ("+15552",), "+15551", T0)
+    left = ev.GroupParticipantsChanged("123@g.us", "remove", ("+15553",), None, T0)
+    queue_down = False
+    enqueue = world.queue.enqueue
+
+    def flaky_enqueue(task: Any) -> str:
+        if queue_down:
+            raise DependencyUnavailable("Cloud Tasks unavailable (test outage)")
+        return enqueue(task)
+
+    monkeypatch.setattr(world.queue, "enqueue", flaky_enqueue)
+
+    async def scenario() -> None:
+        nonlocal queue_down
+        queue_down = True  # the store answers, the queue does not
+        await sink.announce("ten_1", group_participants_event("ses_1", joined))
+        assert world.ctx.durable.backlog == 1
+        queue_down, world.outage.down = False, True  # now the store is away
+        await sink.announce("ten_1", group_participants_event("ses_1", left))
+        assert world.ctx.durable.backlog == 2
+        assert world.queue.tasks == []
+        world.outage.down = False
+        await world.replay()
+        await sink.announce("ten_1", group_participants_event("ses_1", joined))  # redelivered
+
+    run(scenario())
+    assert world.ctx.durable.backlog == 0
+    names = [t.name for t in world.queue.tasks]
+    assert len(names) == len(set(names)) == 2  # joined and left, once each
