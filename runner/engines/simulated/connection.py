@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from runner.engines.event_stream import EventQueue, new_waiter, resolve_waiter
-from runner.engines.link_preview import with_link_preview
 from runner.engines.simulated import frames
+from runner.engines.simulated.outgoing import SimulatedOutgoing
 from runner.engines.simulated.queries import QueryChannel, SimulatedDirectory
-from wagate.domain.chat_actions import ChatAction
 from wagate.domain.events import (
     AuthStateChanged,
     Connected,
@@ -29,7 +28,6 @@ from wagate.domain.events import (
 from wagate.errors import (
     Conflict,
     DependencyUnavailable,
-    PermanentSendError,
     TransientSendError,
 )
 
@@ -41,10 +39,9 @@ TIMED_OUT = 408
 UNAVAILABLE = 503
 LOGGED_OUT = 401
 ACK_EVERY = 64  # acknowledge consumed frames at least this often under load
-NOT_CONNECTED_RETRY_S = 5.0
 
 
-class SimulatedConnection(SimulatedDirectory):
+class SimulatedConnection(SimulatedOutgoing, SimulatedDirectory):
     """One linked device's socket (wagate.ports.EngineConnection, DirectoryQueries)."""
 
     __slots__ = (
@@ -165,49 +162,6 @@ class SimulatedConnection(SimulatedDirectory):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
                     await ws.close()
-
-    async def send(
-        self, wa_id: str, to: str, kind: str, content: dict[str, Any], *, timeout: float
-    ) -> MessageAck:
-        if kind == "text" and self._connected:  # the runner's link preview, if asked for
-            content = await with_link_preview(content, self._engine.egress_guard)
-        message = {"t": "send", "id": wa_id, "to": to, "kind": kind, "content": content}
-        return await self._acked(wa_id, message, timeout)
-
-    async def act(self, wa_id: str, to: str, action: ChatAction, *, timeout: float) -> MessageAck:
-        """Edits and revokes are messages (kind `edit`/`revoke`); reads and presences are
-        frames of their own, acked by id like a send (simulator/PROTOCOL.md)."""
-        return await self._acked(wa_id, frames.action(wa_id, to, action), timeout)
-
-    async def _acked(self, wa_id: str, message: dict[str, Any], timeout: float) -> MessageAck:
-        """Write one frame and wait for the server's ack (or nack) of `wa_id`."""
-        ws = self._ws
-        if ws is None or not self._connected or ws.closed:
-            raise TransientSendError(
-                "the session is not connected", retry_after=NOT_CONNECTED_RETRY_S
-            )
-        try:
-            frame = frames.encode(message)
-        except (TypeError, ValueError) as e:
-            raise PermanentSendError(f"the content cannot be encoded: {e}") from e
-        future = self._pending.get(wa_id)
-        if future is None:
-            future = self._pending[wa_id] = new_waiter()
-        try:
-            await ws.send_str(frame)
-        except (ConnectionError, aiohttp.ClientError) as e:
-            if self._pending.get(wa_id) is future:
-                del self._pending[wa_id]
-            raise TransientSendError(f"the socket failed while sending: {e}") from e
-        try:
-            async with asyncio.timeout(timeout):
-                return await asyncio.shield(future)
-        except TimeoutError:
-            if self._pending.get(wa_id) is future:
-                del self._pending[wa_id]  # a late ack still arrives as a MessageAck event
-            raise TransientSendError(
-                f"no server ack for {wa_id} within {timeout:g}s", retry_after=timeout
-            ) from None
 
     async def request_pairing_code(self, phone: str) -> str:
         if self._creds is not None:
@@ -393,17 +347,3 @@ class SimulatedConnection(SimulatedDirectory):
             # The only request that can fail this way is a pairing code request.
             error = f"{frame.get('code')}: {frame.get('message')}"
             self._pair_code.set_exception(Conflict(error))
-
-    def _on_ack(self, frame: dict[str, Any]) -> None:
-        wa_id = str(frame.get("id", ""))
-        ack = MessageAck(wa_id, frames.timestamp(frame.get("ts")))
-        future = self._pending.pop(wa_id, None)
-        if future is not None and not future.done():
-            future.set_result(ack)
-        self._emit(ack)
-
-    def _on_nack(self, frame: dict[str, Any]) -> None:
-        future = self._pending.pop(str(frame.get("id", "")), None)
-        if future is None or future.done():
-            return
-        future.set_exception(frames.nack_error(frame))
