@@ -347,11 +347,9 @@ class EngineConnection(Protocol):
         Raises PermanentSendError or TransientSendError (wagate.errors subclasses)."""
 
     async def act(self, wa_id: str, to: str, action: ChatAction, *, timeout: float) -> MessageAck:
-        """Carry out a chat action in the chat `to` (wagate.domain.chat_actions). An edit or a
-        revoke is a message with its own caller-chosen WhatsApp id, acked like a send (a resend
-        is deduplicated); a read receipt or a presence is acked as `wa_id` once written (or,
-        where the server acks it, on its ack). Raises as send() does; PermanentSendError for an
-        action the engine cannot carry out."""
+        """A chat action in the chat `to` (wagate.domain.chat_actions): an edit or a revoke is
+        a message with its own WhatsApp id, acked like a send; a read or a presence is acked as
+        `wa_id` once written. Raises as send(); PermanentSendError if the engine cannot."""
 
     async def request_pairing_code(self, phone: str) -> str: ...
 
