@@ -103,8 +103,11 @@ async def fetch_preview(url: str, guard: egress.EgressGuard) -> dict[str, Any] |
 
 async def with_link_preview(content: dict[str, Any], guard: egress.EgressGuard) -> dict[str, Any]:
     """A text's content with `preview` attached when it asks for one (`link_preview`) and its
-    first URL yields one; otherwise the content as it was."""
-    if not content.get("link_preview") or "preview" in content:
+    first URL yields one; otherwise the content as it was. The option itself goes on the
+    wire only when asked for: a text without it is what WhatsApp carries."""
+    if not content.get("link_preview"):
+        return {k: v for k, v in content.items() if k != "link_preview"}
+    if "preview" in content:
         return content
     url = first_url(str(content.get("body", "")))
     if url is None:
