@@ -103,12 +103,23 @@ def _cloud_logging_fields(
     return event
 
 
+class _Stderr:
+    """sys.stderr as it is at each write, not as it was at configure(): a process whose stderr
+    is replaced later (pytest's capture, a daemon redirecting it) keeps logging."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(fmt: str = "json", level: str = "INFO", stream: Any = None) -> None:
     """Configure structlog and the standard library (once per process; calling it again
     replaces the previous set-up)."""
     global _handler
     register_secrets(secrets_from_environment())
-    out = stream or sys.stderr
+    out: Any = stream or _Stderr()
     # Tracebacks are rendered to text *before* redaction, so they are scrubbed too.
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
