@@ -70,6 +70,10 @@ def test_a_session_that_is_not_paired_answers_409_not_connected(system: System) 
     )
     assert answer.status_code == 409, answer.text
     assert answer.json()["error"]["code"] == "session_not_connected"
+    # Deleted, its QR goes: later tests count the simulator's pairings.
+    deleted = system.call("DELETE", f"/v1/sessions/{created.json()['id']}", key)
+    assert deleted.status_code in (200, 202, 204), deleted.text
+    eventually(lambda: system.sim.get("/control/pairings").json() == [] or None, timeout=30)
 
 
 def test_a_group_is_created_once_per_key_changed_and_sent_to(system: System) -> None:
