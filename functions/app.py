@@ -6,6 +6,7 @@ import functools
 import threading
 from dataclasses import dataclass
 
+from functions import server
 from wagate import logs, wiring
 from wagate.adapters import egress, tasks
 from wagate.adapters import firestore as fs
@@ -120,4 +121,5 @@ def gateway() -> Gateway:
     with _lock:
         if _gateway is None:
             _gateway = build(Settings())
+            server.settle_heap()  # the clients just built live as long as the instance
         return _gateway

@@ -87,9 +87,7 @@ def count_firestore(client: Any) -> None:
     )
 
     def counted_commit(*args: Any, **kw: Any) -> Any:
-        for write in _field(kw.get("request"), "writes") or []:
-            collection, kind = _write_kind(write)
-            _add(f"firestore.{'delete' if kind == 'delete' else 'write'}|{collection}|{kind}")
+        count_writes(_field(kw.get("request"), "writes") or [])
         return commit(*args, **kw)
 
     def counted_get(*args: Any, **kw: Any) -> Any:
@@ -120,6 +118,16 @@ def count_firestore(client: Any) -> None:
     api.batch_get_documents = counted_get
     api.run_query = counted_query
     api.run_aggregation_query = counted_aggregate
+    _start_writer()
+
+
+def count_writes(writes: Iterable[Any]) -> None:
+    """Count a commit's writes (the library's commits, and firestore_wire.commit's)."""
+    if not enabled():
+        return
+    for write in writes:
+        collection, kind = _write_kind(write)
+        _add(f"firestore.{'delete' if kind == 'delete' else 'write'}|{collection}|{kind}")
     _start_writer()
 
 

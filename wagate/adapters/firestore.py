@@ -196,7 +196,7 @@ class FirestoreRepository(Generic[D]):
         batch = self._client.batch()  # what DocumentReference.create does, with add_create
         add_create(batch, self._coll.document(doc.id), to_fields(doc))
         with self._guard.call("create"), translated(f"{self._path}/{doc.id}"):
-            batch.commit(timeout=CALL_TIMEOUT_S)
+            wire.commit(batch, timeout=CALL_TIMEOUT_S)
 
     def put(self, doc: D) -> None:
         with self._guard.call("put"), translated(f"{self._path}/{doc.id}"):
@@ -208,7 +208,7 @@ class FirestoreRepository(Generic[D]):
             for doc in docs[start : start + BATCH_LIMIT]:
                 batch.set(self._coll.document(doc.id), to_fields(doc))
             with self._guard.call("batch_write"), translated(f"{self._path} (batch write)"):
-                batch.commit(retry=_RETRY, timeout=CALL_TIMEOUT_S)
+                wire.commit(batch, retry=_RETRY, timeout=CALL_TIMEOUT_S)
 
     def upsert(self, doc_id: str, fn: Callable[[D | None], D], *, fence: Fence | None = None) -> D:
         ref = self._coll.document(doc_id)
@@ -361,14 +361,14 @@ class FirestoreStore:
                 else:
                     add_update(batch, ref, encode(fields))
             with self.guard.call("batch_write"), translated(f"{len(writes)} patches"):
-                batch.commit(timeout=CALL_TIMEOUT_S)
+                wire.commit(batch, timeout=CALL_TIMEOUT_S)
 
     def create_together(self, docs: Sequence[tuple[str, Document]]) -> None:
         batch = self.client.batch()
         for name, doc in docs:
             add_create(batch, self.client.collection(name).document(doc.id), to_fields(doc))
         with self.guard.call("batch_write"), translated(", ".join(f"{n}/{d.id}" for n, d in docs)):
-            batch.commit(timeout=CALL_TIMEOUT_S)
+            wire.commit(batch, timeout=CALL_TIMEOUT_S)
 
     def ping(self) -> None:
         with self.guard.call("ping"), translated("ping"):

@@ -14,6 +14,7 @@ from google.api_core.retry import Retry
 from google.cloud import firestore
 from google.cloud.firestore_v1.types import write as write_types
 
+from wagate.adapters import firestore_wire as wire
 from wagate.errors import Conflict, FencedOut
 from wagate.ports import Fence
 
@@ -65,7 +66,7 @@ def commit_if_unchanged(
         for written in batch._write_pbs:
             _pin(written, snaps)
         try:
-            batch.commit(timeout=CALL_TIMEOUT_S)
+            wire.commit(batch, timeout=CALL_TIMEOUT_S)
             return
         except (gexc.FailedPrecondition, gexc.AlreadyExists, gexc.Aborted):
             time.sleep(random.uniform(0, 0.02 * (attempt + 1)))  # jitter: two writers part
