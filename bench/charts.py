@@ -87,8 +87,8 @@ def accept_latency(result: Result, folder: Path) -> Path:
     d = result.details
     fig, ax = plt.subplots(figsize=(6, 3.5))
     series = {"api (POST → 202)": d["api_ms"], "raw write + task": d["raw_ms"]}
-    if "raw_parallel_ms" in d:
-        series["raw, both at once"] = d["raw_parallel_ms"]
+    if "raw_same_commit_ms" in d:
+        series["raw, the accept's own writes"] = d["raw_same_commit_ms"]
     _percentiles(ax, series, "ms", "Accept latency (python -m bench accept-latency)")
     return _save(fig, folder, "accept-latency.png")
 
