@@ -21,7 +21,7 @@ from functions import (
     reference,
 )
 from functions.app import gateway
-from functions.limits import idempotency_key, rate_limit
+from functions.limits import idempotency_key, rate_limit, replay_of
 from functions.openapi import build
 from functions.web import Call, Doc, Router
 from wagate.contracts import (
@@ -179,10 +179,13 @@ def get_session_qr(call: Call) -> Any:
 def send_message(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
-    rate_limit(call, tenant, SENDS)
-    raw = call.raw_body(limit=1024 * 1024)
-    body = call.json_body(SendMessageRequest)
     key = idempotency_key(call)
+    raw = call.raw_body(limit=1024 * 1024)
+    fingerprint = request_fingerprint(raw)
+    earlier = rate_limit(call, tenant, SENDS, replay=replay_of(tenant, key, fingerprint))
+    if earlier is not None:
+        return MessageView.of(earlier), 202
+    body = call.json_body(SendMessageRequest)
     if isinstance(body.content, MediaContent) and body.content.media_id is not None:
         g.media_files.check(tenant.id, body.content.media_id, body.content.type)
     if isinstance(body.content, MediaContent) and body.content.url is not None:
@@ -192,7 +195,7 @@ def send_message(call: Call) -> Any:
         call.args["session_id"],
         body,
         idempotency_key=key,
-        fingerprint=request_fingerprint(raw),
+        fingerprint=fingerprint,
     )
     return MessageView.of(accepted.message), 202
 

@@ -4,12 +4,14 @@ GET /v1/messages/{id} shows its status). Registered on the api's router by funct
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from functions import auth
 from functions.app import gateway
-from functions.limits import idempotency_key, rate_limit
+from functions.limits import idempotency_key, rate_limit, replay_of
 from functions.web import Call, Doc, Router
 from wagate.contracts import (
     EditMessageRequest,
@@ -39,52 +41,59 @@ def fingerprint(call: Call, body: bytes) -> str:
 @dataclass(frozen=True)
 class Asked:
     """What every chat action route reads first: the tenant (authenticated, its send limit
-    counted) and its Idempotency-Key."""
+    counted), its Idempotency-Key and the request's body."""
 
     chat_actions: ChatActions
     tenant: TenantDoc
     idempotency_key: str | None
+    raw: bytes
 
-    def keys(self, call: Call, body: bytes) -> dict[str, Any]:
+    def keys(self, call: Call) -> dict[str, Any]:
         """What makes a repeat the same request, as the service takes it."""
-        return {"idempotency_key": self.idempotency_key, "fingerprint": fingerprint(call, body)}
+        return {"idempotency_key": self.idempotency_key, "fingerprint": fingerprint(call, self.raw)}
 
 
-def asked(call: Call) -> Asked:
-    g = gateway()
-    tenant = auth.tenant(call, g.tenants)
-    rate_limit(call, tenant, SENDS)  # each action is a stanza to WhatsApp, like a send
-    return Asked(g.chat_actions, tenant, idempotency_key(call))
+Action = Callable[[Call, Asked], Accepted]
 
 
-def queued(accepted: Accepted) -> Any:
-    return MessageView.of(accepted.message), 202
+def action(handle: Action, *, body: bool = True) -> Callable[[Call], Any]:
+    """The route of a chat action: 202 with the queued action. A repeat of an action already
+    queued (its Idempotency-Key) is answered with it, even past the send limit."""
+
+    @functools.wraps(handle)
+    def route(call: Call) -> Any:
+        g = gateway()
+        tenant = auth.tenant(call, g.tenants)
+        key = idempotency_key(call)
+        raw = call.raw_body(limit=MAX_BODY) if body else b""
+        replay = replay_of(tenant, key, fingerprint(call, raw))
+        # Each action is a stanza to WhatsApp, like a send: it counts against the send limit.
+        earlier = rate_limit(call, tenant, SENDS, replay=replay)
+        if earlier is not None:
+            return MessageView.of(earlier), 202
+        accepted = handle(call, Asked(g.chat_actions, tenant, key, raw))
+        return MessageView.of(accepted.message), 202
+
+    return route
 
 
-def mark_read(call: Call) -> Any:
-    a = asked(call)
-    raw = call.raw_body(limit=MAX_BODY)
+def mark_read(call: Call, a: Asked) -> Accepted:
     args = call.args["session_id"], call.args["chat"], call.json_body(MarkReadRequest).up_to
-    return queued(a.chat_actions.mark_read(a.tenant, *args, **a.keys(call, raw)))
+    return a.chat_actions.mark_read(a.tenant, *args, **a.keys(call))
 
 
-def set_presence(call: Call) -> Any:
-    a = asked(call)
-    raw = call.raw_body(limit=MAX_BODY)
+def set_presence(call: Call, a: Asked) -> Accepted:
     args = call.args["session_id"], call.args["chat"], call.json_body(PresenceRequest).state
-    return queued(a.chat_actions.set_presence(a.tenant, *args, **a.keys(call, raw)))
+    return a.chat_actions.set_presence(a.tenant, *args, **a.keys(call))
 
 
-def edit_message(call: Call) -> Any:
-    a = asked(call)
-    raw = call.raw_body(limit=MAX_BODY)
+def edit_message(call: Call, a: Asked) -> Accepted:
     text = call.json_body(EditMessageRequest).text
-    return queued(a.chat_actions.edit(a.tenant, call.args["message_id"], text, **a.keys(call, raw)))
+    return a.chat_actions.edit(a.tenant, call.args["message_id"], text, **a.keys(call))
 
 
-def revoke_message(call: Call) -> Any:
-    a = asked(call)
-    return queued(a.chat_actions.revoke(a.tenant, call.args["message_id"], **a.keys(call, b"")))
+def revoke_message(call: Call, a: Asked) -> Accepted:
+    return a.chat_actions.revoke(a.tenant, call.args["message_id"], **a.keys(call))
 
 
 def register(router: Router) -> None:
@@ -101,7 +110,7 @@ def register(router: Router) -> None:
             tags=tags,
             rate_limit=limit,
         ),
-    )(mark_read)
+    )(action(mark_read))
     router.route(
         "/v1/sessions/<session_id>/chats/<chat>:presence",
         ["POST"],
@@ -113,7 +122,7 @@ def register(router: Router) -> None:
             tags=tags,
             rate_limit=limit,
         ),
-    )(set_presence)
+    )(action(set_presence))
     router.route(
         "/v1/messages/<message_id>",
         ["PATCH"],
@@ -125,7 +134,7 @@ def register(router: Router) -> None:
             tags=tags,
             rate_limit=limit,
         ),
-    )(edit_message)
+    )(action(edit_message))
     router.route(
         "/v1/messages/<message_id>",
         ["DELETE"],
@@ -137,4 +146,4 @@ def register(router: Router) -> None:
             tags=tags,
             rate_limit=limit,
         ),
-    )(revoke_message)
+    )(action(revoke_message, body=False))

@@ -4,11 +4,12 @@ checks"). Each asks the session's live socket. Registered on the api's router by
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from functions import auth
 from functions.app import gateway
-from functions.limits import rate_limit
+from functions.limits import idempotency_key, rate_limit
 from functions.web import Call, Doc, Router
 from wagate.contracts.directory import (
     ChangeParticipantsRequest,
@@ -18,7 +19,6 @@ from wagate.contracts.directory import (
     InviteView,
     ParticipantsResult,
 )
-from wagate.errors import ValidationFailed
 from wagate.services.outbox import request_fingerprint
 from wagate.services.ratelimit import GROUP_CHANGES
 
@@ -45,20 +45,23 @@ def get_group(call: Call) -> Any:
 def create_group(call: Call) -> Any:
     g = gateway()
     tenant = auth.tenant(call, g.tenants)
-    rate_limit(call, tenant, GROUP_CHANGES, subject=call.args["session_id"])
+    session_id = call.args["session_id"]
+    key = idempotency_key(call)
     raw = call.raw_body(limit=64 * 1024)
+    fingerprint = request_fingerprint(raw)
+    replay = None
+    if key is not None:
+        replay = functools.partial(g.groups.created, tenant.id, session_id, key, fingerprint)
+    earlier = rate_limit(call, tenant, GROUP_CHANGES, subject=session_id, replay=replay)
+    if earlier is not None:
+        return earlier, 201
     body = call.json_body(CreateGroupRequest)
-    key = call.request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= 255:
-        raise ValidationFailed(
-            "Idempotency-Key must be 1 to 255 characters", field="Idempotency-Key"
-        )
     group = g.groups.create(
         tenant.id,
         call.args["session_id"],
         body,
         idempotency_key=key,
-        fingerprint=request_fingerprint(raw),
+        fingerprint=fingerprint,
     )
     return group, 201
 

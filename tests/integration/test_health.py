@@ -279,7 +279,8 @@ def test_health_and_metrics_report_what_operations_documents(
     runner = build_runner(settings, SystemClock(), tmp_path)
 
     async def body(client: TestClient[Any, Any]) -> None:
-        await until(lambda: asyncio.sleep(0, runner.lease.held))
+        # The renewal counter is exported after the first renewal, not when the lease is won.
+        await until(lambda: asyncio.sleep(0, runner.lease.renewals > 0))
         await runner.monitor.check()
         plain = await (await client.get("/health")).json()
         assert plain["status"] == "ok" and plain["reasons"] == []

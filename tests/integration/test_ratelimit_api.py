@@ -121,3 +121,52 @@ def test_a_limit_holds_across_two_api_processes(two_api_processes: tuple[list[st
     assert statuses.count(202) == limit
     for client in clients:
         client.close()
+
+
+def test_a_repeat_by_idempotency_key_gets_its_first_answer_even_at_the_limit(api: Api) -> None:
+    """A client that lost the answer and retries must learn that its send went, not get a 429
+    (nor a second message); a key reused with another body is still a 409."""
+    key = api.tenant(limits={"sends_per_minute": 3})["api_key"]
+    session = api.call("POST", "/v1/sessions", key, json={"name": "shop"}).get_json()
+    path = f"/v1/sessions/{session['id']}/messages"
+    body = {"to": "+15551234567", "content": {"type": "text", "body": "order 1042 shipped"}}
+
+    def post(idempotency_key: str | None, payload: dict[str, Any] = body) -> Any:
+        headers = {} if idempotency_key is None else {"Idempotency-Key": idempotency_key}
+        return api.call("POST", path, key, json=payload, headers=headers)
+
+    in_a_fresh_window(60, 10)
+    first = post("order-1042")
+    assert first.status_code == 202
+    assert [post("order-1043").status_code, post(None).status_code] == [202, 202]
+    assert post("order-1044").status_code == 429  # the limit is spent
+    assert post(None).status_code == 429
+
+    repeat = post("order-1042")
+    assert repeat.status_code == 202, repeat.get_json()
+    assert repeat.get_json()["id"] == first.get_json()["id"]
+    assert repeat.headers["RateLimit-Remaining"] == "0"
+    other = post("order-1042", {**body, "content": {"type": "text", "body": "something else"}})
+    assert other.status_code == 409
+    assert other.get_json()["error"]["details"][0]["field"] == "Idempotency-Key"
+    listed = api.call("GET", path, key).get_json()
+    assert len(listed["items"]) == 3
+
+    # A chat action's repeat too (actions count against the same limit as sends).
+    key = api.tenant(name="shop-2", limits={"sends_per_minute": 2})["api_key"]
+    session = api.call("POST", "/v1/sessions", key, json={"name": "shop"}).get_json()
+    path = f"/v1/sessions/{session['id']}/messages"
+    action = f"/v1/sessions/{session['id']}/chats/+15551234567:presence"
+
+    def presence(state: str, idempotency_key: str) -> Any:
+        headers = {"Idempotency-Key": idempotency_key}
+        return api.call("POST", action, key, json={"state": state}, headers=headers)
+
+    in_a_fresh_window(60, 10)
+    typing = presence("typing", "t1")
+    assert typing.status_code == 202, typing.get_json()
+    assert [post(None).status_code, post(None).status_code] == [202, 429]
+    again = presence("typing", "t1")
+    assert again.status_code == 202 and again.get_json()["id"] == typing.get_json()["id"]
+    assert presence("paused", "t1").status_code == 409
+    assert presence("paused", "t2").status_code == 429

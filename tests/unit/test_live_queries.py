@@ -185,3 +185,23 @@ def test_the_runner_client_authenticates_like_tasks_do() -> None:
     assert cloud._headers("https://runner-0")["Authorization"] == "Bearer tok"
     cloud._headers("https://runner-0")
     assert minted == ["https://runner-0"]  # reused, not minted per call
+
+
+def test_a_created_group_is_found_by_its_key_without_asking_the_runner(parts: Any) -> None:
+    """What the api answers at its rate limit for a repeat of a create (functions/limits.py)."""
+    store, clock, runner, live = parts
+    groups = Groups(store, clock, live)
+    body = CreateGroupRequest(subject="Order 1042", participants=["+15550001111"])
+    assert groups.created("ten_1", SID, "k1", "f1") is None  # never used
+    groups.create("ten_1", SID, body, idempotency_key="k1", fingerprint="f1")
+    runner.asked.clear()
+    found = groups.created("ten_1", SID, "k1", "f1")
+    assert found is not None and found.id == GROUP["id"]
+    assert runner.asked == []
+    with pytest.raises(Conflict):
+        groups.created("ten_1", SID, "k1", "another body")
+    assert groups.created("ten_2", SID, "k1", "f1") is None  # another tenant's key space
+    runner.fail = DependencyUnavailable("no answer", code="runner_unreachable")
+    with pytest.raises(DependencyUnavailable):
+        groups.create("ten_1", SID, body, idempotency_key="k2", fingerprint="f1")
+    assert groups.created("ten_1", SID, "k2", "f1") is None  # unknown: not a result to replay

@@ -120,9 +120,8 @@ class Groups:
         if idempotency_key is None:
             return GroupView.model_validate(self._live.ask(tenant_id, query))
         now = self._clock.now()
-        doc_id = hashlib.sha256(f"{tenant_id}\x00{session_id}\x00{idempotency_key}".encode())
         marker = GroupCreateDoc(
-            id=doc_id.hexdigest(),
+            id=self._create_id(tenant_id, session_id, idempotency_key),
             tenant_id=tenant_id,
             session_id=session_id,
             fingerprint=fingerprint,
@@ -147,6 +146,27 @@ class Groups:
             raise
         self._creates.put(marker.model_copy(update={"state": "done", "group": group}))
         return group
+
+    def created(
+        self, tenant_id: str, session_id: str, idempotency_key: str, fingerprint: str
+    ) -> GroupView | None:
+        """The group an earlier create with this Idempotency-Key made, if it is known to have
+        made one; Conflict if that create had another body. The api asks at its rate limit, so
+        that a retry of a create that went through is answered, not refused."""
+        first = self._creates.get(self._create_id(tenant_id, session_id, idempotency_key))
+        if first is None:
+            return None
+        if first.fingerprint != fingerprint:
+            raise Conflict(
+                "this Idempotency-Key was used with another body", field="Idempotency-Key"
+            )
+        return first.group if first.state == "done" else None
+
+    @staticmethod
+    def _create_id(tenant_id: str, session_id: str, idempotency_key: str) -> str:
+        return hashlib.sha256(
+            f"{tenant_id}\x00{session_id}\x00{idempotency_key}".encode()
+        ).hexdigest()
 
     def _repeat(self, tenant_id: str, marker: GroupCreateDoc, subject: str) -> GroupView | None:
         """A create with a key already used: its answer, or None to create (again) now."""

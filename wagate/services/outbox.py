@@ -204,12 +204,22 @@ class Outbox:
     def _idempotency_id(self, tenant_id: str, key: str) -> str:
         return hashlib.sha256(f"{tenant_id}\x00{key}".encode()).hexdigest()[:40]
 
+    def replayed(self, tenant_id: str, idempotency_key: str, fingerprint: str) -> MessageDoc | None:
+        """The first result of an earlier request with this Idempotency-Key, or None if there
+        was none; Conflict if it had another body or is still being written. The api asks at
+        its rate limit (functions/limits.py), so that a retry is answered, not refused."""
+        first = self._idempotency.get(self._idempotency_id(tenant_id, idempotency_key))
+        return None if first is None else self._answer_of(first, fingerprint)
+
     def _first_result(self, record: IdempotencyDoc, fingerprint: str) -> MessageDoc:
         first = self._idempotency.get(record.id)
         if first is None:  # expired between our write and read: treat as a conflict, retry
             raise Conflict(
                 "idempotency record changed concurrently; retry", field="Idempotency-Key"
             )
+        return self._answer_of(first, fingerprint)
+
+    def _answer_of(self, first: IdempotencyDoc, fingerprint: str) -> MessageDoc:
         if first.request_sha256 != fingerprint:
             raise Conflict(
                 "Idempotency-Key was already used with a different request body",
