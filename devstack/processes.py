@@ -5,7 +5,9 @@ ready when its health URL answers, logging to a file. Also the loopback ports th
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,26 +27,48 @@ _HANDED_OUT: set[int] = set()
 _PORTS_LOCK = threading.Lock()
 
 
+def _ports_below_ephemeral() -> range:
+    """The ports the kernel never hands out for a bind to port 0: below its ephemeral range."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(10000, max(low, 20000))
+
+
+_PORTS = _ports_below_ephemeral()
+_next_port = random.Random(os.getpid()).randrange(len(_PORTS))
+
+
 def free_port() -> int:
-    """A port free now that this process has not handed out before. The kernel may offer the
-    same ephemeral port twice in a row once the probe socket is closed, and two services of
-    one stack given the same port fight over it (seen in CI: the api's health check answered
-    by the sweeper)."""
+    """A loopback port free now that this process has not handed out before, from below the
+    kernel's ephemeral range. A port the kernel chose (a bind to port 0) is free only until
+    the next process binds to port 0: a Java emulator that opened an internal socket took the
+    port handed out for the api before the api started (seen in a bench run: the api's health
+    check answered by a gRPC server). Ports below that range are never chosen by the kernel;
+    each process starts at its own offset so that two stacks rarely probe the same ports."""
+    global _next_port
     with _PORTS_LOCK:
-        while True:
+        for _ in range(len(_PORTS)):
+            port = _PORTS[_next_port % len(_PORTS)]
+            _next_port += 1
+            if port in _HANDED_OUT:
+                continue
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.bind((LOCALHOST, 0))
-                port = int(s.getsockname()[1])
-            if port not in _HANDED_OUT:
-                _HANDED_OUT.add(port)
-                return port
+                try:
+                    s.bind((LOCALHOST, port))
+                except OSError:
+                    continue
+            _HANDED_OUT.add(port)
+            return port
+    raise StackError(f"no free loopback port in {_PORTS.start}-{_PORTS.stop - 1}")
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
             return 200 <= int(response.status) < 300
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
         return False
 
 
