@@ -58,7 +58,7 @@ def create_group(call: Call) -> Any:
     body = call.json_body(CreateGroupRequest)
     group = g.groups.create(
         tenant.id,
-        call.args["session_id"],
+        session_id,
         body,
         idempotency_key=key,
         fingerprint=fingerprint,

@@ -156,10 +156,7 @@ class Groups:
         first = self._creates.get(self._create_id(tenant_id, session_id, idempotency_key))
         if first is None:
             return None
-        if first.fingerprint != fingerprint:
-            raise Conflict(
-                "this Idempotency-Key was used with another body", field="Idempotency-Key"
-            )
+        _same_body(first, fingerprint)
         return first.group if first.state == "done" else None
 
     @staticmethod
@@ -174,10 +171,7 @@ class Groups:
         if first is None:
             self._creates.create(marker)
             return None
-        if first.fingerprint != marker.fingerprint:
-            raise Conflict(
-                "this Idempotency-Key was used with another body", field="Idempotency-Key"
-            )
+        _same_body(first, marker.fingerprint)
         if first.state == "done" and first.group is not None:
             return first.group
         stale = self._clock.now() - first.started_at > PENDING_FOR_AT_MOST
@@ -194,3 +188,9 @@ class Groups:
                 return self.get(tenant_id, marker.session_id, group.id)
         self._creates.put(marker)
         return None
+
+
+def _same_body(first: GroupCreateDoc, fingerprint: str) -> None:
+    """Conflict if the create that first used this Idempotency-Key had another body."""
+    if first.fingerprint != fingerprint:
+        raise Conflict("this Idempotency-Key was used with another body", field="Idempotency-Key")
